@@ -1,0 +1,213 @@
+"""Ingest of one raw frame: validate, normalise, archive, then insert into the window.
+
+Order matters for "nothing is lost": a frame is parsed and checked first (a bad one goes to
+quarantine with its reason), then its raw bytes are archived, and only then does it enter the
+window. When the archive cannot be written the frame is refused with `ArchiveUnavailable` and
+must not be acknowledged by the caller, so that it is tried again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import redis
+
+from ingest import keys
+from ingest.archive import Archive, ArchiveOutcome
+from ingest.frame import Frame, FrameRejected, RadarField, RejectReason
+from ingest.mask_store import MaskStore
+from ingest.normalize import NormParams, normalise_dbz
+from ingest.quarantine import Quarantine
+from ingest.reader import read_radar_bytes
+from ingest.settings import Settings
+from ingest.window import InsertOutcome, WindowStore
+
+log = logging.getLogger(__name__)
+
+
+class ArchiveUnavailable(RuntimeError):
+    """The raw frame could not be archived: do not acknowledge it, try again later."""
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """What became of one frame. ``outcome``: accepted, archived_only or quarantined."""
+
+    outcome: str
+    source: str
+    site_id: str | None = None
+    valid_time: datetime | None = None
+    reason: RejectReason | None = None
+    message: str = ""
+    elapsed_ms: float = 0.0
+
+
+def norm_params_for(settings: Settings, site_id: str) -> NormParams:
+    """Global normalisation parameters with the site's overrides applied."""
+    site = settings.site(site_id)
+    return NormParams(
+        dbz_min=settings.dbz_min,
+        dbz_max=settings.dbz_max,
+        zr_a=settings.zr_a,
+        zr_b=settings.zr_b,
+        crop_cells=site.crop_cells or settings.crop_cells,
+        target_cells=site.target_cells or settings.target_cells,
+        disk_radius_cells=settings.disk_radius_cells,
+    )
+
+
+class Ingestor:
+    """Takes raw frames one at a time; safe to call from one thread per instance."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        connection: redis.Redis,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.settings = settings
+        self.redis = connection
+        self.archive = Archive(settings.archive_path)
+        self.quarantine = Quarantine(settings.quarantine_path)
+        self.window = WindowStore(connection, settings.window_frames, settings.events_stream_maxlen)
+        self.masks = MaskStore(connection, settings.masks_path)
+        self._now = now
+
+    def ingest_bytes(
+        self, raw: bytes, source: str, site_id: str | None = None, emit_event: bool = True
+    ) -> IngestResult:
+        """Ingest one raw NetCDF frame; ``source`` names it in logs and quarantine notes."""
+        started = time.perf_counter()
+        try:
+            result = self._ingest(raw, source, site_id, emit_event)
+        except FrameRejected as rejected:
+            result = self._reject(raw, source, rejected)
+        except (ArchiveUnavailable, redis.RedisError):
+            raise  # not the frame's fault: the caller retries it
+        except Exception as exc:  # a bug must not stop the worker, nor lose the frame
+            log.exception("internal error on %s", source)
+            result = self._reject(raw, source, FrameRejected(RejectReason.INTERNAL_ERROR, repr(exc)))
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        result = IngestResult(**{**result.__dict__, "elapsed_ms": elapsed_ms})
+        log.info(
+            "%s site=%s time=%s ms=%.1f source=%s%s",
+            result.outcome,
+            result.site_id or "-",
+            result.valid_time.strftime("%Y-%m-%dT%H:%M:%SZ") if result.valid_time else "-",
+            elapsed_ms,
+            source,
+            f" reason={result.reason.value}: {result.message}" if result.reason else "",
+        )
+        return result
+
+    def _ingest(
+        self, raw: bytes, source: str, site_id: str | None, emit_event: bool
+    ) -> IngestResult:
+        if len(raw) > self.settings.max_frame_bytes:
+            raise FrameRejected(
+                RejectReason.TOO_LARGE,
+                f"{len(raw)} bytes exceeds the limit of {self.settings.max_frame_bytes}",
+            )
+        field = read_radar_bytes(raw, source, site_id, (self.settings.zr_a, self.settings.zr_b))
+        self._check_time(field)
+        self._check_grid(field)
+        frame = self.normalise(field)
+        try:
+            archived = self.archive.store(field.site_id, field.valid_time, raw)
+        except OSError as exc:
+            raise ArchiveUnavailable(f"cannot archive {source}: {exc}") from exc
+        if archived is ArchiveOutcome.CONFLICT:
+            raise FrameRejected(
+                RejectReason.CONFLICT,
+                f"another frame for {field.site_id} at {field.valid_time:%Y-%m-%dT%H:%M:%SZ} "
+                "is archived already; the first one is kept",
+            )
+        placed = self.window.insert(frame, emit_event=emit_event)
+        if archived is ArchiveOutcome.DUPLICATE and placed is not InsertOutcome.INSERTED:
+            raise FrameRejected(
+                RejectReason.DUPLICATE,
+                f"identical frame for {field.site_id} at {field.valid_time:%Y-%m-%dT%H:%M:%SZ} "
+                "was ingested already",
+            )
+        self._record_site(field, frame)
+        outcome = "archived_only" if placed is InsertOutcome.TOO_OLD else "accepted"
+        self._count(field.site_id, outcome)
+        return IngestResult(outcome, source, field.site_id, field.valid_time)
+
+    def normalise(self, field: RadarField) -> Frame:
+        """RadarField -> Frame with the site's parameters and its current noise mask."""
+        params = norm_params_for(self.settings, field.site_id)
+        current = self.masks.current(field.site_id)
+        mask = current[1] if current else None
+        if mask is not None and mask.shape != (params.target_cells, params.target_cells):
+            log.warning("site %s: mask %s does not fit, ignored", field.site_id, mask.shape)
+            current, mask = None, None
+        try:
+            grey, covered = normalise_dbz(field.dbz, params, mask)
+        except ValueError as exc:  # grid smaller than the crop
+            raise FrameRejected(RejectReason.WRONG_GRID, str(exc)) from exc
+        if covered == 0.0:
+            raise FrameRejected(RejectReason.ALL_NAN, "no observed cell in the centre crop")
+        return Frame(
+            site_id=field.site_id,
+            valid_time=field.valid_time,
+            grey=grey,
+            norm_version=params.version,
+            mask_version=current[0] if current else None,
+        )
+
+    def _check_time(self, field: RadarField) -> None:
+        limit = self._now() + timedelta(minutes=self.settings.max_future_min)
+        if field.valid_time > limit:
+            raise FrameRejected(
+                RejectReason.FUTURE_TIME,
+                f"valid time {field.valid_time:%Y-%m-%dT%H:%M:%SZ} is more than "
+                f"{self.settings.max_future_min:g} min in the future",
+            )
+
+    def _check_grid(self, field: RadarField) -> None:
+        configured = self.settings.site(field.site_id).grid_shape
+        known = configured or self._known_grid(field.site_id)
+        shape = tuple(field.dbz.shape)
+        if known is not None and shape != tuple(known):
+            raise FrameRejected(
+                RejectReason.WRONG_GRID,
+                f"grid {shape[0]} x {shape[1]} differs from site {field.site_id}'s "
+                f"{known[0]} x {known[1]}",
+            )
+
+    def _known_grid(self, site_id: str) -> tuple[int, int] | None:
+        value = self.redis.hget(keys.site_meta(site_id), "grid")
+        if value is None:
+            return None
+        rows, cols = value.decode().split("x")
+        return int(rows), int(cols)
+
+    def _record_site(self, field: RadarField, frame: Frame) -> None:
+        meta = {
+            "grid": f"{field.dbz.shape[0]}x{field.dbz.shape[1]}",
+            "quantity": field.quantity,
+            "norm_version": frame.norm_version,
+            "mask_version": frame.mask_version or "",
+            "last_ingest_at": self._now().isoformat(),
+        }
+        self.redis.hset(keys.site_meta(field.site_id), mapping=meta)
+
+    def _count(self, site_id: str | None, outcome: str) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hincrby(keys.COUNTS, outcome, 1)
+        if site_id:
+            pipe.hincrby(keys.site_counts(site_id), outcome, 1)
+        pipe.execute()
+
+    def _reject(self, raw: bytes, source: str, rejected: FrameRejected) -> IngestResult:
+        self.quarantine.put(raw, source, rejected.reason, rejected.message)
+        try:
+            self._count(None, f"quarantined:{rejected.reason.value}")
+        except redis.RedisError:
+            log.warning("could not count the quarantine of %s (redis down)", source)
+        return IngestResult("quarantined", source, reason=rejected.reason, message=rejected.message)

@@ -1,0 +1,130 @@
+"""Pre-processing of one frame (METHOD.md, "Pre-processing"): pure functions, no I/O.
+
+    dBZ (H, W) --grey--> [0, 1] --centre crop--> (crop, crop) --disk filter--> --resize-->
+    (target, target) --noise mask--> grey frame (target, target) float32
+
+NaN marks cells outside radar coverage. They are never turned into rain: the disk filter is a
+normalised convolution that averages only the covered cells under the disk, and a cell with no
+covered cell under its disk becomes grey 0 ("no echo observed"). The fraction of covered cells is
+returned beside the frame so that callers can refuse frames that are mostly outside coverage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy import ndimage, signal
+
+from ingest.conversion import Float32Array, dbz_to_grey
+
+NORMALISATION_SCHEME = 1  # bump when the algorithm (not its parameters) changes
+
+
+@dataclass(frozen=True)
+class NormParams:
+    """Parameters of the normalisation; paper values by default."""
+
+    dbz_min: float = -10.0
+    dbz_max: float = 70.0
+    zr_a: float = 200.0
+    zr_b: float = 1.6
+    crop_cells: int = 330
+    target_cells: int = 100
+    disk_radius_cells: int = 10
+
+    @property
+    def version(self) -> str:
+        """Stable id of scheme + parameters, e.g. ``n1-3fa2c91b`` (mask version kept apart)."""
+        blob = json.dumps(asdict(self), sort_keys=True).encode()
+        return f"n{NORMALISATION_SCHEME}-{hashlib.sha256(blob).hexdigest()[:8]}"
+
+
+def centre_crop(field: NDArray[np.floating], size: int, margin: int = 0) -> Float32Array:
+    """Central (size + 2 margin) square of a (H, W) field; H, W >= size.
+
+    Where the grid has fewer than ``margin`` cells beyond the crop, the missing border is
+    mirrored (reflect) so that the crop always has the requested shape.
+    """
+    h, w = field.shape
+    if h < size or w < size:
+        raise ValueError(f"grid {h} x {w} is smaller than the {size} x {size} centre crop")
+    top, left = (h - size) // 2, (w - size) // 2
+    r0, r1 = top - margin, top + size + margin
+    c0, c1 = left - margin, left + size + margin
+    window = field[max(r0, 0) : min(r1, h), max(c0, 0) : min(c1, w)].astype(np.float32)
+    pad = ((max(-r0, 0), max(r1 - h, 0)), (max(-c0, 0), max(c1 - w, 0)))
+    if any(p for pair in pad for p in pair):
+        window = np.pad(window, pad, mode="reflect")
+    return window
+
+
+def disk_kernel(radius_cells: int, supersample: int = 16) -> Float32Array:
+    """Normalised disk kernel of shape (2r+1, 2r+1), like MATLAB's ``fspecial('disk', r)``.
+
+    Each weight is the area of its cell inside the circle of radius r (estimated on a
+    ``supersample`` x ``supersample`` sub-grid), so the edge is anti-aliased; weights sum to 1.
+    """
+    if radius_cells == 0:
+        return np.ones((1, 1), dtype=np.float32)
+    n = 2 * radius_cells + 1
+    sub = (np.arange(n * supersample) + 0.5) / supersample - (n / 2.0)
+    inside = (sub[:, None] ** 2 + sub[None, :] ** 2) <= radius_cells**2
+    area = inside.reshape(n, supersample, n, supersample).mean(axis=(1, 3))
+    return (area / area.sum()).astype(np.float32)
+
+
+def disk_filter(grey_with_margin: Float32Array, radius_cells: int) -> tuple[Float32Array, float]:
+    """Disk-average a (S + 2r, S + 2r) grey field and return the central (S, S) result.
+
+    NaN cells are left out of each average (normalised convolution). Returns the filtered
+    field (NaN-free, cells with no covered neighbour set to 0) and the covered fraction of the
+    central (S, S) region.
+    """
+    r = radius_cells
+    kernel = disk_kernel(r)
+    valid = np.isfinite(grey_with_margin)
+    inner = valid[r : valid.shape[0] - r, r : valid.shape[1] - r]
+    covered_fraction = float(inner.mean())
+    if r == 0:
+        return np.where(valid, grey_with_margin, 0.0).astype(np.float32), covered_fraction
+    data = np.where(valid, grey_with_margin, 0.0)
+    summed = signal.fftconvolve(data, kernel, mode="valid")
+    if covered_fraction == 1.0 and valid.all():
+        filtered = summed
+    else:
+        weight = signal.fftconvolve(valid.astype(np.float32), kernel, mode="valid")
+        with np.errstate(invalid="ignore", divide="ignore"):
+            filtered = np.where(weight > 1e-6, summed / weight, 0.0)
+    # FFT round-off leaves values like -1e-9 or 1 + 1e-7: keep grey inside [0, 1].
+    return np.clip(filtered, 0.0, 1.0).astype(np.float32), covered_fraction
+
+
+def resize(field: Float32Array, target_cells: int) -> Float32Array:
+    """Bilinear resize of a (S, S) field to (target, target), cell areas aligned at the edges."""
+    zoom = target_cells / field.shape[0], target_cells / field.shape[1]
+    out = ndimage.zoom(field, zoom, order=1, mode="nearest", grid_mode=True)
+    return np.clip(out, 0.0, 1.0).astype(np.float32)
+
+
+def normalise_dbz(
+    dbz: NDArray[np.floating], params: NormParams, noise_mask: NDArray[np.bool_] | None = None
+) -> tuple[Float32Array, float]:
+    """The whole pre-processing chain: dBZ (H, W) -> grey (target, target) float32 in [0, 1].
+
+    ``noise_mask`` (target, target), True where clutter is, sets those cells to 0.
+    Returns the grey frame and the covered (non-NaN) fraction of the centre crop.
+    """
+    margin = params.disk_radius_cells
+    crop = centre_crop(np.asarray(dbz), params.crop_cells, margin=margin)
+    grey = dbz_to_grey(crop, params.dbz_min, params.dbz_max)
+    filtered, covered_fraction = disk_filter(grey, params.disk_radius_cells)
+    out = resize(filtered, params.target_cells)
+    if noise_mask is not None:
+        if noise_mask.shape != out.shape:
+            raise ValueError(f"noise mask {noise_mask.shape} does not fit frame {out.shape}")
+        out = np.where(noise_mask, np.float32(0.0), out)
+    return out, covered_fraction

@@ -1,0 +1,195 @@
+"""Read one CF-NetCDF radar file into a `RadarField` (xarray + netCDF4).
+
+The precipitation variable is found by its CF ``standard_name`` and ``units`` (see
+`ingest.quantities`), never by a hard-coded variable name. Valid time comes from the time
+variable; the site id from the file's attributes (``site_id``, else ``station_name`` and
+``station_id``) unless the caller names it. Every failure raises `FrameRejected` with a reason.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import netCDF4
+import numpy as np
+import xarray as xr
+
+from ingest.frame import FrameRejected, RadarField, RejectReason
+from ingest.quantities import Quantity, get_quantity, quantity_names
+from ingest.settings import SITE_ID_PATTERN
+
+MAX_GRID_CELLS = 4096 * 4096  # refuse absurd grids before loading them into memory
+DBZ_PLAUSIBLE = (-100.0, 120.0)
+NEGATIVE_RAIN_TOLERANCE = -1e-6
+
+
+def read_radar_file(
+    path: Path, site_id: str | None = None, zr: tuple[float, float] = (200.0, 1.6)
+) -> RadarField:
+    """Read the file at ``path``; see `read_radar_bytes`."""
+    return read_radar_bytes(path.read_bytes(), path.name, site_id, zr)
+
+
+def read_radar_bytes(
+    raw: bytes, name: str, site_id: str | None = None, zr: tuple[float, float] = (200.0, 1.6)
+) -> RadarField:
+    """Parse a NetCDF file held in memory; convert its precipitation to dBZ with Z = a R^b.
+
+    ``name`` is only used in messages. Raises `FrameRejected` with the reason on any failure.
+    """
+    try:
+        handle = netCDF4.Dataset(name, mode="r", memory=raw)
+    except Exception as exc:  # netCDF4/HDF5 raise OSError, RuntimeError, ValueError ...
+        raise FrameRejected(RejectReason.UNREADABLE, f"cannot open as NetCDF: {exc}") from exc
+    try:
+        with xr.open_dataset(xr.backends.NetCDF4DataStore(handle), decode_timedelta=False) as ds:
+            return _read_dataset(ds, site_id, zr)
+    except FrameRejected:
+        raise
+    except Exception as exc:  # a corrupt chunk or attribute fails only when read
+        raise FrameRejected(RejectReason.UNREADABLE, f"cannot read data: {exc}") from exc
+    finally:
+        if handle.isopen():  # closing the xarray dataset closes it too
+            handle.close()
+
+
+def _read_dataset(ds: xr.Dataset, site_id: str | None, zr: tuple[float, float]) -> RadarField:
+    name, quantity = _find_precipitation(ds)
+    var = ds[name]
+    units = str(var.attrs.get("units", ""))
+    if units not in quantity.units:
+        raise FrameRejected(
+            RejectReason.WRONG_UNITS,
+            f"{name} ({quantity.standard_name}) has units {units!r}; "
+            f"expected one of {sorted(quantity.units)}",
+        )
+    var = var.squeeze(drop=True)
+    if var.ndim != 2 or min(var.shape) < 2:
+        raise FrameRejected(RejectReason.BAD_SHAPE, f"{name} has shape {var.shape}, need (y, x)")
+    if var.size > MAX_GRID_CELLS:
+        raise FrameRejected(RejectReason.BAD_SHAPE, f"{name} grid {var.shape} is too large")
+    valid_time = _valid_time(ds)
+    accumulation_min = _accumulation_min(ds, valid_time) if quantity.needs_interval else None
+    values = np.asarray(var.values, dtype=np.float64)
+    _check_values(values, quantity, name)
+    if quantity.is_rain:
+        values = np.maximum(values, 0.0)  # round-off below zero, within the tolerance
+    dbz = quantity.to_dbz(values, accumulation_min, zr[0], zr[1])
+    return RadarField(
+        site_id=site_id or _site_id(ds),
+        valid_time=valid_time,
+        dbz=dbz,
+        quantity=quantity.standard_name,
+        source_units=units,
+        accumulation_min=accumulation_min,
+    )
+
+
+def _find_precipitation(ds: xr.Dataset) -> tuple[str, Quantity]:
+    found: dict[str, str] = {}
+    for name, var in ds.data_vars.items():
+        standard_name = var.attrs.get("standard_name")
+        if standard_name in quantity_names() and var.ndim >= 2:
+            found.setdefault(str(standard_name), str(name))
+    for standard_name in quantity_names():  # registry order is the preference
+        if standard_name in found:
+            return found[standard_name], get_quantity(standard_name)
+    raise FrameRejected(
+        RejectReason.NO_PRECIPITATION_VARIABLE,
+        f"no 2-D variable has a standard_name among {quantity_names()}; "
+        f"variables: {sorted(map(str, ds.data_vars))}",
+    )
+
+
+def _time_variable(ds: xr.Dataset) -> xr.DataArray | None:
+    candidates = {**ds.coords, **ds.data_vars}
+    if "valid_time" in candidates:
+        return candidates["valid_time"]
+    for var in candidates.values():
+        if var.attrs.get("standard_name") == "time":
+            return var
+    return candidates.get("time")
+
+
+def _to_utc(value: np.datetime64) -> datetime:
+    seconds = value.astype("datetime64[s]").astype(np.int64)
+    return datetime.fromtimestamp(int(seconds), tz=UTC)
+
+
+def _valid_time(ds: xr.Dataset) -> datetime:
+    var = _time_variable(ds)
+    if var is None:
+        raise FrameRejected(RejectReason.NO_VALID_TIME, "no time variable (standard_name 'time')")
+    values = np.asarray(var.values).ravel()
+    if values.size != 1 or not np.issubdtype(values.dtype, np.datetime64) or np.isnat(values[0]):
+        raise FrameRejected(
+            RejectReason.NO_VALID_TIME,
+            f"time variable {var.name!r} is not one decodable time (got {values[:3]!r})",
+        )
+    return _to_utc(values[0])
+
+
+def _accumulation_min(ds: xr.Dataset, valid_time: datetime) -> float:
+    start = ds.get("start_time")
+    if start is not None and np.issubdtype(start.dtype, np.datetime64) and start.size == 1:
+        start_time = _to_utc(np.asarray(start.values).ravel()[0])
+        minutes = (valid_time - start_time) / timedelta(minutes=1)
+        if minutes > 0:
+            return minutes
+    raise FrameRejected(
+        RejectReason.NO_VALID_TIME,
+        "precipitation_amount needs its accumulation interval: a 'start_time' before the valid "
+        "time",
+    )
+
+
+def _check_values(values: np.ndarray, quantity: Quantity, name: str) -> None:
+    finite = np.isfinite(values)
+    if not finite.any():
+        if np.isinf(values).any():
+            raise FrameRejected(RejectReason.BAD_VALUES, f"{name} holds infinite values")
+        raise FrameRejected(RejectReason.ALL_NAN, f"{name} has no observed cell (all NaN)")
+    if np.isinf(values).any():
+        raise FrameRejected(RejectReason.BAD_VALUES, f"{name} holds infinite values")
+    lowest, highest = float(values[finite].min()), float(values[finite].max())
+    if quantity.is_rain and lowest < NEGATIVE_RAIN_TOLERANCE:
+        raise FrameRejected(RejectReason.BAD_VALUES, f"{name} has negative rain ({lowest})")
+    if not quantity.is_rain and not DBZ_PLAUSIBLE[0] <= lowest <= highest <= DBZ_PLAUSIBLE[1]:
+        raise FrameRejected(
+            RejectReason.BAD_VALUES,
+            f"{name} spans {lowest}..{highest} dBZ, outside {DBZ_PLAUSIBLE}",
+        )
+
+
+def slugify_site_id(raw: str) -> str:
+    """Lower-case, and anything outside [a-z0-9._-] becomes '-'."""
+    return re.sub(r"[^a-z0-9._-]+", "-", raw.strip().lower()).strip("-")
+
+
+def _site_id(ds: xr.Dataset) -> str:
+    attrs = ds.attrs
+    if attrs.get("site_id"):
+        raw = str(attrs["site_id"])
+    elif attrs.get("station_name") and attrs.get("station_id") is not None:
+        raw = f"{attrs['station_name']}-{attrs['station_id']}"
+    elif attrs.get("station_id") is not None or attrs.get("station_name"):
+        raw = str(attrs.get("station_id") or attrs.get("station_name"))
+    else:
+        raise FrameRejected(
+            RejectReason.NO_SITE, "no site_id/station_id/station_name attribute; name the site"
+        )
+    site = slugify_site_id(raw)
+    if not re.fullmatch(SITE_ID_PATTERN, site):
+        raise FrameRejected(RejectReason.NO_SITE, f"site id {raw!r} cannot be made valid")
+    return site
+
+
+def peek_valid_time(path: Path) -> datetime | None:
+    """Valid time of a file without reading its grid; None where it cannot be told."""
+    try:
+        with xr.open_dataset(path, engine="netcdf4", cache=False, decode_timedelta=False) as ds:
+            return _valid_time(ds)
+    except Exception:  # an unreadable file sorts first and is quarantined when processed
+        return None

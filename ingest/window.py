@@ -1,0 +1,208 @@
+"""The rolling window per site in Redis: the last N normalised frames, ordered by valid time.
+
+Inserts are one Lua script (atomic): a re-delivered time is left as it is, a frame older than
+a full window is refused without touching it, the oldest frames beyond N are dropped, and an
+event (site, valid time) is appended to the frames stream for the inference worker.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+
+import redis
+
+from ingest import keys
+from ingest.codec import decode_frame, encode_frame
+from ingest.frame import Frame
+
+_INSERT_LUA = """
+local times, frames, events, sites = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local epoch, blob, n, site = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
+if redis.call('HEXISTS', frames, epoch) == 1 then
+  if redis.call('HGET', frames, epoch) == blob then return 'duplicate' end
+  return 'conflict'
+end
+if redis.call('ZCARD', times) >= n then
+  local oldest = redis.call('ZRANGE', times, 0, 0, 'WITHSCORES')
+  if tonumber(epoch) < tonumber(oldest[2]) then return 'too_old' end
+end
+redis.call('ZADD', times, epoch, epoch)
+redis.call('HSET', frames, epoch, blob)
+local excess = redis.call('ZCARD', times) - n
+if excess > 0 then
+  local dropped = redis.call('ZRANGE', times, 0, excess - 1)
+  redis.call('ZREMRANGEBYRANK', times, 0, excess - 1)
+  redis.call('HDEL', frames, unpack(dropped))
+end
+redis.call('SADD', sites, site)
+if ARGV[6] == '1' then
+  redis.call('XADD', events, 'MAXLEN', '~', ARGV[7], '*',
+             'site', site, 'valid_time', ARGV[5], 'norm_version', ARGV[8])
+end
+return 'inserted'
+"""
+
+_READ_LAST_LUA = """
+local ids = redis.call('ZREVRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1)
+if #ids == 0 then return {} end
+local blobs = redis.call('HMGET', KEYS[2], unpack(ids))
+local out = {}
+for i = 1, #ids do out[2 * i - 1] = ids[i]; out[2 * i] = blobs[i] end
+return out
+"""
+
+
+class InsertOutcome(StrEnum):
+    INSERTED = "inserted"
+    DUPLICATE = "duplicate"  # same time, same content: nothing changed
+    CONFLICT = "conflict"  # same time, other content: the window keeps the first
+    TOO_OLD = "too_old"  # older than a full window: archived only
+
+
+class WindowError(LookupError):
+    """The window cannot give what was asked; the message says why."""
+
+
+class WindowGapError(WindowError):
+    """The last frames are not consecutive; ``missing`` lists the absent valid times."""
+
+    def __init__(self, site_id: str, missing: list[datetime], cadence_min: float) -> None:
+        shown = ", ".join(t.strftime("%Y-%m-%dT%H:%MZ") for t in missing[:5])
+        more = f" (+{len(missing) - 5} more)" if len(missing) > 5 else ""
+        super().__init__(
+            f"site {site_id}: gap in the last frames, missing {shown}{more} "
+            f"at a {cadence_min:g}-minute cadence"
+        )
+        self.missing = missing
+
+
+@dataclass(frozen=True)
+class WindowStatus:
+    """What a site's window holds; times UTC."""
+
+    site_id: str
+    count: int
+    oldest: datetime | None
+    newest: datetime | None
+    cadence_min: float | None
+    missing: list[datetime]
+
+
+def _epoch(t: datetime) -> int:
+    return int(t.timestamp())
+
+
+def _utc(epoch: float) -> datetime:
+    return datetime.fromtimestamp(int(epoch), tz=UTC)
+
+
+def infer_cadence_min(epochs: list[int]) -> float | None:
+    """Most common positive spacing (minutes) of sorted epoch seconds; None if under 2 times."""
+    steps = [b - a for a, b in zip(epochs, epochs[1:], strict=False) if b > a]
+    if not steps:
+        return None
+    # the smallest spacing that is common: a gap is a multiple of the cadence, never smaller
+    counts = Counter(steps)
+    best = max(counts.values())
+    return min(s for s, c in counts.items() if c == best) / 60.0
+
+
+def missing_slots(epochs: list[int], cadence_min: float) -> list[datetime]:
+    """Cadence slots between the first and last of sorted ``epochs`` that hold no frame."""
+    step = round(cadence_min * 60)
+    present = set(epochs)
+    if not epochs or step <= 0:
+        return []
+    return [_utc(t) for t in range(epochs[0], epochs[-1], step) if t not in present]
+
+
+class WindowStore:
+    """Reads and writes the per-site windows; the connection is passed in (rq style)."""
+
+    def __init__(self, connection: redis.Redis, window_frames: int, events_maxlen: int) -> None:
+        self._redis = connection
+        self._n = window_frames
+        self._events_maxlen = events_maxlen
+        self._insert = connection.register_script(_INSERT_LUA)
+        self._read_last = connection.register_script(_READ_LAST_LUA)
+
+    @property
+    def size(self) -> int:
+        return self._n
+
+    def insert(self, frame: Frame, emit_event: bool = True) -> InsertOutcome:
+        """Insert one frame atomically; see the module docstring for the rules."""
+        site = frame.site_id
+        result = self._insert(
+            keys=[keys.window_times(site), keys.window_frames(site), keys.EVENTS_STREAM, keys.SITES],
+            args=[
+                _epoch(frame.valid_time),
+                encode_frame(frame),
+                self._n,
+                site,
+                frame.valid_time.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "1" if emit_event else "0",
+                self._events_maxlen,
+                frame.norm_version,
+            ],
+        )
+        return InsertOutcome(result.decode() if isinstance(result, bytes) else result)
+
+    def sites(self) -> list[str]:
+        return sorted(s.decode() for s in self._redis.smembers(keys.SITES))
+
+    def epochs(self, site_id: str) -> list[int]:
+        return [int(float(m)) for m in self._redis.zrange(keys.window_times(site_id), 0, -1)]
+
+    def cadence_min(self, site_id: str, configured: float | None = None) -> float | None:
+        """The configured cadence, else the one inferred from the window's spacing."""
+        return configured if configured is not None else infer_cadence_min(self.epochs(site_id))
+
+    def status(self, site_id: str, configured_cadence_min: float | None = None) -> WindowStatus:
+        epochs = self.epochs(site_id)
+        cadence = self.cadence_min(site_id, configured_cadence_min)
+        return WindowStatus(
+            site_id=site_id,
+            count=len(epochs),
+            oldest=_utc(epochs[0]) if epochs else None,
+            newest=_utc(epochs[-1]) if epochs else None,
+            cadence_min=cadence,
+            missing=missing_slots(epochs, cadence) if cadence else [],
+        )
+
+    def frames(self, site_id: str, count: int | None = None) -> list[Frame]:
+        """The newest ``count`` frames (all when None), oldest first; gaps allowed."""
+        flat = self._read_last(
+            keys=[keys.window_times(site_id), keys.window_frames(site_id)],
+            args=[count or self._n],
+        )
+        frames = [decode_frame(flat[i + 1]) for i in range(0, len(flat), 2) if flat[i + 1]]
+        return frames[::-1]
+
+    def last_consecutive(
+        self, site_id: str, count: int, configured_cadence_min: float | None = None
+    ) -> list[Frame]:
+        """The newest ``count`` frames at an unbroken cadence, oldest first.
+
+        Raises `WindowError` when fewer frames exist and `WindowGapError` naming the missing
+        times when the newest ``count`` frames are not consecutive.
+        """
+        frames = self.frames(site_id, count)
+        if len(frames) < count:
+            raise WindowError(f"site {site_id}: {len(frames)} frames in the window, need {count}")
+        cadence = self.cadence_min(site_id, configured_cadence_min)
+        if cadence is None:
+            raise WindowError(f"site {site_id}: cadence unknown")
+        step = timedelta(minutes=cadence)
+        expected = [frames[-1].valid_time - step * (count - 1 - i) for i in range(count)]
+        have = {f.valid_time for f in frames}
+        missing = [t for t in expected if t not in have]
+        if missing:
+            raise WindowGapError(site_id, missing, cadence)
+        return frames
+
+    def clear(self, site_id: str) -> None:
+        self._redis.delete(keys.window_times(site_id), keys.window_frames(site_id))

@@ -1,0 +1,210 @@
+"""The ingest worker loop: folders of files, then (``watch``) new files and pushed frames.
+
+Files are taken in valid-time order. Frames pushed by other processes arrive on a Redis stream
+(`push_frame`) read through a consumer group; an entry is acknowledged only after its frame is
+archived or quarantined, so a crash or a full disk loses nothing. SIGTERM (or Ctrl-C) lets the
+current frame finish, then the loop ends; a second signal stops at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+
+import redis
+
+from ingest import keys
+from ingest.ingestor import ArchiveUnavailable, IngestResult, Ingestor
+from ingest.reader import peek_valid_time
+from ingest.settings import Settings
+
+log = logging.getLogger(__name__)
+
+FRAME_SUFFIXES = (".nc", ".nc4", ".netcdf", ".h5", ".hdf5")
+HEALTH_TTL_S = 30
+
+
+def push_frame(connection: redis.Redis, raw: bytes, name: str, site_id: str | None = None) -> str:
+    """Hand one raw frame to the ingest workers through the incoming stream; returns its id."""
+    fields: dict[str, bytes | str] = {"name": name, "data": raw}
+    if site_id:
+        fields["site"] = site_id
+    entry = connection.xadd(keys.INCOMING_STREAM, fields)  # type: ignore[arg-type]
+    return entry.decode() if isinstance(entry, bytes) else str(entry)
+
+
+@dataclass
+class WorkerTally:
+    """Counts of one worker run, by outcome."""
+
+    by_outcome: dict[str, int] = field(default_factory=dict)
+
+    def add(self, result: IngestResult) -> None:
+        self.by_outcome[result.outcome] = self.by_outcome.get(result.outcome, 0) + 1
+
+
+class IngestWorker:
+    """Runs an `Ingestor` over folders and the incoming stream until told to stop."""
+
+    def __init__(self, ingestor: Ingestor, settings: Settings, settle_s: float = 0.5) -> None:
+        self.ingestor = ingestor
+        self.redis = ingestor.redis
+        self.settings = settings
+        self.settle_s = settle_s
+        self.consumer = f"{socket.gethostname()}-{os.getpid()}"
+        self.tally = WorkerTally()
+        self._stop = False
+        self._signals = 0
+
+    # -- signals ---------------------------------------------------------------------------
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        self._signals += 1
+        if self._signals > 1:
+            raise SystemExit(f"second signal {signum}: stopping now")
+        log.info("signal %d: finishing the current frame, then stopping", signum)
+        self._stop = True
+
+    def request_stop(self) -> None:
+        self._stop = True
+
+    # -- files -----------------------------------------------------------------------------
+    def _candidates(self, folders: Iterable[Path]) -> list[Path]:
+        now = time.time()
+        found = []
+        for folder in folders:
+            for path in folder.rglob("*"):
+                if (
+                    path.suffix.lower() in FRAME_SUFFIXES
+                    and not path.name.startswith(".")
+                    and path.is_file()
+                    and now - path.stat().st_mtime >= self.settle_s
+                ):
+                    found.append(path)
+        return found
+
+    @staticmethod
+    def _seen_key(path: Path) -> str:
+        stat = path.stat()
+        return f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+
+    def new_files(self, folders: Iterable[Path]) -> list[Path]:
+        """Files not processed before (by path, size and mtime), in valid-time order."""
+        paths = self._candidates(folders)
+        if not paths:
+            return []
+        seen = self.redis.smismember(keys.SEEN_FILES, [self._seen_key(p) for p in paths])
+        fresh = [p for p, was_seen in zip(paths, seen, strict=True) if not was_seen]
+        timed = [(peek_valid_time(p), p) for p in fresh]
+        # unreadable files (no time) first: they go to quarantine straight away
+        timed.sort(key=lambda tp: (tp[0] is not None, tp[0].timestamp() if tp[0] else 0, tp[1].name))
+        return [p for _, p in timed]
+
+    def ingest_file(self, path: Path, site_id: str | None = None) -> IngestResult | None:
+        """Ingest one file and mark it seen; None if the archive was unavailable (retry)."""
+        seen_key = self._seen_key(path)
+        try:
+            result = self.ingestor.ingest_bytes(path.read_bytes(), str(path), site_id)
+        except ArchiveUnavailable as exc:
+            log.error("%s; left for the next pass", exc)
+            return None
+        self.redis.sadd(keys.SEEN_FILES, seen_key)
+        self.tally.add(result)
+        return result
+
+    def ingest_folders(self, folders: Iterable[Path], site_id: str | None = None) -> int:
+        """Ingest every new file of the folders in time order; returns how many were taken."""
+        taken = 0
+        for path in self.new_files(folders):
+            if self._stop:
+                break
+            if self.ingest_file(path, site_id) is not None:
+                taken += 1
+        return taken
+
+    # -- stream ----------------------------------------------------------------------------
+    def ensure_group(self) -> None:
+        try:
+            self.redis.xgroup_create(keys.INCOMING_STREAM, keys.INCOMING_GROUP, id="0", mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    def ingest_stream(self, block_ms: int, count: int = 16, claim_idle_ms: int = 60_000) -> int:
+        """Process pushed frames: this consumer's pending ones, orphans of dead consumers, new."""
+        self.ensure_group()
+        self.redis.xautoclaim(
+            keys.INCOMING_STREAM, keys.INCOMING_GROUP, self.consumer, claim_idle_ms, count=count
+        )
+        taken = 0
+        for start in ("0", ">"):
+            replies = self.redis.xreadgroup(
+                keys.INCOMING_GROUP,
+                self.consumer,
+                {keys.INCOMING_STREAM: start},
+                count=count,
+                block=block_ms if start == ">" else None,
+            )
+            for _stream, entries in replies or []:
+                for entry_id, fields in entries:
+                    if self._stop:
+                        return taken
+                    if self._ingest_entry(entry_id, fields):
+                        taken += 1
+        return taken
+
+    def _ingest_entry(self, entry_id: bytes, fields: dict[bytes, bytes]) -> bool:
+        name = fields.get(b"name", b"pushed-frame").decode(errors="replace")
+        site = fields.get(b"site")
+        raw = fields.get(b"data", b"")
+        try:
+            result = self.ingestor.ingest_bytes(
+                raw, f"stream:{entry_id.decode()}:{name}", site.decode() if site else None
+            )
+        except ArchiveUnavailable as exc:
+            log.error("%s; entry %s stays pending", exc, entry_id.decode())
+            return False
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.xack(keys.INCOMING_STREAM, keys.INCOMING_GROUP, entry_id)
+        pipe.xdel(keys.INCOMING_STREAM, entry_id)  # bytes now live in the archive or quarantine
+        pipe.execute()
+        self.tally.add(result)
+        return True
+
+    # -- loop ------------------------------------------------------------------------------
+    def heartbeat(self) -> None:
+        self.redis.set(f"{keys.HEALTH}:{self.consumer}", str(time.time()), ex=HEALTH_TTL_S)
+
+    def run(self, folders: list[Path], watch: bool, site_id: str | None = None) -> WorkerTally:
+        """Ingest the folders; with ``watch`` keep taking new files and pushed frames."""
+        self.heartbeat()
+        self.ingest_folders(folders, site_id)
+        if watch:
+            block_ms = int(self.settings.poll_interval_s * 1000)
+            log.info("watching %s and stream %s", [str(f) for f in folders], keys.INCOMING_STREAM)
+            while not self._stop:
+                self.heartbeat()
+                try:
+                    self.ingest_folders(folders, site_id)
+                    self.ingest_stream(block_ms)
+                except redis.ConnectionError as exc:
+                    log.error("redis unavailable (%s); retrying in %.1fs", exc, self.settings.poll_interval_s)
+                    time.sleep(self.settings.poll_interval_s)
+        log.info("ingest worker stopped: %s", self.tally.by_outcome)
+        return self.tally
+
+
+def healthy_workers(connection: redis.Redis) -> list[str]:
+    """Consumers whose heartbeat key is alive."""
+    prefix = f"{keys.HEALTH}:"
+    return sorted(k.decode()[len(prefix) :] for k in connection.scan_iter(match=prefix + "*"))

@@ -1,0 +1,1 @@
+"""The ConvLSTM nowcaster: cell, encoder-forecaster, training and inference (later issue)."""

@@ -1,0 +1,1 @@
+"""Service edge: command line, HTTP API, metrics and publishing."""

@@ -1,0 +1,33 @@
+"""The ``nowcast`` command: one entry point, a verb per job."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+import typer
+
+from ingest import cli as ingest_cli
+from service import demo
+
+app = typer.Typer(
+    name="nowcast",
+    help="Precipitation nowcasting service: radar ingest, ConvLSTM nowcasts, verification.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+@app.callback()
+def main(
+    log_level: Annotated[str, typer.Option("--log-level", help="DEBUG, INFO, WARNING ...")] = "INFO",
+) -> None:
+    """Configure logging for every verb."""
+    logging.basicConfig(
+        level=log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+ingest_cli.register(app)
+app.command("demo")(demo.demo)
