@@ -31,3 +31,7 @@ def main(
 
 ingest_cli.register(app)
 app.command("demo")(demo.demo)
+
+
+if __name__ == "__main__":
+    app()

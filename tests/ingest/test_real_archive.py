@@ -1,0 +1,31 @@
+"""Every real frame in ../shared/data/radar ingests into a window (skips without the data)."""
+
+from __future__ import annotations
+
+import pytest
+
+from ingest.ingestor import Ingestor
+from ingest.worker import IngestWorker
+from tests.ingest.helpers import small_settings
+
+EXPECTED_SITES = {"melb-2", "mtstapl-66", "fi-fmi-composite", "nl-knmi-composite"}
+
+
+@pytest.mark.real_data
+def test_all_real_frames_ingest(shared_radar, tmp_path, redis_conn):
+    settings = small_settings(tmp_path / "data", crop_cells=330, target_cells=100,
+                              disk_radius_cells=10, window_frames=40)
+    worker = IngestWorker(Ingestor(settings, redis_conn), settings, settle_s=0.0)
+    files = sorted(shared_radar.rglob("*.nc"))
+    tally = worker.run([shared_radar], watch=False)
+    assert tally.by_outcome.get("quarantined", 0) == 0, tally.by_outcome
+    assert sum(tally.by_outcome.values()) == len(files)
+    assert set(worker.ingestor.window.sites()) == EXPECTED_SITES
+    for site in EXPECTED_SITES:
+        status = worker.ingestor.window.status(site)
+        assert status.count == 40
+        frames = worker.ingestor.window.last_consecutive(site, 5)
+        assert all(f.grey.shape == (100, 100) for f in frames)
+    assert worker.ingestor.window.status("melb-2").cadence_min == 6
+    assert worker.ingestor.window.status("mtstapl-66").cadence_min == 10
+    assert worker.ingestor.window.status("nl-knmi-composite").cadence_min == 5
