@@ -13,7 +13,9 @@ from ingest.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
-FoldersArg = Annotated[list[Path], typer.Argument(help="Folders of CF-NetCDF frames (searched recursively).")]
+FoldersArg = Annotated[
+    list[Path], typer.Argument(help="Folders of CF-NetCDF frames (searched recursively).")
+]
 SiteOpt = Annotated[
     str | None, typer.Option("--site", help="Site id to use instead of the file's attributes.")
 ]
@@ -27,8 +29,12 @@ def _settings() -> Settings:
 
 
 def ingest(
-    folders: Annotated[list[Path] | None, typer.Argument(help="Folders of CF-NetCDF frames.")] = None,
-    watch: Annotated[bool, typer.Option(help="Keep watching for new files and pushed frames.")] = False,
+    folders: Annotated[
+        list[Path] | None, typer.Argument(help="Folders of CF-NetCDF frames.")
+    ] = None,
+    watch: Annotated[
+        bool, typer.Option(help="Keep watching for new files and pushed frames.")
+    ] = False,
     rebuild: Annotated[
         bool, typer.Option(help="Rebuild every window from the raw archive (after Redis lost it).")
     ] = False,
@@ -90,10 +96,13 @@ def synth(
 
 def normalize(
     file: Annotated[Path, typer.Argument(help="One CF-NetCDF radar frame.", exists=True)],
-    out: Annotated[Path, typer.Option("--out", help="Output .npy (float32 grey, target x target).")],
+    out: Annotated[
+        Path, typer.Option("--out", help="Output .npy (float32 grey, target x target).")
+    ],
     site: SiteOpt = None,
     mask: Annotated[
-        Path | None, typer.Option("--mask", help="Noise mask .npy to apply (bool, target x target).")
+        Path | None,
+        typer.Option("--mask", help="Noise mask .npy to apply (bool, target x target)."),
     ] = None,
 ) -> None:
     """Normalise one frame to grey levels, exactly as ingest does, and save it as .npy."""

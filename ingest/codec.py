@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import struct
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 
 from ingest.frame import Frame
 
 MAGIC = b"NWF1"
-_DTYPES = {1: np.dtype("<f4"), 2: np.dtype("<f2"), 3: np.dtype("u1")}
+_DTYPES: dict[int, np.dtype[Any]] = {1: np.dtype("<f4"), 2: np.dtype("<f2"), 3: np.dtype("u1")}
 _CODES = {dt: code for code, dt in _DTYPES.items()}
 
 

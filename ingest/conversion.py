@@ -34,7 +34,9 @@ def dbz_to_rain_rate_mmh(
     return np.power(10.0 ** (dbz64 / 10.0) / a, 1.0 / b).astype(np.float32)
 
 
-def accumulation_mm_to_rain_rate_mmh(accumulation_mm: ArrayLike, interval_min: float) -> Float32Array:
+def accumulation_mm_to_rain_rate_mmh(
+    accumulation_mm: ArrayLike, interval_min: float
+) -> Float32Array:
     """Mean rain rate (mm/h) over an accumulation interval: depth (mm = kg m-2) * 60 / minutes."""
     if not interval_min > 0:
         raise ValueError(f"accumulation interval must be positive, got {interval_min} min")

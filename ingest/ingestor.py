@@ -90,7 +90,9 @@ class Ingestor:
             raise  # not the frame's fault: the caller retries it
         except Exception as exc:  # a bug must not stop the worker, nor lose the frame
             log.exception("internal error on %s", source)
-            result = self._reject(raw, source, FrameRejected(RejectReason.INTERNAL_ERROR, repr(exc)))
+            result = self._reject(
+                raw, source, FrameRejected(RejectReason.INTERNAL_ERROR, repr(exc))
+            )
         elapsed_ms = (time.perf_counter() - started) * 1000
         result = IngestResult(**{**result.__dict__, "elapsed_ms": elapsed_ms})
         log.info(

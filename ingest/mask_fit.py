@@ -11,7 +11,13 @@ import numpy as np
 
 from ingest.frame import FrameRejected
 from ingest.ingestor import Ingestor, norm_params_for
-from ingest.noise_mask import MaskFitParams, NoiseMask, fit_clutter_mask, mask_version, monthly_means
+from ingest.noise_mask import (
+    MaskFitParams,
+    NoiseMask,
+    fit_clutter_mask,
+    mask_version,
+    monthly_means,
+)
 from ingest.normalize import normalise_dbz
 from ingest.reader import read_radar_file
 

@@ -39,7 +39,9 @@ class NoiseMask:
     n_frames: int
 
 
-def monthly_means(frames: Iterable[tuple[datetime, NDArray[np.float32]]]) -> dict[str, NDArray[np.float64]]:
+def monthly_means(
+    frames: Iterable[tuple[datetime, NDArray[np.float32]]],
+) -> dict[str, NDArray[np.float64]]:
     """Mean grey per pixel for each calendar month "YYYY-MM" of (valid time, grey (H, W))."""
     sums: dict[str, NDArray[np.float64]] = {}
     counts: dict[str, int] = defaultdict(int)

@@ -48,7 +48,9 @@ class Quarantine:
             "sha256": sha256_bytes(raw),
             "bytes": len(raw),
         }
-        write_atomic(target.with_name(target.name + ".reason.json"), json.dumps(note, indent=2).encode())
+        write_atomic(
+            target.with_name(target.name + ".reason.json"), json.dumps(note, indent=2).encode()
+        )
         return QuarantineRecord(target, reason, message)
 
     def records(self) -> list[dict[str, object]]:

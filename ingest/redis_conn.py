@@ -30,7 +30,9 @@ def connect(url: str, tries: int, backoff_s: float) -> redis.Redis:
             if attempt == tries:
                 raise
             delay = backoff_s * 2 ** (attempt - 1)
-            log.warning("redis not reachable (%s), try %d/%d, next in %.1fs", exc, attempt, tries, delay)
+            log.warning(
+                "redis not reachable (%s), try %d/%d, next in %.1fs", exc, attempt, tries, delay
+            )
             time.sleep(delay)
     raise AssertionError("unreachable")
 

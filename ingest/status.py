@@ -23,7 +23,9 @@ def site_statuses(connection: redis.Redis, settings: Settings) -> list[SiteStatu
     store = WindowStore(connection, settings.window_frames, settings.events_stream_maxlen)
     out = []
     for site_id in store.sites():
-        meta = {k.decode(): v.decode() for k, v in connection.hgetall(keys.site_meta(site_id)).items()}
+        meta = {
+            k.decode(): v.decode() for k, v in connection.hgetall(keys.site_meta(site_id)).items()
+        }
         mask = connection.hget(keys.noise_mask(site_id), "version")
         counts = connection.hgetall(keys.site_counts(site_id))
         out.append(
@@ -47,7 +49,9 @@ def format_statuses(statuses: list[SiteStatus], totals: dict[str, int]) -> str:
         newest = w.newest.strftime("%Y-%m-%d %H:%M") if w.newest else "-"
         cadence = f"{w.cadence_min:g} min" if w.cadence_min else "-"
         mask = s.mask_version or "none (unmasked)"
-        lines.append(f"{w.site_id:<22}{w.count:>7}  {newest:<18}{cadence:>9}{len(w.missing):>6}  {mask}")
+        lines.append(
+            f"{w.site_id:<22}{w.count:>7}  {newest:<18}{cadence:>9}{len(w.missing):>6}  {mask}"
+        )
     for s in statuses:
         if s.window.missing:
             shown = ", ".join(t.strftime("%Y-%m-%dT%H:%MZ") for t in s.window.missing[:6])

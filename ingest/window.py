@@ -11,6 +11,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from itertools import pairwise
 
 import redis
 
@@ -101,7 +102,7 @@ def _utc(epoch: float) -> datetime:
 
 def infer_cadence_min(epochs: list[int]) -> float | None:
     """Most common positive spacing (minutes) of sorted epoch seconds; None if under 2 times."""
-    steps = [b - a for a, b in zip(epochs, epochs[1:], strict=False) if b > a]
+    steps = [b - a for a, b in pairwise(epochs) if b > a]
     if not steps:
         return None
     # the smallest spacing that is common: a gap is a multiple of the cadence, never smaller
@@ -137,7 +138,12 @@ class WindowStore:
         """Insert one frame atomically; see the module docstring for the rules."""
         site = frame.site_id
         result = self._insert(
-            keys=[keys.window_times(site), keys.window_frames(site), keys.EVENTS_STREAM, keys.SITES],
+            keys=[
+                keys.window_times(site),
+                keys.window_frames(site),
+                keys.EVENTS_STREAM,
+                keys.SITES,
+            ],
             args=[
                 _epoch(frame.valid_time),
                 encode_frame(frame),

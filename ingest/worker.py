@@ -21,7 +21,7 @@ from types import FrameType
 import redis
 
 from ingest import keys
-from ingest.ingestor import ArchiveUnavailable, IngestResult, Ingestor
+from ingest.ingestor import ArchiveUnavailable, Ingestor, IngestResult
 from ingest.reader import peek_valid_time
 from ingest.settings import Settings
 
@@ -36,7 +36,7 @@ def push_frame(connection: redis.Redis, raw: bytes, name: str, site_id: str | No
     fields: dict[str, bytes | str] = {"name": name, "data": raw}
     if site_id:
         fields["site"] = site_id
-    entry = connection.xadd(keys.INCOMING_STREAM, fields)  # type: ignore[arg-type]
+    entry = connection.xadd(keys.INCOMING_STREAM, fields)
     return entry.decode() if isinstance(entry, bytes) else str(entry)
 
 
@@ -107,7 +107,9 @@ class IngestWorker:
         fresh = [p for p, was_seen in zip(paths, seen, strict=True) if not was_seen]
         timed = [(peek_valid_time(p), p) for p in fresh]
         # unreadable files (no time) first: they go to quarantine straight away
-        timed.sort(key=lambda tp: (tp[0] is not None, tp[0].timestamp() if tp[0] else 0, tp[1].name))
+        timed.sort(
+            key=lambda tp: (tp[0] is not None, tp[0].timestamp() if tp[0] else 0, tp[1].name)
+        )
         return [p for _, p in timed]
 
     def ingest_file(self, path: Path, site_id: str | None = None) -> IngestResult | None:
@@ -135,7 +137,9 @@ class IngestWorker:
     # -- stream ----------------------------------------------------------------------------
     def ensure_group(self) -> None:
         try:
-            self.redis.xgroup_create(keys.INCOMING_STREAM, keys.INCOMING_GROUP, id="0", mkstream=True)
+            self.redis.xgroup_create(
+                keys.INCOMING_STREAM, keys.INCOMING_GROUP, id="0", mkstream=True
+            )
         except redis.ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
@@ -198,7 +202,11 @@ class IngestWorker:
                     self.ingest_folders(folders, site_id)
                     self.ingest_stream(block_ms)
                 except redis.ConnectionError as exc:
-                    log.error("redis unavailable (%s); retrying in %.1fs", exc, self.settings.poll_interval_s)
+                    log.error(
+                        "redis unavailable (%s); retrying in %.1fs",
+                        exc,
+                        self.settings.poll_interval_s,
+                    )
                     time.sleep(self.settings.poll_interval_s)
         log.info("ingest worker stopped: %s", self.tally.by_outcome)
         return self.tally

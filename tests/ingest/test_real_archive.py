@@ -13,8 +13,9 @@ EXPECTED_SITES = {"melb-2", "mtstapl-66", "fi-fmi-composite", "nl-knmi-composite
 
 @pytest.mark.real_data
 def test_all_real_frames_ingest(shared_radar, tmp_path, redis_conn):
-    settings = small_settings(tmp_path / "data", crop_cells=330, target_cells=100,
-                              disk_radius_cells=10, window_frames=40)
+    settings = small_settings(
+        tmp_path / "data", crop_cells=330, target_cells=100, disk_radius_cells=10, window_frames=40
+    )
     worker = IngestWorker(Ingestor(settings, redis_conn), settings, settle_s=0.0)
     files = sorted(shared_radar.rglob("*.nc"))
     tally = worker.run([shared_radar], watch=False)
