@@ -74,10 +74,10 @@ def _read_dataset(ds: xr.Dataset, site_id: str | None, zr: tuple[float, float]) 
         raise FrameRejected(RejectReason.BAD_SHAPE, f"{name} grid {var.shape} is too large")
     valid_time = _valid_time(ds)
     accumulation_min = _accumulation_min(ds, valid_time) if quantity.needs_interval else None
-    values = np.asarray(var.values, dtype=np.float64)
+    values = np.asarray(var.values, dtype=np.float32)
     _check_values(values, quantity, name)
     if quantity.is_rain:
-        values = np.maximum(values, 0.0)  # the few tolerated negative cells read as 0 mm
+        values = np.maximum(values, np.float32(0.0))  # the few tolerated negative cells read as 0 mm
     dbz = quantity.to_dbz(values, accumulation_min, zr[0], zr[1])
     return RadarField(
         site_id=site_id or _site_id(ds),
