@@ -1,4 +1,4 @@
-"""Read one CF-NetCDF radar file into a `RadarField` (xarray + netCDF4).
+"""Read one CF-NetCDF radar file into a `RadarField` (netCDF4, which does the CF decoding).
 
 The precipitation variable is found by its CF ``standard_name`` and ``units`` (see
 `ingest.quantities`), never by a hard-coded variable name. Valid time comes from the time
@@ -11,10 +11,10 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import netCDF4
 import numpy as np
-import xarray as xr
 
 from ingest.frame import FrameRejected, RadarField, RejectReason
 from ingest.quantities import Quantity, get_quantity, quantity_names
@@ -42,42 +42,48 @@ def read_radar_bytes(
     ``name`` is only used in messages. Raises `FrameRejected` with the reason on any failure.
     """
     try:
-        handle = netCDF4.Dataset(name, mode="r", memory=raw)
+        ds = netCDF4.Dataset(name, mode="r", memory=raw)
     except Exception as exc:  # netCDF4/HDF5 raise OSError, RuntimeError, ValueError ...
         raise FrameRejected(RejectReason.UNREADABLE, f"cannot open as NetCDF: {exc}") from exc
     try:
-        with xr.open_dataset(xr.backends.NetCDF4DataStore(handle), decode_timedelta=False) as ds:
-            return _read_dataset(ds, site_id, zr)
+        return _read_dataset(ds, site_id, zr)
     except FrameRejected:
         raise
     except Exception as exc:  # a corrupt chunk or attribute fails only when read
         raise FrameRejected(RejectReason.UNREADABLE, f"cannot read data: {exc}") from exc
     finally:
-        if handle.isopen():  # closing the xarray dataset closes it too
-            handle.close()
+        ds.close()
 
 
-def _read_dataset(ds: xr.Dataset, site_id: str | None, zr: tuple[float, float]) -> RadarField:
+def _attr(var: netCDF4.Variable | netCDF4.Dataset, key: str) -> Any:
+    return var.getncattr(key) if key in var.ncattrs() else None
+
+
+def _read_dataset(ds: netCDF4.Dataset, site_id: str | None, zr: tuple[float, float]) -> RadarField:
     name, quantity = _find_precipitation(ds)
-    var = ds[name]
-    units = str(var.attrs.get("units", ""))
+    var = ds.variables[name]
+    units = str(_attr(var, "units") or "")
     if units not in quantity.units:
         raise FrameRejected(
             RejectReason.WRONG_UNITS,
             f"{name} ({quantity.standard_name}) has units {units!r}; "
             f"expected one of {sorted(quantity.units)}",
         )
-    var = var.squeeze(drop=True)
-    if var.ndim != 2 or min(var.shape) < 2:
+    shape = tuple(n for n in var.shape if n != 1)
+    if len(shape) != 2 or min(shape) < 2:
         raise FrameRejected(RejectReason.BAD_SHAPE, f"{name} has shape {var.shape}, need (y, x)")
-    if var.size > MAX_GRID_CELLS:
-        raise FrameRejected(RejectReason.BAD_SHAPE, f"{name} grid {var.shape} is too large")
+    if shape[0] * shape[1] > MAX_GRID_CELLS:
+        raise FrameRejected(RejectReason.BAD_SHAPE, f"{name} grid {shape} is too large")
     valid_time = _valid_time(ds)
     accumulation_min = _accumulation_min(ds, valid_time) if quantity.needs_interval else None
-    values = np.asarray(var.values, dtype=np.float32)
+    # CF decoding (_FillValue, missing_value, valid range, scale_factor, add_offset) by netCDF4
+    decoded = var[...]
+    values = np.ma.filled(decoded.astype(np.float32), np.nan).reshape(shape)
     _check_values(values, quantity, name)
     if quantity.is_rain:
-        values = np.maximum(values, np.float32(0.0))  # the few tolerated negative cells read as 0 mm
+        values = np.maximum(
+            values, np.float32(0.0)
+        )  # the few tolerated negative cells read as 0 mm
     dbz = quantity.to_dbz(values, accumulation_min, zr[0], zr[1])
     return RadarField(
         site_id=site_id or _site_id(ds),
@@ -89,10 +95,10 @@ def _read_dataset(ds: xr.Dataset, site_id: str | None, zr: tuple[float, float]) 
     )
 
 
-def _find_precipitation(ds: xr.Dataset) -> tuple[str, Quantity]:
+def _find_precipitation(ds: netCDF4.Dataset) -> tuple[str, Quantity]:
     found: dict[str, str] = {}
-    for name, var in ds.data_vars.items():
-        standard_name = var.attrs.get("standard_name")
+    for name, var in ds.variables.items():
+        standard_name = _attr(var, "standard_name")
         if standard_name in quantity_names() and var.ndim >= 2:
             found.setdefault(str(standard_name), str(name))
     for standard_name in quantity_names():  # registry order is the preference
@@ -101,42 +107,60 @@ def _find_precipitation(ds: xr.Dataset) -> tuple[str, Quantity]:
     raise FrameRejected(
         RejectReason.NO_PRECIPITATION_VARIABLE,
         f"no 2-D variable has a standard_name among {quantity_names()}; "
-        f"variables: {sorted(map(str, ds.data_vars))}",
+        f"variables: {sorted(map(str, ds.variables))}",
     )
 
 
-def _time_variable(ds: xr.Dataset) -> xr.DataArray | None:
-    candidates = {**ds.coords, **ds.data_vars}
-    if "valid_time" in candidates:
-        return candidates["valid_time"]
-    for var in candidates.values():
-        if var.attrs.get("standard_name") == "time":
+def _time_variable(ds: netCDF4.Dataset) -> netCDF4.Variable | None:
+    variables = ds.variables
+    if "valid_time" in variables:
+        return variables["valid_time"]
+    for var in variables.values():
+        if _attr(var, "standard_name") == "time":
             return var
-    return candidates.get("time")
+    return variables.get("time")
 
 
-def _to_utc(value: np.datetime64) -> datetime:
-    seconds = value.astype("datetime64[s]").astype(np.int64)
-    return datetime.fromtimestamp(int(seconds), tz=UTC)
+def _decode_time(var: netCDF4.Variable) -> datetime | None:
+    """The single time a CF time variable holds, in UTC; None when it is not one such time."""
+    units = _attr(var, "units")
+    values = np.ma.filled(np.ma.asarray(var[...], dtype=np.float64), np.nan).ravel()
+    if not isinstance(units, str) or values.size != 1 or not np.isfinite(values[0]):
+        return None
+    decoded = netCDF4.num2date(
+        values[0],
+        units,
+        calendar=_attr(var, "calendar") or "standard",
+        only_use_cftime_datetimes=False,
+        only_use_python_datetimes=True,
+    )
+    if not isinstance(decoded, datetime):
+        return None
+    return decoded.replace(tzinfo=UTC) if decoded.tzinfo is None else decoded.astimezone(UTC)
 
 
-def _valid_time(ds: xr.Dataset) -> datetime:
+def _valid_time(ds: netCDF4.Dataset) -> datetime:
     var = _time_variable(ds)
     if var is None:
         raise FrameRejected(RejectReason.NO_VALID_TIME, "no time variable (standard_name 'time')")
-    values = np.asarray(var.values).ravel()
-    if values.size != 1 or not np.issubdtype(values.dtype, np.datetime64) or np.isnat(values[0]):
+    try:
+        valid_time = _decode_time(var)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise FrameRejected(
+            RejectReason.NO_VALID_TIME, f"time variable {var.name!r}: {exc}"
+        ) from exc
+    if valid_time is None:
         raise FrameRejected(
             RejectReason.NO_VALID_TIME,
-            f"time variable {var.name!r} is not one decodable time (got {values[:3]!r})",
+            f"time variable {var.name!r} is not one decodable time with CF units",
         )
-    return _to_utc(values[0])
+    return valid_time
 
 
-def _accumulation_min(ds: xr.Dataset, valid_time: datetime) -> float:
-    start = ds.get("start_time")
-    if start is not None and np.issubdtype(start.dtype, np.datetime64) and start.size == 1:
-        start_time = _to_utc(np.asarray(start.values).ravel()[0])
+def _accumulation_min(ds: netCDF4.Dataset, valid_time: datetime) -> float:
+    start = ds.variables.get("start_time")
+    start_time = _decode_time(start) if start is not None else None
+    if start_time is not None:
         minutes = (valid_time - start_time) / timedelta(minutes=1)
         if minutes > 0:
             return minutes
@@ -175,8 +199,8 @@ def slugify_site_id(raw: str) -> str:
     return re.sub(r"[^a-z0-9._-]+", "-", raw.strip().lower()).strip("-")
 
 
-def _site_id(ds: xr.Dataset) -> str:
-    attrs = ds.attrs
+def _site_id(ds: netCDF4.Dataset) -> str:
+    attrs = {key: ds.getncattr(key) for key in ds.ncattrs()}
     if attrs.get("site_id"):
         raw = str(attrs["site_id"])
     elif attrs.get("station_name") and attrs.get("station_id") is not None:
@@ -196,7 +220,7 @@ def _site_id(ds: xr.Dataset) -> str:
 def peek_valid_time(path: Path) -> datetime | None:
     """Valid time of a file without reading its grid; None where it cannot be told."""
     try:
-        with xr.open_dataset(path, engine="netcdf4", cache=False, decode_timedelta=False) as ds:
+        with netCDF4.Dataset(path, mode="r") as ds:
             return _valid_time(ds)
     except Exception:  # an unreadable file sorts first and is quarantined when processed
         return None
