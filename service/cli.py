@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from ingest import cli as ingest_cli
+from model import cli as model_cli
 from service import demo
 
 app = typer.Typer(
@@ -34,6 +35,7 @@ def main(
 
 
 ingest_cli.register(app)
+model_cli.register(app)
 app.command("demo")(demo.demo)
 
 

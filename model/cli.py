@@ -1,0 +1,199 @@
+"""Command-line verbs of the model stage: ``nowcast train`` and ``nowcast evaluate``."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+if TYPE_CHECKING:
+    from ingest.normalize import NormParams
+    from model.events import Event
+    from model.methods import NowcastMethod
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "convlstm.safetensors"
+
+
+def _load_events(roots: list[Path]) -> list[Event]:
+    from ingest.settings import get_settings
+    from model.events import event_folders, load_event
+
+    settings = get_settings()
+    events = []
+    for folder in event_folders(roots):
+        events.append(load_event(folder, settings, name=f"{folder.parent.name}/{folder.name}"))
+    if not events:
+        raise typer.BadParameter(f"no frames under {[str(r) for r in roots]}")
+    return events
+
+
+def train(
+    folders: Annotated[list[Path], typer.Argument(help="Event folders (or parents of them).")],
+    out: Annotated[Path, typer.Option("--out", help="Checkpoint to write.")] = DEFAULT_CHECKPOINT,
+    log_dir: Annotated[Path, typer.Option("--log-dir")] = Path("var/train"),
+    max_minutes: Annotated[float, typer.Option("--max-minutes", min=0.1)] = 60.0,
+    max_epochs: Annotated[int, typer.Option("--max-epochs", min=1)] = 50,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 4,
+    block_frames: Annotated[int, typer.Option("--block-frames", min=20)] = 30,
+    patience: Annotated[int, typer.Option("--patience", min=1)] = 5,
+    augment: Annotated[bool, typer.Option(help="Flips and rotations.")] = True,
+    bf16: Annotated[bool, typer.Option(help="bfloat16 autocast.")] = False,
+    hidden: Annotated[str, typer.Option("--hidden", help="Hidden channels per layer.")] = "64,64",
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+) -> None:
+    """Train the encoder-forecaster ConvLSTM on real radar events (time-block split)."""
+    from ingest.ingestor import norm_params_for
+    from ingest.settings import get_settings
+    from model.config import ConvLSTMConfig
+    from model.split import split_windows
+    from model.train import TrainConfig
+    from model.train import train as run_training
+
+    events = _load_events(folders)
+    config = ConvLSTMConfig(hidden_channels=tuple(int(h) for h in hidden.split(",")))
+    windows, blocks = split_windows(events, config.in_frames, config.out_frames, block_frames)
+    counts = {k: len(v) for k, v in windows.items()}
+    typer.echo(f"{len(events)} events, {len(blocks)} blocks, windows {counts}")
+    description = {
+        "events": [
+            {
+                "name": e.name,
+                "site": e.site_id,
+                "frames": len(e.times),
+                "cadence_min": e.cadence_min,
+                "first": e.times[0].isoformat(),
+                "last": e.times[-1].isoformat(),
+            }
+            for e in events
+        ],
+        "block_frames": block_frames,
+        "blocks": [b.__dict__ for b in blocks],
+        "windows": counts,
+    }
+    result = run_training(
+        events,
+        windows,
+        config,
+        TrainConfig(
+            batch_size=batch_size,
+            max_epochs=max_epochs,
+            patience=patience,
+            max_minutes=max_minutes,
+            augment=augment,
+            bf16=bf16,
+            seed=seed,
+        ),
+        norm_params_for(get_settings(), events[0].site_id),
+        out,
+        log_dir,
+        description,
+    )
+    typer.echo(
+        f"best epoch {result.best_epoch}, validation loss {result.best_validation_loss:.4f}, "
+        f"{result.samples_seen} samples in {result.seconds / 60:.1f} min -> {out}"
+    )
+
+
+def evaluate(
+    folders: Annotated[list[Path] | None, typer.Argument(help="Event folders.")] = None,
+    method: Annotated[
+        str, typer.Option("--method", help="convlstm, persistence, extrapolation")
+    ] = "convlstm",
+    json_out: Annotated[Path | None, typer.Option("--json", help="Scores as JSON.")] = None,
+    plot: Annotated[
+        Path | None, typer.Option("--plot", help="Scores versus lead time (PNG).")
+    ] = None,
+    compare: Annotated[
+        list[Path] | None, typer.Option("--compare", help="Evaluation JSONs to draw together.")
+    ] = None,
+    checkpoint: Annotated[Path, typer.Option("--checkpoint")] = DEFAULT_CHECKPOINT,
+    variant: Annotated[str, typer.Option("--variant", help="rover1, rover2, rover3")] = "rover1",
+    strip: Annotated[Path | None, typer.Option("--strip", help="Forecast strip PNG.")] = None,
+    strip_time: Annotated[
+        str | None, typer.Option("--strip-time", help="Issue time for --strip (ISO, UTC).")
+    ] = None,
+) -> None:
+    """Verify a method offline on events: CSI/FAR/POD per lead, MSE, correlation (JSON, PNG)."""
+    from model.plots import plot_scores
+
+    if compare:
+        reports = [json.loads(p.read_text()) for p in compare]
+        if plot is None:
+            raise typer.BadParameter("--compare needs --plot")
+        plot_scores(reports, plot)
+        typer.echo(f"wrote {plot}")
+        return
+    if not folders:
+        raise typer.BadParameter("give event folders, or --compare with JSON files")
+    from ingest.ingestor import norm_params_for
+    from ingest.settings import get_settings
+    from model.evaluate import evaluate_method, report
+    from model.methods import get_method
+
+    options: dict[str, object] = {}
+    if method == "convlstm":
+        options["checkpoint"] = checkpoint
+    elif method == "extrapolation":
+        options["variant"] = variant
+    try:
+        nowcaster = get_method(method, **options)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    events = _load_events(folders)
+    norm = norm_params_for(get_settings(), events[0].site_id)
+    scores, count = evaluate_method(nowcaster, events, norm)
+    result = report(method, scores, count, events)
+    csi = [c for c in result["csi"]["0.5"] if c is not None]
+    typer.echo(
+        f"{method}: {count} forecasts over {len(events)} events; mean CSI(0.5) "
+        f"{sum(csi) / len(csi) if csi else float('nan'):.3f}"
+    )
+    if json_out:
+        json_out.write_text(json.dumps(result, indent=2))
+        typer.echo(f"wrote {json_out}")
+    if plot:
+        plot_scores([result], plot)
+        typer.echo(f"wrote {plot}")
+    if strip:
+        _write_strip(nowcaster, method, events, norm, strip, strip_time)
+
+
+def _write_strip(
+    nowcaster: NowcastMethod,
+    method: str,
+    events: list[Event],
+    norm: NormParams,
+    out_png: Path,
+    strip_time: str | None,
+) -> None:
+    from model.evaluate import forecast_windows, grey_to_mmh
+    from model.plots import plot_strip
+
+    wanted = datetime.fromisoformat(strip_time.replace("Z", "+00:00")) if strip_time else None
+    for event in events:
+        for start in event.window_starts(5, 15):
+            issue = event.times[start + 4]
+            if wanted is None or issue == wanted:
+                forecast = forecast_windows(nowcaster, event, [start], 5, 15)[0]
+                plot_strip(
+                    grey_to_mmh(event.grey[start : start + 5], norm),
+                    grey_to_mmh(event.grey[start + 5 : start + 20], norm),
+                    {method: grey_to_mmh(forecast, norm)},
+                    [event.cadence_min * (k + 1) for k in range(15)],
+                    f"{event.name} issued {issue:%Y-%m-%d %H:%MZ}",
+                    out_png,
+                )
+                typer.echo(f"wrote {out_png}")
+                return
+    raise typer.BadParameter(f"no forecastable issue time {strip_time} in the events")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(train)
+    app.command()(evaluate)

@@ -1,0 +1,88 @@
+"""Radar events for training and offline verification: folders of frames, normalised once.
+
+An event is one folder of one site's frames ordered by valid time. Frames go through the
+ingest reader and normaliser (`ingest.reader`, `ingest.normalize`: one implementation of the
+pre-processing everywhere); unreadable frames are skipped with a warning. Noise masks live in
+Redis and are not applied here: offline work uses unmasked frames.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ingest.frame import FrameRejected
+from ingest.ingestor import norm_params_for
+from ingest.normalize import normalise_dbz
+from ingest.reader import read_radar_file
+from ingest.settings import Settings
+from ingest.window import infer_cadence_min
+
+log = logging.getLogger(__name__)
+
+FRAME_GLOB = "*.nc"
+
+
+@dataclass(frozen=True)
+class Event:
+    """One site's frames: grey (T, H, W) float32 in [0, 1] at ``times`` (UTC, increasing)."""
+
+    name: str
+    site_id: str
+    times: tuple[datetime, ...]
+    grey: NDArray[np.float32]
+    cadence_min: float
+    norm_version: str
+
+    def window_starts(self, in_frames: int, out_frames: int, stride: int = 1) -> list[int]:
+        """Start indices of every (in + out)-frame run at an unbroken cadence."""
+        length = in_frames + out_frames
+        step = timedelta(minutes=self.cadence_min)
+        starts: list[int] = []
+        run_start = 0
+        for i in range(1, len(self.times) + 1):
+            if i == len(self.times) or self.times[i] - self.times[i - 1] != step:
+                starts.extend(range(run_start, i - length + 1, stride))
+                run_start = i
+        return starts
+
+
+def load_event(folder: Path, settings: Settings, name: str | None = None) -> Event:
+    """Read and normalise every frame of ``folder`` (one site); raises ValueError if none."""
+    fields = []
+    for path in sorted(folder.rglob(FRAME_GLOB)):
+        try:
+            fields.append(read_radar_file(path, None, (settings.zr_a, settings.zr_b)))
+        except FrameRejected as rejected:
+            log.warning("skipping %s: %s", path, rejected)
+    if not fields:
+        raise ValueError(f"{folder}: no readable frame")
+    sites = {f.site_id for f in fields}
+    if len(sites) != 1:
+        raise ValueError(f"{folder}: one event holds one site, found {sorted(sites)}")
+    fields.sort(key=lambda f: f.valid_time)
+    site_id = fields[0].site_id
+    params = norm_params_for(settings, site_id)
+    grey = np.stack([normalise_dbz(f.dbz, params)[0] for f in fields])
+    times = tuple(f.valid_time for f in fields)
+    epochs = [int(t.timestamp()) for t in times]
+    cadence = settings.site(site_id).cadence_min or infer_cadence_min(epochs)
+    if cadence is None:
+        raise ValueError(f"{folder}: a single frame has no cadence")
+    return Event(name or folder.name, site_id, times, grey, cadence, params.version)
+
+
+def event_folders(roots: list[Path]) -> Iterator[Path]:
+    """Each root that holds frames directly is an event; else each of its sub-folders that do."""
+    for root in roots:
+        if any(root.glob(FRAME_GLOB)):
+            yield root
+            continue
+        for child in sorted(p for p in root.iterdir() if p.is_dir()):
+            yield from event_folders([child])

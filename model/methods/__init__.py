@@ -1,0 +1,63 @@
+"""Nowcast methods: one file per method, one look-up for the family.
+
+``get_method(name, **options)`` returns a `NowcastMethod`; a wrong name raises ValueError
+listing the valid names (like pysteps' ``motion.get_method``). Methods are registered as
+import paths ("module:attribute") and imported on first use, so importing this package loads
+neither torch nor pysteps.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+
+@runtime_checkable
+class NowcastMethod(Protocol):
+    """A nowcast: grey frames in, grey frames out.
+
+    ``method(inputs_grey, n_leads)``: inputs_grey (B, T_in, H, W) float32 grey levels in
+    [0, 1], oldest frame first; returns (B, n_leads, H, W) float32 grey in [0, 1], lead 1 first.
+    """
+
+    name: str
+
+    def __call__(self, inputs_grey: np.ndarray, n_leads: int) -> np.ndarray: ...
+
+
+_METHODS: dict[str, str] = {
+    "persistence": "model.methods.persistence:PersistenceMethod",
+    "extrapolation": "model.methods.extrapolation:ExtrapolationMethod",
+    "convlstm": "model.methods.convlstm:ConvLSTMMethod",
+}
+
+
+def method_names() -> tuple[str, ...]:
+    """Names accepted by `get_method`."""
+    return tuple(_METHODS)
+
+
+def get_method(name: str, **options: Any) -> NowcastMethod:
+    """The nowcast method ``name`` built with ``options`` (method-specific keywords)."""
+    try:
+        target = _METHODS[name.lower()]
+    except KeyError:
+        raise ValueError(
+            f"unknown nowcast method {name!r}; valid names: {', '.join(sorted(_METHODS))}"
+        ) from None
+    module_name, _, attribute = target.partition(":")
+    factory = getattr(importlib.import_module(module_name), attribute)
+    method: NowcastMethod = factory(**options)
+    return method
+
+
+def check_inputs(inputs_grey: np.ndarray, n_leads: int) -> np.ndarray:
+    """Validated inputs as float32 (B, T_in, H, W); ValueError on a wrong shape or n_leads."""
+    inputs = np.asarray(inputs_grey, dtype=np.float32)
+    if inputs.ndim != 4 or inputs.shape[1] < 1:
+        raise ValueError(f"inputs_grey must be (B, T_in, H, W), got shape {inputs.shape}")
+    if int(n_leads) < 1:
+        raise ValueError(f"n_leads must be >= 1, got {n_leads}")
+    return inputs
