@@ -48,7 +48,13 @@ def encode_frame(frame: Frame) -> bytes:
 
 def decode_frame(blob: bytes) -> Frame:
     """bytes -> Frame; raises ValueError on anything that is not a well-formed frame."""
-    view = memoryview(blob)
+    try:
+        return _decode(memoryview(blob))
+    except (struct.error, UnicodeDecodeError, OverflowError, OSError) as exc:
+        raise ValueError(f"malformed frame blob: {exc}") from exc
+
+
+def _decode(view: memoryview) -> Frame:
     if len(view) < 6 or bytes(view[:4]) != MAGIC:
         raise ValueError("not an encoded frame (bad magic)")
     code, ndim = struct.unpack_from("<BB", view, 4)

@@ -58,10 +58,14 @@ def dbz_to_grey(dbz: ArrayLike, dbz_min: float, dbz_max: float) -> Float32Array:
 
 
 def grey_to_dbz(grey: ArrayLike, dbz_min: float, dbz_max: float) -> Float32Array:
-    """Inverse of `dbz_to_grey` on (0, 1]; grey <= 0 means "below dbz_min" and gives -inf."""
+    """Inverse of `dbz_to_grey` on (0, 1]; grey <= 0 means "below dbz_min" and gives -inf.
+
+    NaN (no observation) stays NaN.
+    """
     g = np.asarray(grey, dtype=np.float64)
     dbz = dbz_min + g * (dbz_max - dbz_min)
-    return np.where(g > 0.0, dbz, -np.inf).astype(np.float32)
+    below = np.where(np.isnan(g), np.nan, -np.inf)
+    return np.where(g > 0.0, dbz, below).astype(np.float32)
 
 
 def grey_to_rain_rate_mmh(

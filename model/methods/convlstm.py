@@ -1,0 +1,48 @@
+"""The trained encoder-forecaster ConvLSTM as a nowcast method (CUDA when present, else CPU)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from model.checkpoint import load_checkpoint
+from model.methods import check_inputs
+
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "convlstm.safetensors"
+
+
+class ConvLSTMMethod:
+    """``method(inputs_grey (B, 5, 100, 100), n_leads <= 15) -> (B, n_leads, 100, 100)`` grey.
+
+    Loads the checkpoint once (weights only, no pickle); runs batches of sites at once.
+    """
+
+    name: str = "convlstm"
+
+    def __init__(
+        self, checkpoint: Path = DEFAULT_CHECKPOINT, device: str = "auto", bf16: bool = False
+    ) -> None:
+        resolved = "cuda" if device == "auto" and torch.cuda.is_available() else device
+        self.device = torch.device("cpu" if resolved == "auto" else resolved)
+        self.model, self.config, self.meta = load_checkpoint(Path(checkpoint), device=str(self.device))
+        self.model.eval()
+        self.bf16 = bf16
+
+    def __call__(self, inputs_grey: np.ndarray, n_leads: int) -> np.ndarray:
+        inputs = check_inputs(inputs_grey, n_leads)
+        c = self.config
+        if inputs.shape[1:] != (c.in_frames, c.frame_cells, c.frame_cells):
+            raise ValueError(
+                f"the model reads (B, {c.in_frames}, {c.frame_cells}, {c.frame_cells}), "
+                f"got {inputs.shape}"
+            )
+        if n_leads > c.out_frames:
+            raise ValueError(f"the model forecasts {c.out_frames} leads, asked for {n_leads}")
+        x = torch.from_numpy(inputs).to(self.device)
+        with torch.inference_mode(), torch.autocast(
+            self.device.type, dtype=torch.bfloat16, enabled=self.bf16
+        ):
+            grey = torch.sigmoid(self.model(x).float())
+        return grey[:, :n_leads].cpu().numpy().astype(np.float32, copy=False)
