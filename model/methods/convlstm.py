@@ -26,7 +26,9 @@ class ConvLSTMMethod:
     ) -> None:
         resolved = "cuda" if device == "auto" and torch.cuda.is_available() else device
         self.device = torch.device("cpu" if resolved == "auto" else resolved)
-        self.model, self.config, self.meta = load_checkpoint(Path(checkpoint), device=str(self.device))
+        self.model, self.config, self.meta = load_checkpoint(
+            Path(checkpoint), device=str(self.device)
+        )
         self.model.eval()
         self.bf16 = bf16
 
@@ -41,8 +43,9 @@ class ConvLSTMMethod:
         if n_leads > c.out_frames:
             raise ValueError(f"the model forecasts {c.out_frames} leads, asked for {n_leads}")
         x = torch.from_numpy(inputs).to(self.device)
-        with torch.inference_mode(), torch.autocast(
-            self.device.type, dtype=torch.bfloat16, enabled=self.bf16
+        with (
+            torch.inference_mode(),
+            torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16),
         ):
             grey = torch.sigmoid(self.model(x).float())
         return grey[:, :n_leads].cpu().numpy().astype(np.float32, copy=False)
