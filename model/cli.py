@@ -101,7 +101,10 @@ def train(
 
 
 def evaluate(
-    folders: Annotated[list[Path] | None, typer.Argument(help="Event folders.")] = None,
+    folders: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Event folders (with --compare: evaluation JSON files)."),
+    ] = None,
     method: Annotated[
         str, typer.Option("--method", help="convlstm, persistence, extrapolation")
     ] = "convlstm",
@@ -110,8 +113,8 @@ def evaluate(
         Path | None, typer.Option("--plot", help="Scores versus lead time (PNG).")
     ] = None,
     compare: Annotated[
-        list[Path] | None, typer.Option("--compare", help="Evaluation JSONs to draw together.")
-    ] = None,
+        bool, typer.Option("--compare", help="Draw the given evaluation JSONs together (--plot).")
+    ] = False,
     checkpoint: Annotated[Path, typer.Option("--checkpoint")] = DEFAULT_CHECKPOINT,
     variant: Annotated[str, typer.Option("--variant", help="rover1, rover2, rover3")] = "rover1",
     strip: Annotated[Path | None, typer.Option("--strip", help="Forecast strip PNG.")] = None,
@@ -123,7 +126,7 @@ def evaluate(
     from model.plots import plot_scores
 
     if compare:
-        reports = [json.loads(p.read_text()) for p in compare]
+        reports = [json.loads(p.read_text()) for p in folders or []]
         if plot is None:
             raise typer.BadParameter("--compare needs --plot")
         plot_scores(reports, plot)

@@ -1,9 +1,9 @@
 """Time-block split (METHOD.md, "Data set construction"): train, validation and test never
 share a frame, and no window crosses a block.
 
-Each event's frames are cut into consecutive blocks of ``block_frames``; blocks are assigned
-in time order by a repeating pattern train x4, validation, test (4 : 1 : 1), the pattern's
-phase shifted per event so that validation and test blocks fall at different times of day.
+Each event's frames are cut into consecutive blocks of ``block_frames``; all blocks, numbered
+in order through the events, are assigned by the repeating pattern train x4, validation, test
+(4 : 1 : 1), so every stretch of six blocks holds each set in proportion.
 Windows (in + out frames) are then cut inside each block only.
 """
 
@@ -35,10 +35,9 @@ class Block:
 def assign_blocks(events: list[Event], block_frames: int) -> list[Block]:
     """Blocks of every event with their split."""
     blocks = []
-    for e_index, event in enumerate(events):
-        n_blocks = len(event.times) // block_frames
-        for b in range(n_blocks):
-            split = PATTERN[(b + e_index) % len(PATTERN)]
+    for event in events:
+        for b in range(len(event.times) // block_frames):
+            split = PATTERN[len(blocks) % len(PATTERN)]
             blocks.append(Block(event.name, b * block_frames, block_frames, split))
     return blocks
 

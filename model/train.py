@@ -153,6 +153,11 @@ def train(
     data_description: dict[str, object],
 ) -> TrainResult:
     """Train, keep the best checkpoint by validation loss at ``out_path``, log per epoch."""
+    if not windows["train"] or not windows["validation"]:
+        raise ValueError(
+            f"need training and validation windows, got {len(windows['train'])} and "
+            f"{len(windows['validation'])}: give more events or smaller --block-frames"
+        )
     seed_everything(train_config.seed)
     device = resolve_device(train_config.device)
     model = build_model(model_config).to(device)
@@ -189,7 +194,7 @@ def train(
             loss = loss_fn(logits.float(), y)
             loss.backward()
             optimiser.step()
-            running += float(loss)
+            running += float(loss.detach())
             batches += 1
             result.samples_seen += len(refs)
             bar.set_postfix(loss=f"{running / batches:.4f}")

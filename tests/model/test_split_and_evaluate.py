@@ -1,0 +1,141 @@
+"""Time-block split, event windows, and the evaluation report on synthetic events."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+
+from ingest.cf_writer import write_synthetic_feed
+from ingest.normalize import NormParams
+from model.evaluate import evaluate_method, report
+from model.events import Event, event_folders, load_event
+from model.methods import get_method
+from model.split import split_windows
+from tests.ingest.helpers import small_settings
+
+START = datetime(2026, 1, 1, tzinfo=UTC)
+REQUIRED_KEYS = {
+    "method",
+    "forecasts",
+    "lead_minutes",
+    "thresholds",
+    "csi",
+    "far",
+    "pod",
+    "rain_mse",
+    "correlation",
+}
+
+
+def make_event(name: str, n: int, cadence_min: float = 6.0, drop: tuple[int, ...] = ()) -> Event:
+    times = tuple(START + timedelta(minutes=cadence_min * i) for i in range(n) if i not in drop)
+    grey = np.random.default_rng(0).random((len(times), 8, 8), dtype=np.float32)
+    return Event(name, "s-1", times, grey, cadence_min, "n1-test")
+
+
+def test_windows_never_cross_a_gap():
+    event = make_event("e", 30, drop=(12,))
+    starts = event.window_starts(5, 5)
+    assert starts == [0, 1, 2] + list(range(12, 20))  # index 12 is the frame after the gap
+    for s in starts:
+        steps = {event.times[s + k + 1] - event.times[s + k] for k in range(9)}
+        assert steps == {timedelta(minutes=6)}
+
+
+def test_split_never_shares_frames_between_sets():
+    events = [make_event(f"e{i}", 95) for i in range(4)]
+    windows, blocks = split_windows(events, 5, 15, block_frames=30)
+    assert {b.split for b in blocks} == {"train", "validation", "test"}
+    frames: dict[str, set[tuple[int, int]]] = {}
+    for split, refs in windows.items():
+        frames[split] = {(r.event_index, r.start + k) for r in refs for k in range(20)}
+    assert not frames["train"] & frames["validation"]
+    assert not frames["train"] & frames["test"]
+    assert not frames["validation"] & frames["test"]
+    counts = {s: sum(b.split == s for b in blocks) for s in ("train", "validation", "test")}
+    assert counts == {"train": 8, "validation": 2, "test": 2}  # 12 blocks at 4 : 1 : 1
+
+
+def test_block_too_small_is_refused():
+    with pytest.raises(ValueError, match="cannot hold"):
+        split_windows([make_event("e", 40)], 5, 15, block_frames=19)
+
+
+def test_report_has_the_required_keys_and_nulls_for_undefined():
+    dry = Event("dry", "s-1", make_event("x", 25).times, np.zeros((25, 8, 8), np.float32), 6.0, "n")
+    scores, count = evaluate_method(get_method("persistence"), [dry], NormParams())
+    result = report("persistence", scores, count, [dry])
+    assert set(result) >= REQUIRED_KEYS
+    assert result["forecasts"] == 6 and len(result["lead_minutes"]) == 15
+    assert result["lead_minutes"][0] == 6.0 and result["lead_minutes"][-1] == 90.0
+    assert result["csi"]["0.5"] == [None] * 15  # no event observed or forecast: undefined
+    json.dumps(result)  # JSON-safe
+
+
+def test_events_load_from_folders_through_the_ingest_normaliser(tmp_path):
+    root = tmp_path / "events"
+    write_synthetic_feed(root / "a", 22, site_id="s-1", shape=(96, 96))
+    write_synthetic_feed(root / "b", 21, site_id="s-2", shape=(96, 96), cadence_min=5)
+    folders = list(event_folders([root]))
+    assert [f.name for f in folders] == ["a", "b"]
+    settings = small_settings(tmp_path / "d")
+    event = load_event(folders[1], settings)
+    assert event.grey.shape == (21, 32, 32) and event.cadence_min == 5
+    assert event.window_starts(5, 15) == [0, 1]
+
+
+def test_evaluate_cli_writes_json_plot_and_strip(tmp_path):
+    feed = tmp_path / "event"
+    write_synthetic_feed(feed, 22, site_id="s-1", shape=(128, 128))
+    env = {**os.environ, "NOWCAST_CROP_CELLS": "120"}
+    out_json, out_png, strip = tmp_path / "p.json", tmp_path / "p.png", tmp_path / "s.png"
+    cmd = [
+        sys.executable,
+        "-m",
+        "service.cli",
+        "evaluate",
+        str(feed),
+        "--method",
+        "persistence",
+        "--json",
+        str(out_json),
+        "--plot",
+        str(out_png),
+        "--strip",
+        str(strip),
+    ]
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    data = json.loads(out_json.read_text())
+    assert set(data) >= REQUIRED_KEYS and data["forecasts"] == 3
+    assert out_png.stat().st_size > 10_000 and strip.stat().st_size > 10_000
+    compare = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "service.cli",
+            "evaluate",
+            "--compare",
+            str(out_json),
+            str(out_json),
+            "--plot",
+            str(tmp_path / "c.png"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert compare.returncode == 0, compare.stderr[-2000:]
+    wrong = subprocess.run(
+        [sys.executable, "-m", "service.cli", "evaluate", str(feed), "--method", "nope"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert wrong.returncode != 0 and "persistence" in wrong.stderr
