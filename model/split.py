@@ -34,7 +34,7 @@ class Block:
 
 def assign_blocks(events: list[Event], block_frames: int) -> list[Block]:
     """Blocks of every event with their split."""
-    blocks = []
+    blocks: list[Block] = []
     for event in events:
         for b in range(len(event.times) // block_frames):
             split = PATTERN[len(blocks) % len(PATTERN)]
