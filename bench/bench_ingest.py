@@ -16,7 +16,6 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-import platform  # noqa: E402
 import statistics  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -50,17 +49,6 @@ def summary(samples: list[float]) -> dict[str, float]:
     }
 
 
-def machine() -> str:
-    model = platform.processor() or "unknown"
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frame", type=Path, default=None)
@@ -77,6 +65,7 @@ def main() -> None:
     from ingest.normalize import NormParams, normalise_dbz
     from ingest.reader import read_radar_bytes
     from ingest.window import WindowStore
+    from service.bench_env import describe_machine
 
     with tempfile.TemporaryDirectory() as tmp:
         frame_path = args.frame or (REAL_FRAME if REAL_FRAME.exists() else None)
@@ -85,7 +74,7 @@ def main() -> None:
         raw = frame_path.read_bytes()
         params = NormParams()
         field = read_radar_bytes(raw, frame_path.name)
-        results: dict[str, object] = {"machine": machine(), "frame": str(frame_path)}
+        results: dict[str, object] = {"machine": describe_machine(), "frame": str(frame_path)}
         results["read_ms"] = summary(
             timed_ms(lambda: read_radar_bytes(raw, frame_path.name), args.repeat)
         )

@@ -117,6 +117,13 @@ def evaluate(
     ] = False,
     checkpoint: Annotated[Path, typer.Option("--checkpoint")] = DEFAULT_CHECKPOINT,
     variant: Annotated[str, typer.Option("--variant", help="rover1, rover2, rover3")] = "rover1",
+    split: Annotated[
+        str,
+        typer.Option(
+            "--split", help="all, or only the train/validation/test blocks of the time-block split."
+        ),
+    ] = "all",
+    block_frames: Annotated[int, typer.Option("--block-frames", min=20)] = 30,
     strip: Annotated[Path | None, typer.Option("--strip", help="Forecast strip PNG.")] = None,
     strip_time: Annotated[
         str | None, typer.Option("--strip-time", help="Issue time for --strip (ISO, UTC).")
@@ -150,8 +157,17 @@ def evaluate(
         raise typer.BadParameter(str(exc)) from exc
     events = _load_events(folders)
     norm = norm_params_for(get_settings(), events[0].site_id)
-    scores, count = evaluate_method(nowcaster, events, norm)
+    windows = None
+    if split != "all":
+        from model.split import split_windows
+
+        by_split, _ = split_windows(events, 5, 15, block_frames)
+        if split not in by_split:
+            raise typer.BadParameter(f"--split must be all or one of {sorted(by_split)}")
+        windows = by_split[split]
+    scores, count = evaluate_method(nowcaster, events, norm, windows=windows)
     result = report(method, scores, count, events)
+    result["split"] = split if split == "all" else f"{split} (blocks of {block_frames} frames)"
     csi = [c for c in result["csi"]["0.5"] if c is not None]
     typer.echo(
         f"{method}: {count} forecasts over {len(events)} events; mean CSI(0.5) "

@@ -18,6 +18,7 @@ from ingest.normalize import NormParams
 from model.events import Event
 from model.methods import NowcastMethod
 from model.scores import THRESHOLDS_MMH, ScoreAccumulator
+from model.split import WindowRef
 
 
 def grey_to_mmh(grey: np.ndarray, norm: NormParams) -> np.ndarray:
@@ -47,12 +48,19 @@ def evaluate_method(
     in_frames: int = 5,
     out_frames: int = 15,
     batch_size: int = 8,
+    windows: Sequence[WindowRef] | None = None,
 ) -> tuple[ScoreAccumulator, int]:
-    """Pooled scores of ``method`` over every window of every event, and the forecast count."""
+    """Pooled scores of ``method`` and the forecast count.
+
+    Over every window of every event, or only over ``windows`` (e.g. one split's).
+    """
     scores = ScoreAccumulator(out_frames)
     count = 0
-    for event in events:
-        starts = event.window_starts(in_frames, out_frames)
+    for e_index, event in enumerate(events):
+        if windows is None:
+            starts = event.window_starts(in_frames, out_frames)
+        else:
+            starts = [w.start for w in windows if w.event_index == e_index]
         for i in range(0, len(starts), batch_size):
             chunk = starts[i : i + batch_size]
             forecast = forecast_windows(method, event, chunk, in_frames, out_frames, batch_size)
