@@ -61,7 +61,7 @@ def test_training_writes_logs_and_a_loadable_checkpoint(tmp_path):
     rows = json.loads((tmp_path / "logs" / "train_log.json").read_text())
     assert [r["epoch"] for r in rows] == [1, 2]
     assert (tmp_path / "logs" / "train_log.csv").read_text().startswith("epoch,train_loss")
-    model, config, meta = load_checkpoint(out)
+    _model, config, meta = load_checkpoint(out)
     assert config == CONFIG
     assert meta["epoch"] == result.best_epoch
     assert meta["validation"]["loss"] == pytest.approx(result.best_validation_loss)
