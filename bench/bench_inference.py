@@ -50,9 +50,9 @@ def main() -> None:
     from ingest.settings import Settings
     from model.evaluate import grey_to_mmh
     from model.events import load_event
+    from model.hardware import describe_machine
     from model.methods import get_method
     from model.scores import ScoreAccumulator
-    from service.bench_env import describe_machine
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = REAL_EVENT

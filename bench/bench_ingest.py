@@ -65,7 +65,7 @@ def main() -> None:
     from ingest.normalize import NormParams, normalise_dbz
     from ingest.reader import read_radar_bytes
     from ingest.window import WindowStore
-    from service.bench_env import describe_machine
+    from model.hardware import describe_machine
 
     with tempfile.TemporaryDirectory() as tmp:
         frame_path = args.frame or (REAL_FRAME if REAL_FRAME.exists() else None)

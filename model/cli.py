@@ -213,6 +213,32 @@ def _write_strip(
     raise typer.BadParameter(f"no forecastable issue time {strip_time} in the events")
 
 
+def model_card(
+    evaluations: Annotated[list[Path], typer.Argument(help="evaluate --json outputs to tabulate.")],
+    checkpoint: Annotated[Path, typer.Option("--checkpoint")] = DEFAULT_CHECKPOINT,
+    out: Annotated[Path, typer.Option("--out")] = DEFAULT_CHECKPOINT.parents[1] / "MODEL_CARD.md",
+    trained_on: Annotated[
+        str | None, typer.Option("--trained-on", help="Hardware, when the checkpoint lacks it.")
+    ] = None,
+    command: Annotated[
+        list[str] | None, typer.Option("--command", help="A command that made these files.")
+    ] = None,
+) -> None:
+    """Write the model card from the checkpoint's metadata and evaluation JSONs."""
+    from model.card import render_card
+    from model.checkpoint import load_checkpoint
+    from model.convlstm import count_parameters
+
+    model, config, meta = load_checkpoint(checkpoint)
+    reports = [json.loads(p.read_text()) for p in evaluations]
+    text = render_card(
+        meta, config.to_dict(), count_parameters(model), reports, command or [], trained_on
+    )
+    out.write_text(text)
+    typer.echo(f"wrote {out}")
+
+
 def register(app: typer.Typer) -> None:
     app.command()(train)
     app.command()(evaluate)
+    app.command("model-card")(model_card)

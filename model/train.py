@@ -27,6 +27,7 @@ from model.config import ConvLSTMConfig
 from model.convlstm import EncoderForecaster, build_model
 from model.evaluate import grey_to_mmh
 from model.events import Event
+from model.hardware import describe_machine
 from model.scores import ScoreAccumulator
 from model.split import WindowRef
 
@@ -244,6 +245,7 @@ def train(
                     "samples_seen": result.samples_seen,
                     "validation": {"loss": validation_loss, "scores": scores.scores()},
                     "device": str(device),
+                    "hardware": describe_machine(),
                 },
             )
         elif epoch - result.best_epoch >= train_config.patience:

@@ -1,4 +1,4 @@
-"""Description of the machine a benchmark ran on, for docs/benchmarks.md."""
+"""Description of the machine a benchmark or a training run ran on."""
 
 from __future__ import annotations
 
@@ -16,4 +16,12 @@ def describe_machine() -> str:
             if line.startswith("model name"):
                 model = line.split(":", 1)[1].strip()
                 break
-    return f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    text = f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            text += f", GPU {torch.cuda.get_device_name(0)}"
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass
+    return text
