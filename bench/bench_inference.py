@@ -15,24 +15,17 @@ import functools
 import json
 import statistics
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from timing import timed_s
 
 REAL_EVENT = Path(__file__).resolve().parents[1].parent / "shared/data/radar/bom-melbourne-6min"
 
 
-def median_s(fn: Callable[[], object], repeat: int, warmup: int = 2) -> float:
-    for _ in range(warmup):
-        fn()
-    samples = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
+def median_s(fn: Callable[[], object], repeat: int) -> float:
+    return statistics.median(timed_s(fn, repeat))
 
 
 def main() -> None:

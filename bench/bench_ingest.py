@@ -18,10 +18,11 @@ import argparse  # noqa: E402
 import json  # noqa: E402
 import statistics  # noqa: E402
 import tempfile  # noqa: E402
-import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from datetime import timedelta  # noqa: E402
 from pathlib import Path  # noqa: E402
+
+from timing import timed_s  # noqa: E402
 
 REAL_FRAME = (
     Path(__file__).resolve().parents[1].parent
@@ -29,15 +30,8 @@ REAL_FRAME = (
 )
 
 
-def timed_ms(fn: Callable[[], object], repeat: int, warmup: int = 3) -> list[float]:
-    for _ in range(warmup):
-        fn()
-    out = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        out.append((time.perf_counter() - start) * 1000)
-    return out
+def timed_ms(fn: Callable[[], object], repeat: int) -> list[float]:
+    return [1000 * t for t in timed_s(fn, repeat, warmup=3)]
 
 
 def summary(samples: list[float]) -> dict[str, float]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 
 import pytest
@@ -15,15 +15,6 @@ from model.config import ConvLSTMConfig
 from model.convlstm import EncoderForecaster, build_model, count_parameters
 
 SMALL = ConvLSTMConfig(in_frames=5, out_frames=3, frame_cells=16, hidden_channels=(8, 8))
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    yield
-    torch.set_num_threads(previous)
 
 
 def moving_square(batch: int, frames: int, cells: int, side: int = 4) -> Tensor:

@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
-import torch
 
 from ingest.normalize import NormParams
 from model.checkpoint import load_checkpoint
@@ -27,14 +26,6 @@ def moving_square_event(name: str, n: int = 60) -> Event:
         grey[t, 4:8, c : c + 4] = 0.6
     times = tuple(START + timedelta(minutes=6 * t) for t in range(n))
     return Event(name, "s-1", times, grey, 6.0, "n1-test")
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _run(tmp_path, **overrides):
