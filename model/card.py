@@ -25,6 +25,17 @@ def _cell(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
+def _initial(previous: dict[str, Any] | None) -> str:
+    if not previous:
+        return "random initialisation"
+    cfg = previous.get("train_config") or {}
+    return (
+        f"an earlier run's best weights (epoch {previous.get('epoch')}, "
+        f"{previous.get('samples_seen')} samples, selected by validation "
+        f"{cfg.get('select_by', 'loss')}, {cfg.get('max_minutes')} min budget)"
+    )
+
+
 def score_table(reports: list[dict[str, Any]], threshold: str = "0.5") -> str:
     """Markdown: 15-lead averages per method, then CSI/FAR/POD by lead."""
     lines = [
@@ -115,6 +126,8 @@ only, so the three sets never share a frame. Windows: {splits}.
   decay {train.get("rmsprop_decay")}; batch {train.get("batch_size")}; early stopping on the
   validation loss (patience {train.get("patience")}); seed {train.get("seed")}.
 - Augmentation: {augmentation}.
+- Early stopping on the validation {train.get("select_by", "loss")}; started from
+  {_initial(meta.get("initialised_from"))}.
 - Precision: {"bfloat16 autocast (fp32 weights)" if train.get("bf16") else "fp32"}.
 - Hardware: {meta.get("device")} ({meta.get("hardware") or trained_on or "not recorded"}); budget
   {train.get("max_minutes")} min; best epoch {meta.get("epoch")} after

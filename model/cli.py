@@ -46,6 +46,12 @@ def train(
     bf16: Annotated[bool, typer.Option(help="bfloat16 autocast.")] = False,
     hidden: Annotated[str, typer.Option("--hidden", help="Hidden channels per layer.")] = "64,64",
     seed: Annotated[int, typer.Option("--seed")] = 0,
+    select_by: Annotated[
+        str, typer.Option("--select-by", help="Early stopping on validation 'loss' or 'csi'.")
+    ] = "loss",
+    init_from: Annotated[
+        Path | None, typer.Option("--init-from", help="Start from this checkpoint's weights.")
+    ] = None,
 ) -> None:
     """Train the encoder-forecaster ConvLSTM on real radar events (time-block split)."""
     from ingest.ingestor import norm_params_for
@@ -85,6 +91,8 @@ def train(
             max_epochs=max_epochs,
             patience=patience,
             max_minutes=max_minutes,
+            select_by=select_by,
+            init_from=str(init_from) if init_from else None,
             augment=augment,
             bf16=bf16,
             seed=seed,

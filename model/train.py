@@ -1,7 +1,9 @@
 """The trainer (third tier): data, loss, optimiser, early stopping, logs and the checkpoint.
 
 Cross-entropy on grey levels (``BCEWithLogitsLoss`` on the model's logits), RMSProp
-(lr 1e-3, decay 0.9) and early stopping on the validation loss, as METHOD.md prescribes.
+(lr 1e-3, decay 0.9) and early stopping on the validation loss, as METHOD.md prescribes
+(``select_by="csi"`` stops on the validation CSI at 0.5 mm/h instead, and ``init_from``
+continues from an earlier checkpoint's weights).
 Seeds are fixed; each epoch appends a row to a CSV and a JSON log; the best model so far is
 written atomically as a checkpoint that carries its architecture.
 """
@@ -22,7 +24,7 @@ from torch import nn
 from tqdm import tqdm
 
 from ingest.normalize import NormParams
-from model.checkpoint import save_checkpoint
+from model.checkpoint import load_checkpoint, save_checkpoint
 from model.config import ConvLSTMConfig
 from model.convlstm import EncoderForecaster, build_model
 from model.evaluate import grey_to_mmh
@@ -48,6 +50,12 @@ class TrainConfig:
     seed: int = 0
     bf16: bool = False  # CPU/GPU autocast to bfloat16 for the forward pass
     device: str = "auto"
+    select_by: str = "loss"  # early stopping on validation "loss", or on "csi" at 0.5 mm/h
+    init_from: str | None = None  # checkpoint whose weights start the run (same config)
+
+    def __post_init__(self) -> None:
+        if self.select_by not in ("loss", "csi"):
+            raise ValueError(f"select_by must be 'loss' or 'csi', got {self.select_by!r}")
 
 
 @dataclass
@@ -63,6 +71,7 @@ class EpochLog:
 class TrainResult:
     best_epoch: int
     best_validation_loss: float
+    best_score: float = float("inf")  # what select_by minimises: loss, or 1 - CSI
     history: list[EpochLog] = field(default_factory=list)
     seconds: float = 0.0
     samples_seen: int = 0
@@ -161,7 +170,18 @@ def train(
         )
     seed_everything(train_config.seed)
     device = resolve_device(train_config.device)
-    model = build_model(model_config).to(device)
+    model = build_model(model_config)
+    initialised_from: dict[str, object] | None = None
+    if train_config.init_from:
+        initial, initial_config, initial_meta = load_checkpoint(Path(train_config.init_from))
+        initialised_from = {
+            k: initial_meta.get(k)
+            for k in ("epoch", "samples_seen", "train_config", "hardware", "created_utc")
+        }
+        if initial_config != model_config:
+            raise ValueError(f"{train_config.init_from} has another architecture")
+        model.load_state_dict(initial.state_dict())
+    model = model.to(device)
     optimiser = torch.optim.RMSprop(
         model.parameters(), lr=train_config.learning_rate, alpha=train_config.rmsprop_decay
     )
@@ -230,7 +250,11 @@ def train(
             entry.seconds,
         )
         _write_logs(result.history, csv_path, json_path)
-        if validation_loss < result.best_validation_loss:
+        selected = validation_loss
+        if train_config.select_by == "csi":
+            selected = 1.0 - (entry.validation_csi_0_5 or 0.0)
+        if selected < result.best_score:
+            result.best_score = selected
             result.best_validation_loss = validation_loss
             result.best_epoch = epoch
             save_checkpoint(
@@ -246,10 +270,15 @@ def train(
                     "validation": {"loss": validation_loss, "scores": scores.scores()},
                     "device": str(device),
                     "hardware": describe_machine(),
+                    "initialised_from": initialised_from,
                 },
             )
         elif epoch - result.best_epoch >= train_config.patience:
-            log.info("early stop: no better validation loss for %d epochs", train_config.patience)
+            log.info(
+                "early stop: no better validation %s for %d epochs",
+                train_config.select_by,
+                train_config.patience,
+            )
             break
         if time.monotonic() - started > budget_s:
             log.info("time budget of %.0f min reached", train_config.max_minutes)

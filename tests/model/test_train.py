@@ -77,3 +77,13 @@ def test_dihedral_covers_the_eight_symmetries():
     square = np.arange(9).reshape(1, 3, 3)
     images = {dihedral(square, k).tobytes() for k in range(8)}
     assert len(images) == 8
+
+
+def test_continuing_from_a_checkpoint_selected_by_csi(tmp_path):
+    _first, out = _run(tmp_path / "a", max_epochs=1)
+    _result, second = _run(tmp_path / "b", max_epochs=1, init_from=str(out), select_by="csi")
+    _model, _config, meta = load_checkpoint(second)
+    assert meta["initialised_from"]["epoch"] == 1
+    assert meta["train_config"]["select_by"] == "csi"
+    with pytest.raises(ValueError, match="select_by"):
+        TrainConfig(select_by="luck")
