@@ -34,3 +34,44 @@ def site_counts(site_id: str) -> str:
 def noise_mask(site_id: str) -> str:
     """Hash: version, shape, bits (numpy packbits of the boolean mask)."""
     return f"{PREFIX}:mask:{{{site_id}}}"
+
+
+# -- inference and live verification -------------------------------------------------------
+INFER_GROUP = "infer"  # consumer group of the inference workers on EVENTS_STREAM
+INFER_COUNTS = f"{PREFIX}:infer:counts"  # hash: issued:<method>, refused:<reason>, verified
+INFER_HEALTH = f"{PREFIX}:health:infer"  # prefix of per-worker heartbeat keys (JSON)
+
+
+def forecast(site_id: str, method: str, issue_epoch: int) -> str:
+    """String: an encoded `service.forecast.Forecast`, with a TTL."""
+    return f"{PREFIX}:forecast:{{{site_id}}}:{method}:{issue_epoch}"
+
+
+def forecast_index(site_id: str, method: str) -> str:
+    """Sorted set: issue epochs of the site's stored forecasts of ``method``."""
+    return f"{PREFIX}:forecast:{{{site_id}}}:{method}:index"
+
+
+def forecast_made(site_id: str, issue_epoch: int) -> str:
+    """String: set once when the forecasts of one issue time are stored (exactly once)."""
+    return f"{PREFIX}:forecast:{{{site_id}}}:made:{issue_epoch}"
+
+
+def infer_status(site_id: str) -> str:
+    """Hash: last issue time, last refusal and its reason."""
+    return f"{PREFIX}:infer:{{{site_id}}}:status"
+
+
+def verification_bucket(site_id: str, method: str, hour_epoch: int) -> str:
+    """Hash of pooled counts and sums of the forecasts verified in one hour (valid time)."""
+    return f"{PREFIX}:verif:{{{site_id}}}:{method}:{hour_epoch}"
+
+
+def verification_hours(site_id: str, method: str) -> str:
+    """Sorted set: hour epochs holding a verification bucket."""
+    return f"{PREFIX}:verif:{{{site_id}}}:{method}:hours"
+
+
+def verification_done(site_id: str, hour_epoch: int) -> str:
+    """Set: "method|issue_epoch|lead" counted in that hour (makes counting idempotent)."""
+    return f"{PREFIX}:verif:{{{site_id}}}:done:{hour_epoch}"

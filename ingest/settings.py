@@ -13,7 +13,14 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import AliasChoices, BaseModel, Field, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "NOWCAST_"
@@ -62,6 +69,29 @@ class Settings(BaseSettings):
     redis_connect_tries: Annotated[int, Field(ge=1, le=100)] = 5
     redis_connect_backoff_s: Annotated[float, Field(ge=0)] = 0.5
     events_stream_maxlen: Annotated[int, Field(ge=100)] = 100_000
+
+    # inference and live verification
+    checkpoint: Path | None = Field(
+        default=None, description="ConvLSTM checkpoint; default: the one shipped in model/."
+    )
+    methods: tuple[str, ...] = Field(
+        default=("convlstm", "extrapolation", "persistence"),
+        description="Nowcast methods the inference worker runs for every issue time.",
+    )
+    infer_batch_max: Annotated[int, Field(ge=1, le=1024)] = 32
+    infer_claim_idle_ms: Annotated[int, Field(ge=1000)] = 60_000
+    infer_device: str = Field(default="auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
+    infer_bf16: bool = False
+    forecast_ttl_s: Annotated[int, Field(ge=60)] = 6 * 3600
+    verification_ttl_s: Annotated[int, Field(ge=3600)] = 90 * 24 * 3600
+
+    # HTTP API
+    api_keys: tuple[SecretStr, ...] = Field(
+        default=(), description="Keys accepted on write routes (X-API-Key); none: writes refused."
+    )
+    http_host: str = "127.0.0.1"
+    http_port: Annotated[int, Field(ge=1, le=65535)] = 8000
+    ready_max_ingest_age_s: Annotated[float, Field(gt=0)] = 3600.0
 
     @field_validator("sites")
     @classmethod

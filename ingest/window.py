@@ -210,5 +210,37 @@ class WindowStore:
             raise WindowGapError(site_id, missing, cadence)
         return frames
 
+    def frame_at(self, site_id: str, valid_time: datetime) -> Frame | None:
+        """The frame valid at ``valid_time``, or None when the window does not hold it."""
+        blob = self._redis.hget(keys.window_frames(site_id), str(_epoch(valid_time)))
+        return decode_frame(blob) if blob else None
+
+    def consecutive_ending(
+        self,
+        site_id: str,
+        end_time: datetime,
+        count: int,
+        configured_cadence_min: float | None = None,
+    ) -> list[Frame]:
+        """``count`` frames at an unbroken cadence ending at ``end_time``, oldest first.
+
+        Raises `WindowError` when the cadence is unknown or ``end_time`` is not held, and
+        `WindowGapError` naming the missing times when the frames before it are not all there.
+        """
+        cadence = self.cadence_min(site_id, configured_cadence_min)
+        if cadence is None:
+            raise WindowError(f"site {site_id}: cadence unknown (fewer than 2 frames)")
+        step = timedelta(minutes=cadence)
+        wanted = [end_time - step * (count - 1 - i) for i in range(count)]
+        blobs = self._redis.hmget(keys.window_frames(site_id), [str(_epoch(t)) for t in wanted])
+        if blobs[-1] is None:
+            raise WindowError(
+                f"site {site_id}: no frame at {end_time:%Y-%m-%dT%H:%MZ} in the window"
+            )
+        missing = [t for t, blob in zip(wanted, blobs, strict=True) if blob is None]
+        if missing:
+            raise WindowGapError(site_id, missing, cadence)
+        return [decode_frame(blob) for blob in blobs]
+
     def clear(self, site_id: str) -> None:
         self._redis.delete(keys.window_times(site_id), keys.window_frames(site_id))

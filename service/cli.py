@@ -9,7 +9,7 @@ import typer
 
 from ingest import cli as ingest_cli
 from model import cli as model_cli
-from service import demo
+from service import commands, demo
 
 app = typer.Typer(
     name="nowcast",
@@ -36,6 +36,7 @@ def main(
 
 ingest_cli.register(app)
 model_cli.register(app)
+commands.register(app)
 app.command("demo")(demo.demo)
 
 

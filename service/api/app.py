@@ -1,0 +1,143 @@
+"""The FastAPI application: /v1 routes, health and readiness, /metrics and the dashboard at /.
+
+``create_app(settings, connection)`` builds it around a Redis connection; nothing happens at
+import time. ``nowcast serve`` runs it with uvicorn.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime
+from importlib import resources
+from typing import Any
+
+import redis
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import HTMLResponse, JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ingest import keys
+from ingest.settings import Settings
+from service.api import routes, schemas
+from service.api.context import ApiContext
+from service.inference import live_workers
+from service.methods_runner import N_LEADS
+from service.metrics import RedisStateCollector, exposition, process_metrics
+
+log = logging.getLogger(__name__)
+
+API_VERSION = "1.0.0"
+
+
+def _scores_for_metrics(ctx: ApiContext, method: str) -> dict[str, Any] | None:
+    sites = ctx.site_ids()
+    if not sites:
+        return None
+    acc = ctx.verification.summed(sites, method, N_LEADS)
+    if not acc.n_cells.any():
+        return None
+    scores = acc.scores()
+    cadences = {ctx.window.cadence_min(s, ctx.settings.site(s).cadence_min) for s in sites}
+    cadence = next(iter(cadences)) if len(cadences) == 1 and None not in cadences else None
+    scores["lead_minutes"] = [(cadence * k if cadence else float(k)) for k in range(1, N_LEADS + 1)]
+    return scores
+
+
+def readiness(ctx: ApiContext) -> schemas.Readiness:
+    """Redis reachable, an inference worker with a loaded model alive, a window fresh."""
+    checks: dict[str, bool] = {}
+    detail: dict[str, str] = {}
+    try:
+        ctx.redis.ping()
+        checks["redis"] = True
+    except redis.RedisError as exc:
+        checks.update(redis=False, model_loaded=False, window_fresh=False)
+        detail["redis"] = f"unreachable: {type(exc).__name__}"
+        return schemas.Readiness(ready=False, checks=checks, detail=detail)
+    workers = [w for w in live_workers(ctx.redis) if w.get("model_version")]
+    checks["model_loaded"] = bool(workers)
+    detail["model_loaded"] = (
+        ", ".join(sorted({str(w["model_version"]) for w in workers}))
+        if workers
+        else "no inference worker with a loaded model has reported in the last 30 s"
+    )
+    now = datetime.now(UTC).timestamp()
+    ages = []
+    for site in ctx.site_ids():
+        stamp = ctx.redis.hget(keys.site_meta(site), "last_ingest_at")
+        if stamp:
+            ages.append(now - datetime.fromisoformat(stamp.decode()).timestamp())
+    limit = ctx.settings.ready_max_ingest_age_s
+    checks["window_fresh"] = bool(ages) and min(ages) <= limit
+    detail["window_fresh"] = (
+        f"newest ingest {min(ages):.0f} s ago (limit {limit:g} s)" if ages else "no frame yet"
+    )
+    return schemas.Readiness(ready=all(checks.values()), checks=checks, detail=detail)
+
+
+def create_app(settings: Settings, connection: redis.Redis) -> FastAPI:
+    """The API around one Redis connection (thread-safe pool)."""
+    app = FastAPI(
+        title="Precipitation nowcasting service",
+        version=API_VERSION,
+        description=(
+            "ConvLSTM radar nowcasts (5 frames in, 15 out, 6-minute cadence) with live "
+            "verification against persistence and optical-flow extrapolation."
+        ),
+    )
+    ctx = ApiContext(settings, connection)
+    app.state.ctx = ctx
+    app.include_router(routes.router)
+    collector = RedisStateCollector(
+        connection, lambda m: _scores_for_metrics(ctx, m), tuple(settings.methods)
+    )
+    metrics = process_metrics()
+
+    @app.middleware("http")
+    async def observe_latency(request: Request, call_next: Any) -> Response:
+        started = time.perf_counter()
+        response: Response = await call_next(request)
+        route = request.scope.get("route")
+        template = getattr(route, "path", "unmatched")
+        metrics.http_latency.labels(request.method, template, str(response.status_code)).observe(
+            time.perf_counter() - started
+        )
+        return response
+
+    @app.exception_handler(redis.RedisError)
+    async def redis_down(_request: Request, exc: redis.RedisError) -> JSONResponse:
+        log.error("redis error: %s", type(exc).__name__)
+        return JSONResponse({"detail": "the data store is unavailable; retry"}, status_code=503)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse(
+            {"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers
+        )
+
+    @app.get("/healthz", summary="The process is alive")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get(
+        "/readyz",
+        response_model=schemas.Readiness,
+        responses={503: {"model": schemas.Readiness}},
+        summary="Redis reachable, model loaded, a window fresh",
+    )
+    def readyz() -> JSONResponse:
+        state = readiness(ctx)
+        return JSONResponse(state.model_dump(), status_code=200 if state.ready else 503)
+
+    @app.get("/metrics", summary="Prometheus metrics", response_class=Response)
+    def prometheus_metrics() -> Response:
+        body, content_type = exposition(collector)
+        return Response(body, media_type=content_type)
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def dashboard() -> HTMLResponse:
+        page = resources.files("service").joinpath("static/dashboard.html").read_text("utf-8")
+        return HTMLResponse(page, headers={"Cache-Control": "no-cache"})
+
+    return app

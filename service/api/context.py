@@ -1,0 +1,156 @@
+"""What the API's routes share: settings, Redis stores, and a cache of rendered forecasts."""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import redis
+from fastapi import HTTPException, Request
+
+from ingest import keys
+from ingest.settings import Settings
+from ingest.status import site_statuses
+from ingest.window import WindowStore
+from model.scores import THRESHOLDS_MMH
+from service.forecast import Forecast
+from service.forecast_store import ForecastStore
+from service.inference import conversion_of
+from service.verification_store import VerificationStore
+
+RENDER_CACHE_ENTRIES = 256
+FORMAT_MEDIA_TYPES = {
+    "json": "application/json",
+    "netcdf": "application/x-netcdf",
+    "png": "image/png",
+    "gif": "image/gif",
+}
+
+
+@dataclass
+class ApiContext:
+    """Built once per app; routes reach it through ``request.app.state.ctx``."""
+
+    settings: Settings
+    redis: redis.Redis
+    forecasts: ForecastStore = field(init=False)
+    verification: VerificationStore = field(init=False)
+    window: WindowStore = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.forecasts = ForecastStore(self.redis, self.settings.forecast_ttl_s)
+        self.verification = VerificationStore(self.redis, self.settings.verification_ttl_s)
+        self.window = WindowStore(
+            self.redis, self.settings.window_frames, self.settings.events_stream_maxlen
+        )
+        self.conversion = conversion_of(self.settings)
+        # forecasts never change once stored: cache them and their renderings by key
+        self.load_forecast = lru_cache(maxsize=RENDER_CACHE_ENTRIES)(self._load_forecast)
+        self.render = lru_cache(maxsize=RENDER_CACHE_ENTRIES)(self._render)
+
+    # -- sites -----------------------------------------------------------------------------
+    def site_ids(self) -> list[str]:
+        return self.window.sites()
+
+    def require_site(self, site_id: str) -> None:
+        if not self.redis.sismember(keys.SITES, site_id):
+            raise HTTPException(404, f"unknown site {site_id!r}; GET /v1/sites lists them")
+
+    def statuses(self) -> list[Any]:
+        return site_statuses(self.redis, self.settings)
+
+    # -- forecasts -------------------------------------------------------------------------
+    def require_method(self, method: str) -> str:
+        name = method.lower()
+        if name not in self.settings.methods:
+            raise HTTPException(
+                422, f"unknown method {method!r}; served: {', '.join(self.settings.methods)}"
+            )
+        return name
+
+    def no_forecast_reason(self, site_id: str, method: str) -> str:
+        """Why the site has no forecast of ``method``: the last refusal, or warming up."""
+        status = self.redis.hgetall(keys.infer_status(site_id))
+        fields = {k.decode(): v.decode() for k, v in status.items()}
+        if fields.get("refused_reason"):
+            return (
+                f"no {method} forecast for {site_id} yet: the last issue time "
+                f"{fields.get('refused_issue_time')} was refused ({fields['refused_reason']}: "
+                f"{fields.get('refused_message', '')})"
+            )
+        return f"no {method} forecast for {site_id} yet: warming up (waiting for 5 frames)"
+
+    def forecast(self, site_id: str, method: str, issue_time: datetime | None) -> Forecast:
+        """The latest forecast (``issue_time`` None) or a kept past one; 404 with a reason."""
+        self.require_site(site_id)
+        if issue_time is None:
+            latest = self.forecasts.latest_issue_time(site_id, method)
+            if latest is None:
+                raise HTTPException(404, self.no_forecast_reason(site_id, method))
+            issue_time = latest
+        try:
+            return self.load_forecast(site_id, method, int(issue_time.timestamp()))
+        except KeyError:
+            raise HTTPException(
+                404,
+                f"no {method} forecast for {site_id} issued at "
+                f"{issue_time.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ} (never made, or expired "
+                f"after {self.settings.forecast_ttl_s} s)",
+            ) from None
+
+    def _load_forecast(self, site_id: str, method: str, issue_epoch: int) -> Forecast:
+        """The stored forecast; KeyError when absent (so that absence is never cached)."""
+        found = self.forecasts.get(site_id, method, datetime.fromtimestamp(issue_epoch, tz=UTC))
+        if found is None:
+            raise KeyError((site_id, method, issue_epoch))
+        return found
+
+    def _render(self, site_id: str, method: str, issue_epoch: int, fmt: str) -> bytes:
+        """The forecast as NetCDF, PNG or GIF bytes (cached: forecasts never change)."""
+        forecast = self.load_forecast(site_id, method, issue_epoch)
+        if fmt == "netcdf":
+            from service.formats.netcdf import forecast_to_netcdf
+
+            return forecast_to_netcdf(forecast)
+        if fmt == "png":
+            from service.formats.png import forecast_strip_png
+
+            return forecast_strip_png(forecast)
+        if fmt == "gif":
+            from service.formats.png import forecast_animation_gif
+
+            return forecast_animation_gif(forecast)
+        raise ValueError(f"no renderer for {fmt}")
+
+    # -- observed --------------------------------------------------------------------------
+    def observed_mmh(self, site_id: str, count: int) -> tuple[list[datetime], np.ndarray]:
+        frames = self.window.frames(site_id, count)
+        if not frames:
+            return [], np.zeros((0, 0, 0), dtype=np.float32)
+        grey = np.stack([f.grey for f in frames])
+        return [f.valid_time for f in frames], self.conversion.rain_mmh(grey)
+
+    def thresholds(self) -> tuple[float, ...]:
+        return THRESHOLDS_MMH
+
+    # -- keys ------------------------------------------------------------------------------
+    def check_api_key(self, request: Request) -> None:
+        """401 unless the X-API-Key header matches a configured key (constant time)."""
+        given = request.headers.get("x-api-key", "")
+        if not given:
+            raise HTTPException(401, "missing X-API-Key header", {"WWW-Authenticate": "ApiKey"})
+        given_bytes = given.encode()
+        matched = False
+        for key in self.settings.api_keys:
+            matched |= hmac.compare_digest(given_bytes, key.get_secret_value().encode())
+        if not matched:
+            raise HTTPException(401, "invalid API key", {"WWW-Authenticate": "ApiKey"})
+
+
+def context(request: Request) -> ApiContext:
+    ctx: ApiContext = request.app.state.ctx
+    return ctx

@@ -1,0 +1,105 @@
+"""Response bodies of the HTTP API (pydantic models: validated, and documented in OpenAPI)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+
+class ErrorBody(BaseModel):
+    detail: str = Field(description="What went wrong, in words.")
+
+
+class Refusal(BaseModel):
+    issue_time: datetime
+    reason: str = Field(description="gap, warming_up or internal_error")
+    message: str
+
+
+class SiteStatus(BaseModel):
+    id: str
+    frames: int = Field(description="Frames in the rolling window.")
+    oldest_frame: datetime | None
+    newest_frame: datetime | None
+    cadence_min: float | None
+    gaps: list[datetime] = Field(description="Missing cadence slots inside the window.")
+    mask_version: str | None = Field(description="None: no noise mask fitted, unmasked.")
+    norm_version: str | None
+    model_version: str | None = Field(description="Model of the newest forecast.")
+    last_issue_time: datetime | None
+    last_ingest_at: datetime | None
+    last_refusal: Refusal | None
+    counts: dict[str, int] = Field(description="Ingest outcomes of this site's frames.")
+
+
+class NowcastBody(BaseModel):
+    site: str
+    method: str
+    issue_time: datetime = Field(description="Valid time of the newest input frame (UTC).")
+    model_version: str
+    norm_version: str
+    cadence_min: float
+    lead_minutes: list[float]
+    valid_times: list[datetime]
+    units: str = "mm h-1"
+    stride: int = Field(description="Every stride-th grid cell along each axis.")
+    shape: list[int] = Field(description="(leads, rows, cols) of frames.")
+    max_rain_mmh: list[float] = Field(description="Largest rain rate of each lead.")
+    frames: list[list[list[float]]] | None = Field(
+        description="Rain rate (mm/h) by lead, row, column; null when frames=false."
+    )
+
+
+class PointSeries(BaseModel):
+    site: str
+    method: str
+    issue_time: datetime
+    row: int
+    col: int
+    lead_minutes: list[float]
+    valid_times: list[datetime]
+    rain_mmh: list[float]
+
+
+class ObservedFrames(BaseModel):
+    site: str
+    valid_times: list[datetime]
+    units: str = "mm h-1"
+    stride: int
+    frames: list[list[list[float]]]
+
+
+class MethodScores(BaseModel):
+    csi: dict[str, list[float | None]] = Field(description="Threshold (mm/h) -> CSI by lead.")
+    far: dict[str, list[float | None]]
+    pod: dict[str, list[float | None]]
+    rain_mse: list[float | None] = Field(description="(mm/h)^2 by lead.")
+    correlation: list[float | None]
+    hits: dict[str, list[int]]
+    misses: dict[str, list[int]]
+    false_alarms: dict[str, list[int]]
+    correct_negatives: dict[str, list[int]]
+    n_cells: list[int] = Field(description="Verified cells by lead.")
+
+
+class VerificationBody(BaseModel):
+    sites: list[str]
+    since: datetime | None
+    until: datetime | None
+    leads: list[int]
+    lead_minutes: list[float] | None = Field(description="Null when sites differ in cadence.")
+    thresholds_mmh: list[float]
+    methods: dict[str, MethodScores]
+
+
+class FrameAccepted(BaseModel):
+    outcome: str = Field(description="accepted or archived_only")
+    site: str
+    valid_time: datetime
+
+
+class Readiness(BaseModel):
+    ready: bool
+    checks: dict[str, bool]
+    detail: dict[str, str]

@@ -1,0 +1,315 @@
+"""The inference worker (``nowcast infer``): frame events in, nowcasts and verification out.
+
+Workers share the frames stream through one Redis consumer group, so each event reaches one
+worker; an entry left pending by a dead worker is claimed by another (XAUTOCLAIM) after
+``infer_claim_idle_ms``. For each event (site, valid time t):
+1. live verification: every kept forecast whose lead lands on t is scored against the frame
+   at t (idempotent, see `service.verification_store`);
+2. nowcast: the 5 consecutive frames ending at t are the input (refused, with the reason
+   recorded, across a gap or while the window warms up); the sites ready in one read are run
+   as one batch through every configured method, and the forecasts of each issue time are
+   stored at once and exactly once (`service.forecast_store`);
+3. frames that arrived before their forecast (out of order, replays) verify it at once.
+The entry is acknowledged only after all of that, so a crash loses nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import redis
+
+from ingest import keys
+from ingest.settings import Settings
+from ingest.window import WindowError, WindowGapError, WindowStore
+from service.forecast import Forecast, RainConversion, parse_time
+from service.forecast_store import ForecastStore
+from service.methods_runner import N_INPUTS, N_LEADS, MethodRunner
+from service.metrics import process_metrics
+from service.verification_store import VerificationStore, single_lead_accumulator
+
+log = logging.getLogger(__name__)
+
+HEALTH_TTL_S = 30
+
+
+@dataclass(frozen=True)
+class ReadyInput:
+    """One issue time whose 5 input frames are in the window."""
+
+    site_id: str
+    issue_time: datetime
+    cadence_min: float
+    grey: np.ndarray  # (5, H, W) float32
+    norm_version: str
+
+
+def conversion_of(settings: Settings) -> RainConversion:
+    return RainConversion(settings.dbz_min, settings.dbz_max, settings.zr_a, settings.zr_b)
+
+
+class InferenceWorker:
+    """Consumes frame events until told to stop; one instance per thread."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        connection: redis.Redis,
+        runner: MethodRunner,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        consumer: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.redis = connection
+        self.runner = runner
+        self.window = WindowStore(connection, settings.window_frames, settings.events_stream_maxlen)
+        self.forecasts = ForecastStore(connection, settings.forecast_ttl_s)
+        self.verification = VerificationStore(connection, settings.verification_ttl_s)
+        self.conversion = conversion_of(settings)
+        self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}"
+        self._now = now
+        self._stop = False
+
+    def request_stop(self) -> None:
+        self._stop = True
+
+    # -- stream ----------------------------------------------------------------------------
+    def ensure_group(self) -> None:
+        """Create the consumer group at the start of the stream (no event is skipped)."""
+        try:
+            self.redis.xgroup_create(keys.EVENTS_STREAM, keys.INFER_GROUP, id="0", mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    def process_once(self, block_ms: int | None = None) -> int:
+        """Handle this consumer's pending entries, orphans of dead workers, then new ones.
+
+        Returns the number of events handled (acknowledged).
+        """
+        self.ensure_group()
+        count = self.settings.infer_batch_max
+        _next, claimed, *_ = self.redis.xautoclaim(
+            keys.EVENTS_STREAM,
+            keys.INFER_GROUP,
+            self.consumer,
+            self.settings.infer_claim_idle_ms,
+            count=count,
+        )
+        if claimed:
+            log.info("claimed %d entries left pending by another worker", len(claimed))
+        handled = 0
+        for start in ("0", ">"):
+            replies = self.redis.xreadgroup(
+                keys.INFER_GROUP,
+                self.consumer,
+                {keys.EVENTS_STREAM: start},
+                count=count,
+                block=block_ms if start == ">" else None,
+            )
+            entries = [(eid, fields) for _s, batch in replies or [] for eid, fields in batch]
+            entries = [(eid, fields) for eid, fields in entries if fields]  # deleted entries
+            if entries:
+                self.handle(entries)
+                handled += len(entries)
+        return handled
+
+    def handle(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
+        """Verify, forecast and acknowledge a batch of frame events."""
+        ready: list[ReadyInput] = []
+        for _entry_id, fields in entries:
+            try:
+                site_id = fields[b"site"].decode()
+                valid_time = parse_time(fields[b"valid_time"].decode())
+            except (KeyError, ValueError, UnicodeDecodeError):
+                log.error("malformed frame event %s; skipped", fields)
+                continue
+            try:
+                self.verify_observation(site_id, valid_time)
+                prepared = self._prepare(site_id, valid_time)
+            except (ValueError, ArithmeticError) as exc:  # a bad stored frame, not Redis
+                log.exception("event %s at %s failed", site_id, valid_time)
+                self._refuse(site_id, valid_time, "internal_error", repr(exc))
+                continue
+            if prepared is not None:
+                ready.append(prepared)
+        if ready:
+            try:
+                self._forecast(ready)
+            except (ValueError, RuntimeError) as exc:  # a model error must not stop the worker
+                log.exception("forecast of %d issue times failed", len(ready))
+                for item in ready:
+                    self._refuse(item.site_id, item.issue_time, "internal_error", repr(exc))
+        ids = [entry_id for entry_id, _ in entries]
+        self.redis.xack(keys.EVENTS_STREAM, keys.INFER_GROUP, *ids)
+
+    # -- nowcasts --------------------------------------------------------------------------
+    def _cadence(self, site_id: str) -> float | None:
+        return self.window.cadence_min(site_id, self.settings.site(site_id).cadence_min)
+
+    def _prepare(self, site_id: str, issue_time: datetime) -> ReadyInput | None:
+        if self.forecasts.was_made(site_id, issue_time):
+            return None
+        try:
+            frames = self.window.consecutive_ending(
+                site_id, issue_time, N_INPUTS, self.settings.site(site_id).cadence_min
+            )
+        except WindowGapError as exc:
+            epochs = self.window.epochs(site_id)
+            before_first = bool(epochs) and all(t.timestamp() < epochs[0] for t in exc.missing)
+            reason = "warming_up" if before_first else "gap"
+            self._refuse(site_id, issue_time, reason, str(exc))
+            return None
+        except WindowError as exc:
+            self._refuse(site_id, issue_time, "warming_up", str(exc))
+            return None
+        cadence = self._cadence(site_id)
+        assert cadence is not None  # consecutive_ending succeeded
+        return ReadyInput(
+            site_id=site_id,
+            issue_time=issue_time,
+            cadence_min=cadence,
+            grey=np.stack([f.grey for f in frames]).astype(np.float32),
+            norm_version=frames[-1].norm_version,
+        )
+
+    def _refuse(self, site_id: str, issue_time: datetime, reason: str, message: str) -> None:
+        log.info("no nowcast for %s at %s: %s", site_id, f"{issue_time:%Y-%m-%dT%H:%MZ}", message)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hincrby(keys.INFER_COUNTS, f"refused:{reason}", 1)
+        pipe.hset(
+            keys.infer_status(site_id),
+            mapping={
+                "refused_issue_time": issue_time.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "refused_reason": reason,
+                "refused_message": message,
+            },
+        )
+        pipe.execute()
+
+    def _forecast(self, ready: list[ReadyInput]) -> None:
+        metrics = process_metrics()
+        by_shape: dict[tuple[int, ...], list[ReadyInput]] = {}
+        for item in ready:
+            by_shape.setdefault(item.grey.shape, []).append(item)
+        for items in by_shape.values():
+            batch = np.stack([item.grey for item in items])
+            metrics.inference_batch.observe(len(items))
+            outputs = self.runner.run(batch, N_LEADS)
+            for output in outputs:
+                metrics.inference_latency.labels(output.name).observe(output.seconds)
+            created = self._now()
+            for i, item in enumerate(items):
+                forecasts = [
+                    Forecast(
+                        site_id=item.site_id,
+                        method=output.name,
+                        issue_time=item.issue_time,
+                        cadence_min=item.cadence_min,
+                        grey=output.grey[i],
+                        model_version=output.version,
+                        norm_version=item.norm_version,
+                        conversion=self.conversion,
+                        created_at=created,
+                    )
+                    for output in outputs
+                ]
+                if self.forecasts.store_issue(forecasts):
+                    self._record_issue(item)
+                    self._verify_backlog(forecasts)
+
+    def _record_issue(self, item: ReadyInput) -> None:
+        self.redis.hset(
+            keys.infer_status(item.site_id),
+            mapping={
+                "issue_time": item.issue_time.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "model_version": self.runner.model_version,
+                "made_at": self._now().isoformat(),
+            },
+        )
+
+    # -- live verification -----------------------------------------------------------------
+    def verify_observation(self, site_id: str, valid_time: datetime) -> int:
+        """Score every kept forecast with a lead valid at ``valid_time``; returns how many."""
+        cadence = self._cadence(site_id)
+        if cadence is None:
+            return 0
+        observed = self.window.frame_at(site_id, valid_time)
+        if observed is None:
+            return 0
+        observed_mmh = self.conversion.rain_mmh(observed.grey)
+        start = valid_time - timedelta(minutes=cadence * N_LEADS)
+        end = valid_time - timedelta(minutes=cadence)
+        counted = 0
+        for method in self.runner.methods:
+            for forecast in self.forecasts.issued_between(site_id, method, start, end):
+                counted += self._count(forecast, valid_time, observed_mmh)
+        return counted
+
+    def _verify_backlog(self, forecasts: list[Forecast]) -> None:
+        """Verify new forecasts against observations that are in the window already."""
+        first = forecasts[0]
+        for valid_time in first.valid_times:
+            observed = self.window.frame_at(first.site_id, valid_time)
+            if observed is None:
+                continue
+            observed_mmh = self.conversion.rain_mmh(observed.grey)
+            for forecast in forecasts:
+                self._count(forecast, valid_time, observed_mmh)
+
+    def _count(self, forecast: Forecast, valid_time: datetime, observed_mmh: np.ndarray) -> int:
+        lead = forecast.lead_of(valid_time)
+        if lead is None or forecast.grey.shape[1:] != observed_mmh.shape:
+            return 0
+        forecast_mmh = forecast.conversion.rain_mmh(forecast.grey[lead - 1])
+        single = single_lead_accumulator(forecast_mmh, observed_mmh)
+        added = self.verification.add(
+            forecast.site_id, forecast.method, forecast.issue_time, lead, valid_time, single
+        )
+        if added:
+            self.redis.hincrby(keys.INFER_COUNTS, "verified", 1)
+        return int(added)
+
+    # -- loop ------------------------------------------------------------------------------
+    def heartbeat(self) -> None:
+        state = {
+            "model_version": self.runner.model_version,
+            "methods": list(self.runner.versions),
+            "device": self.runner.device,
+            "at": time.time(),
+        }
+        self.redis.set(f"{keys.INFER_HEALTH}:{self.consumer}", json.dumps(state), ex=HEALTH_TTL_S)
+
+    def run(self) -> None:
+        """Work until `request_stop` (or a signal handler calling it)."""
+        block_ms = int(self.settings.poll_interval_s * 1000)
+        log.info("inference worker %s on %s", self.consumer, keys.EVENTS_STREAM)
+        while not self._stop:
+            try:
+                self.heartbeat()
+                self.process_once(block_ms)
+            except redis.ConnectionError as exc:
+                log.error("redis unavailable (%s); retrying", exc)
+                time.sleep(self.settings.poll_interval_s)
+        log.info("inference worker %s stopped", self.consumer)
+
+
+def live_workers(connection: redis.Redis) -> list[dict[str, object]]:
+    """Heartbeats of the inference workers alive now."""
+    prefix = f"{keys.INFER_HEALTH}:"
+    out = []
+    for key in connection.scan_iter(match=prefix + "*"):
+        value = connection.get(key)
+        if value:
+            state = json.loads(value)
+            state["consumer"] = key.decode()[len(prefix) :]
+            out.append(state)
+    return out

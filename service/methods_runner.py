@@ -1,0 +1,83 @@
+"""The configured nowcast methods, built once per process and run on batches of sites."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ingest.settings import Settings
+from model.methods import NowcastMethod, get_method
+
+log = logging.getLogger(__name__)
+
+N_INPUTS = 5
+N_LEADS = 15
+
+
+def file_digest(path: Path, length: int = 12) -> str:
+    """First ``length`` hex digits of the SHA-256 of a file (a checkpoint's version)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()[:length]
+
+
+@dataclass(frozen=True)
+class MethodOutput:
+    """One method's forecasts for a batch: ``grey`` (B, n_leads, H, W) float32 in [0, 1]."""
+
+    name: str
+    version: str
+    grey: np.ndarray
+    seconds: float
+
+
+class MethodRunner:
+    """Builds the methods named in the settings; ``run`` applies each to a batch of inputs."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.methods: dict[str, NowcastMethod] = {}
+        self.versions: dict[str, str] = {}
+        self.device = "cpu"
+        for name in settings.methods:
+            options: dict[str, Any] = {}
+            if name == "convlstm":
+                from model.methods.convlstm import DEFAULT_CHECKPOINT
+
+                checkpoint = settings.checkpoint or DEFAULT_CHECKPOINT
+                options = {
+                    "checkpoint": checkpoint,
+                    "device": settings.infer_device,
+                    "bf16": settings.infer_bf16,
+                }
+                self.versions[name] = f"convlstm-{file_digest(Path(checkpoint))}"
+            method = get_method(name, **options)
+            self.methods[name] = method
+            self.versions.setdefault(name, name)
+            device = getattr(method, "device", None)
+            if device is not None:
+                self.device = str(device)
+        log.info("methods %s on %s", self.versions, self.device)
+
+    @property
+    def model_version(self) -> str:
+        """The learned model's version, or the first method's name when none is learned."""
+        return self.versions.get("convlstm", next(iter(self.versions.values()), "none"))
+
+    def run(self, inputs_grey: np.ndarray, n_leads: int = N_LEADS) -> list[MethodOutput]:
+        """inputs_grey (B, 5, H, W) float32 -> one `MethodOutput` per method."""
+        outputs = []
+        for name, method in self.methods.items():
+            started = time.perf_counter()
+            grey = method(inputs_grey, n_leads)
+            outputs.append(
+                MethodOutput(name, self.versions[name], grey, time.perf_counter() - started)
+            )
+        return outputs

@@ -1,0 +1,182 @@
+"""Prometheus metrics (prometheus-client).
+
+Two kinds, so that several processes can serve and work:
+- process metrics (HTTP latency, inference latency and batch size) live in the process that
+  observes them; with ``PROMETHEUS_MULTIPROC_DIR`` set they are aggregated across processes by
+  prometheus-client's multiprocess mode;
+- shared state (frames accepted and quarantined, forecasts issued, ingest lag, per-lead scores)
+  is read from Redis at scrape time by `RedisStateCollector`, so every API replica reports
+  the same numbers whichever process did the work.
+Metrics are created on first use, never at import time.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import lru_cache
+
+import redis
+from prometheus_client import (
+    CollectorRegistry,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import REGISTRY, Collector
+
+from ingest import keys
+
+LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+@dataclass(frozen=True)
+class ProcessMetrics:
+    http_latency: Histogram
+    inference_latency: Histogram
+    inference_batch: Histogram
+
+
+@lru_cache
+def process_metrics() -> ProcessMetrics:
+    """The process's own metrics, registered once in the default registry."""
+    return ProcessMetrics(
+        http_latency=Histogram(
+            "nowcast_http_request_duration_seconds",
+            "HTTP request latency by route and status code.",
+            ["method", "route", "status"],
+            buckets=LATENCY_BUCKETS_S,
+        ),
+        inference_latency=Histogram(
+            "nowcast_inference_duration_seconds",
+            "Time to run one nowcast method on one batch of sites.",
+            ["method"],
+            buckets=LATENCY_BUCKETS_S,
+        ),
+        inference_batch=Histogram(
+            "nowcast_inference_batch_sites",
+            "Sites forecast together in one batch.",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128),
+        ),
+    )
+
+
+class RedisStateCollector(Collector):
+    """Collects the shared service state from Redis at scrape time.
+
+    ``scores`` returns, per method, the scores of `model.scores.ScoreAccumulator.scores` over
+    the last ``window_h`` hours of verification (all sites pooled).
+    """
+
+    def __init__(
+        self,
+        connection: redis.Redis,
+        scores: Callable[[str], dict[str, object] | None],
+        methods: tuple[str, ...],
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._redis = connection
+        self._scores = scores
+        self._methods = methods
+        self._now = now
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            yield from self._collect()
+        except redis.RedisError:
+            up = GaugeMetricFamily("nowcast_redis_up", "1 when Redis answered the scrape.")
+            up.add_metric([], 0.0)
+            yield up
+
+    def _collect(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily("nowcast_redis_up", "1 when Redis answered the scrape.")
+        up.add_metric([], 1.0)
+        yield up
+        ingest = {k.decode(): int(v) for k, v in self._redis.hgetall(keys.COUNTS).items()}
+        accepted = CounterMetricFamily(
+            "nowcast_frames_accepted",
+            "Frames accepted into a window (or archived only).",
+            labels=["outcome"],
+        )
+        quarantined = CounterMetricFamily(
+            "nowcast_frames_quarantined", "Frames quarantined, by reason.", labels=["reason"]
+        )
+        for name, value in sorted(ingest.items()):
+            if name.startswith("quarantined:"):
+                quarantined.add_metric([name.split(":", 1)[1]], value)
+            else:
+                accepted.add_metric([name], value)
+        yield accepted
+        yield quarantined
+
+        infer = {k.decode(): int(v) for k, v in self._redis.hgetall(keys.INFER_COUNTS).items()}
+        issued = CounterMetricFamily(
+            "nowcast_forecasts_issued", "Forecasts stored, by method.", labels=["method"]
+        )
+        refused = CounterMetricFamily(
+            "nowcast_forecasts_refused", "Issue times not forecast, by reason.", labels=["reason"]
+        )
+        for name, value in sorted(infer.items()):
+            kind, _, label = name.partition(":")
+            if kind == "issued":
+                issued.add_metric([label], value)
+            elif kind == "refused":
+                refused.add_metric([label], value)
+        yield issued
+        yield refused
+
+        lag = GaugeMetricFamily(
+            "nowcast_ingest_lag_seconds",
+            "Seconds since the site's newest frame was ingested.",
+            labels=["site"],
+        )
+        now_s = self._now().timestamp()
+        for site in sorted(s.decode() for s in self._redis.smembers(keys.SITES)):
+            stamp = self._redis.hget(keys.site_meta(site), "last_ingest_at")
+            if stamp:
+                ingested = datetime.fromisoformat(stamp.decode()).timestamp()
+                lag.add_metric([site], max(0.0, now_s - ingested))
+        yield lag
+
+        families = {
+            name: GaugeMetricFamily(
+                f"nowcast_verification_{name}",
+                f"{name.upper()} by method, lead (min) and threshold (mm/h), sites pooled.",
+                labels=["method", "lead_min", "threshold_mmh"],
+            )
+            for name in ("csi", "pod", "far")
+        }
+        for method in self._methods:
+            scores = self._scores(method)
+            if not scores:
+                continue
+            leads = scores["lead_minutes"]
+            assert isinstance(leads, list)
+            for name, family in families.items():
+                table = scores[name]
+                assert isinstance(table, dict)
+                for threshold, values in table.items():
+                    for lead, value in zip(leads, values, strict=True):
+                        if value is not None:
+                            family.add_metric([method, f"{lead:g}", threshold], value)
+        yield from families.values()
+
+
+def exposition(extra: Collector | None) -> tuple[bytes, str]:
+    """The text exposition of this process's (or all processes') metrics plus ``extra``."""
+    from prometheus_client import CONTENT_TYPE_LATEST
+
+    registry = CollectorRegistry()
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiprocess.MultiProcessCollector(registry)
+        parts = [generate_latest(registry)]
+    else:
+        parts = [generate_latest(REGISTRY)]
+    if extra is not None:
+        shared = CollectorRegistry()
+        shared.register(extra)
+        parts.append(generate_latest(shared))
+    return b"".join(parts), CONTENT_TYPE_LATEST

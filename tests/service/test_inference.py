@@ -1,0 +1,156 @@
+"""The inference worker on a real Redis with a real (small) ConvLSTM and real CF frames."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import numpy as np
+import pytest
+
+from ingest import keys
+from ingest.ingestor import Ingestor
+from model.scores import ScoreAccumulator
+from service.forecast import decode_forecast, encode_forecast
+from service.inference import InferenceWorker
+from service.methods_runner import MethodRunner
+from tests.service.helpers import FEED_START
+
+
+@pytest.fixture(scope="module")
+def runner(small_checkpoint, tmp_path_factory):
+    from tests.service.helpers import service_settings
+
+    return MethodRunner(service_settings(tmp_path_factory.mktemp("r"), small_checkpoint))
+
+
+def _ingest(settings, redis_conn, paths):
+    ingestor = Ingestor(settings, redis_conn)
+    for path in paths:
+        result = ingestor.ingest_bytes(path.read_bytes(), str(path))
+        assert result.outcome == "accepted", result
+
+
+def _drain(worker):
+    while worker.process_once() > 0:
+        pass
+
+
+def test_every_issue_time_with_five_frames_is_forecast_once_by_every_method(
+    settings, redis_conn, runner, feed
+):
+    _ingest(settings, redis_conn, feed[:8])
+    worker = InferenceWorker(settings, redis_conn, runner, consumer="w1")
+    _drain(worker)
+
+    for method in settings.methods:
+        issued = worker.forecasts.issue_times("synth-01", method)
+        # frames 0..7: issue times need 5 consecutive frames, so frames 4..7
+        assert issued == [FEED_START + timedelta(minutes=6 * i) for i in range(4, 8)]
+    counts = {k.decode(): int(v) for k, v in redis_conn.hgetall(keys.INFER_COUNTS).items()}
+    assert counts["issued:convlstm"] == 4
+    assert counts["refused:warming_up"] == 4
+
+    latest = worker.forecasts.latest("synth-01", "convlstm")
+    assert latest is not None
+    assert latest.grey.shape == (15, 32, 32)
+    assert latest.lead_minutes[0] == 6.0 and latest.lead_minutes[-1] == 90.0
+    assert latest.model_version.startswith("convlstm-")
+    persistence = worker.forecasts.latest("synth-01", "persistence")
+    last_frame = worker.window.frame_at("synth-01", FEED_START + timedelta(minutes=42))
+    np.testing.assert_allclose(persistence.grey[7], last_frame.grey, atol=2e-5)
+
+    # a re-delivered event (same frame again) forecasts nothing new
+    redis_conn.xadd(
+        keys.EVENTS_STREAM,
+        {"site": "synth-01", "valid_time": "2026-03-01T12:42:00Z", "norm_version": "x"},
+    )
+    _drain(worker)
+    assert int(redis_conn.hget(keys.INFER_COUNTS, "issued:convlstm")) == 4
+
+
+def test_verification_counts_when_the_verifying_frame_arrives_and_never_twice(
+    settings, redis_conn, runner, feed
+):
+    _ingest(settings, redis_conn, feed[:5])
+    worker = InferenceWorker(settings, redis_conn, runner, consumer="w1")
+    _drain(worker)
+    issue = FEED_START + timedelta(minutes=24)
+    assert worker.verification.summed(["synth-01"], "persistence", 15).n_cells.sum() == 0
+
+    _ingest(settings, redis_conn, feed[5:6])  # observation for lead 1 of the issue above
+    _drain(worker)
+    acc = worker.verification.summed(["synth-01"], "persistence", 15)
+    assert acc.n_cells.tolist() == [32 * 32] + [0] * 14
+
+    # the counts are exactly those of the scoring code on the same arrays
+    forecast = worker.forecasts.get("synth-01", "persistence", issue)
+    observed = worker.window.frame_at("synth-01", issue + timedelta(minutes=6))
+    expected = ScoreAccumulator(1)
+    expected.add(forecast.rain_mmh()[:1], worker.conversion.rain_mmh(observed.grey)[None])
+    assert acc.hits[0].tolist() == expected.hits[0].tolist()
+    assert acc.misses[0].tolist() == expected.misses[0].tolist()
+    assert acc.sum_squared_error_mmh2[0] == pytest.approx(expected.sum_squared_error_mmh2[0])
+
+    # verifying the same observation again adds nothing
+    assert worker.verify_observation("synth-01", issue + timedelta(minutes=6)) == 0
+    again = worker.verification.summed(["synth-01"], "persistence", 15)
+    assert again.hits.tolist() == acc.hits.tolist()
+
+
+def test_a_gap_refuses_the_issue_time_and_says_why(settings, redis_conn, runner, feed):
+    _ingest(settings, redis_conn, [*feed[:5], *feed[6:8]])  # frame 5 missing
+    worker = InferenceWorker(settings, redis_conn, runner, consumer="w1")
+    _drain(worker)
+    status = {
+        k.decode(): v.decode() for k, v in redis_conn.hgetall(keys.infer_status("synth-01")).items()
+    }
+    assert status["refused_reason"] == "gap"
+    assert "12:30Z" in status["refused_message"]
+    issued = worker.forecasts.issue_times("synth-01", "convlstm")
+    assert issued == [FEED_START + timedelta(minutes=24)]
+
+
+def test_late_frames_verify_forecasts_made_after_them(settings, redis_conn, runner, feed):
+    # all frames first, worker afterwards: forecasts are verified against frames already there
+    _ingest(settings, redis_conn, feed[:8])
+    worker = InferenceWorker(settings, redis_conn, runner, consumer="w1")
+    _drain(worker)
+    acc = worker.verification.summed(["synth-01"], "extrapolation", 15)
+    # issue times 4..7 (frames up to 7): lead k verified for issues with issue + k <= 7
+    assert acc.n_cells[:3].tolist() == [3 * 1024, 2 * 1024, 1 * 1024]
+    assert acc.n_cells[3:].sum() == 0
+
+
+def test_an_entry_left_pending_by_a_dead_worker_is_claimed_by_another(
+    settings, redis_conn, runner, feed
+):
+    quick = settings.model_copy(update={"infer_claim_idle_ms": 1000})
+    _ingest(quick, redis_conn, feed[:6])
+    dead = InferenceWorker(quick, redis_conn, runner, consumer="dead")
+    dead.ensure_group()
+    # the dead worker read the events but never acknowledged them
+    redis_conn.xreadgroup(keys.INFER_GROUP, "dead", {keys.EVENTS_STREAM: ">"}, count=100)
+    assert redis_conn.xpending(keys.EVENTS_STREAM, keys.INFER_GROUP)["pending"] == 6
+
+    alive = InferenceWorker(quick, redis_conn, runner, consumer="alive")
+    assert alive.process_once() == 0  # not idle long enough yet
+    import time
+
+    time.sleep(1.1)
+    _drain(alive)
+    assert redis_conn.xpending(keys.EVENTS_STREAM, keys.INFER_GROUP)["pending"] == 0
+    assert len(alive.forecasts.issue_times("synth-01", "convlstm")) == 2
+
+
+def test_forecast_codec_round_trip_and_refuses_garbage(settings, redis_conn, runner, feed):
+    _ingest(settings, redis_conn, feed[:5])
+    worker = InferenceWorker(settings, redis_conn, runner, consumer="w1")
+    _drain(worker)
+    forecast = worker.forecasts.latest("synth-01", "convlstm")
+    again = decode_forecast(encode_forecast(forecast))
+    np.testing.assert_allclose(again.grey, forecast.grey, atol=1e-5)
+    assert again.header() == forecast.header()
+    blob = encode_forecast(forecast)
+    for bad in (b"", b"NWC1", blob[:40], b"XXXX" + blob[4:], blob[:-10]):
+        with pytest.raises(ValueError):
+            decode_forecast(bad)
