@@ -165,8 +165,12 @@ class InferenceWorker:
         except WindowGapError as exc:
             epochs = self.window.epochs(site_id)
             before_first = bool(epochs) and all(t.timestamp() < epochs[0] for t in exc.missing)
-            reason = "warming_up" if before_first else "gap"
-            self._refuse(site_id, issue_time, reason, str(exc))
+            if before_first:
+                have = N_INPUTS - len(exc.missing)
+                message = f"warming up: {have} of the {N_INPUTS} input frames are in the window"
+                self._refuse(site_id, issue_time, "warming_up", message)
+            else:
+                self._refuse(site_id, issue_time, "gap", str(exc))
             return None
         except WindowError as exc:
             self._refuse(site_id, issue_time, "warming_up", str(exc))

@@ -78,9 +78,9 @@ class ApiContext:
         fields = {k.decode(): v.decode() for k, v in status.items()}
         if fields.get("refused_reason"):
             return (
-                f"no {method} forecast for {site_id} yet: the last issue time "
-                f"{fields.get('refused_issue_time')} was refused ({fields['refused_reason']}: "
-                f"{fields.get('refused_message', '')})"
+                f"no {method} forecast for {site_id}: the newest issue time "
+                f"{fields.get('refused_issue_time')} could not be forecast "
+                f"({fields['refused_reason']}) - {fields.get('refused_message', '')}"
             )
         return f"no {method} forecast for {site_id} yet: warming up (waiting for 5 frames)"
 
