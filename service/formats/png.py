@@ -1,0 +1,195 @@
+"""Pictures of a forecast's rain rate (mm/h): a PNG strip of the leads and an animated GIF.
+
+Colour scale as in `model.plots`: "turbo" on a logarithmic 0.1..100 mm/h scale; below
+0.1 mm/h (no rain, 0 included) is white, NaN (no observation) light grey. Matplotlib is used
+through its object API only (``Figure`` + ``FigureCanvasAgg``, no pyplot state), so these
+functions can run in web-server threads. Panels are laid out in whole pixels (`strip_size_px`);
+the dots per inch are a power of two so that inches * dpi is exact and no pixel is lost.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping, Sequence
+from datetime import UTC
+
+import matplotlib
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Colormap, LogNorm
+from matplotlib.figure import Figure
+from numpy.typing import NDArray
+from PIL import Image, ImageDraw, ImageFont
+
+from service.forecast import Forecast
+
+RAIN_MIN_MMH = 0.1
+RAIN_MAX_MMH = 100.0
+COLOUR_MAP = "turbo"
+PANEL_PX = 120  # one square map panel, margins included
+LABEL_PX = 18  # band under each panel for its lead
+TITLE_PX = 32
+LEFT_PX = 28  # row names
+RIGHT_PX = 72  # colour bar and its labels
+DPI = 128
+GIF_SCALE = 3  # screen pixels per grid cell
+GIF_FRAME_MS = 500
+_GIF_TITLE_PX = 18
+_GIF_LEGEND_PX = 30  # colour bar 10 px, labels under it
+_GAP_PX = 4
+
+
+def rain_colour_scale() -> tuple[Colormap, LogNorm]:
+    """The colour map (white under the scale, light grey for NaN) and its 0.1..100 mm/h norm."""
+    cmap = matplotlib.colormaps[COLOUR_MAP].with_extremes(under="white", bad="lightgrey")
+    return cmap, LogNorm(vmin=RAIN_MIN_MMH, vmax=RAIN_MAX_MMH)
+
+
+def _below_scale_to_under(rain_mmh: NDArray[np.floating]) -> NDArray[np.float32]:
+    """Copy with rates under RAIN_MIN_MMH (0 included, which LogNorm would mask as bad) set to
+    half of it, so that they take the "under" colour; NaN stays NaN. Any shape, mm/h."""
+    rain = np.asarray(rain_mmh, dtype=np.float32)
+    return np.where(rain < RAIN_MIN_MMH, np.float32(RAIN_MIN_MMH / 2), rain)
+
+
+def rain_rgb(rain_mmh: NDArray[np.floating]) -> NDArray[np.uint8]:
+    """(H, W) rain rate in mm/h -> (H, W, 3) uint8 RGB colours of the scale."""
+    cmap, norm = rain_colour_scale()
+    rgba = cmap(norm(_below_scale_to_under(rain_mmh)), bytes=True)
+    return np.ascontiguousarray(rgba[..., :3])
+
+
+def strip_size_px(n_panels: int, n_rows: int) -> tuple[int, int]:
+    """(width, height) in pixels of a strip of ``n_panels`` leads in ``n_rows`` rows."""
+    return LEFT_PX + n_panels * PANEL_PX + RIGHT_PX, TITLE_PX + n_rows * (PANEL_PX + LABEL_PX)
+
+
+def _check_leads(forecast: Forecast, leads: Sequence[int] | None) -> list[int]:
+    shown = list(range(1, forecast.n_leads + 1)) if leads is None else [int(k) for k in leads]
+    if not shown or any(not 1 <= k <= forecast.n_leads for k in shown):
+        raise ValueError(f"leads must be a non-empty subset of 1..{forecast.n_leads}: {leads}")
+    return shown
+
+
+def _check_observed(forecast: Forecast, observed_mmh: Mapping[int, np.ndarray]) -> None:
+    for lead, field in observed_mmh.items():
+        if not 1 <= lead <= forecast.n_leads:
+            raise ValueError(f"observed lead {lead} outside 1..{forecast.n_leads}")
+        if np.shape(field) != forecast.grey.shape[1:]:
+            raise ValueError(f"observed lead {lead} has shape {np.shape(field)}")
+
+
+def _draw_panel(ax: Axes, field_mmh: np.ndarray | None, label: str) -> None:
+    """One map panel (``None``: no observation yet), its lead label underneath."""
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_xlabel(label, fontsize=6, labelpad=1)
+    if field_mmh is None:
+        ax.text(0.5, 0.5, "not observed", ha="center", va="center", fontsize=5, color="grey")
+        return
+    cmap, norm = rain_colour_scale()
+    ax.imshow(_below_scale_to_under(field_mmh), cmap=cmap, norm=norm, interpolation="nearest")
+
+
+def _add_axes_px(fig: Figure, left: int, bottom: int, width: int, height: int) -> Axes:
+    """Axes at a rectangle given in pixels from the figure's lower left corner."""
+    fig_width, fig_height = fig.canvas.get_width_height()
+    return fig.add_axes(
+        (left / fig_width, bottom / fig_height, width / fig_width, height / fig_height)
+    )
+
+
+def _add_colour_bar(fig: Figure, height_px: int) -> None:
+    """The rain colour bar in the right margin, ``height_px`` tall, decades labelled."""
+    fig_width, _ = fig.canvas.get_width_height()
+    cax = _add_axes_px(fig, fig_width - RIGHT_PX + 8, LABEL_PX + _GAP_PX, 10, height_px)
+    cmap, norm = rain_colour_scale()
+    bar = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), cax=cax)
+    decades = [RAIN_MIN_MMH * 10.0**k for k in range(4)]
+    bar.set_ticks(decades, labels=[f"{rate:g}" for rate in decades])
+    bar.ax.minorticks_off()
+    bar.ax.tick_params(labelsize=6)
+    bar.set_label("rain rate (mm/h)", fontsize=6)
+
+
+def forecast_strip_png(
+    forecast: Forecast,
+    observed_mmh: Mapping[int, np.ndarray] | None = None,
+    leads: Sequence[int] | None = None,
+) -> bytes:
+    """PNG of the forecast's rain rate, one panel per lead, lead minutes under each panel.
+
+    ``observed_mmh``: observed rain rate (H, W) mm/h keyed by 1-based lead (as
+    `Forecast.lead_of` gives); when given, a second row shows it under the forecast (a panel
+    reads "not observed" for a lead without one). ``leads``: 1-based leads to show (default
+    all). Size: `strip_size_px` (len(leads), 1 or 2 rows). ValueError on a lead out of range
+    or an observed field of another shape than the forecast grid.
+    """
+    shown = _check_leads(forecast, leads)
+    rows: dict[str, Mapping[int, np.ndarray]] = {
+        "forecast": dict(enumerate(forecast.rain_mmh(), 1))
+    }
+    if observed_mmh is not None:
+        _check_observed(forecast, observed_mmh)
+        rows["observed"] = observed_mmh
+    width, height = strip_size_px(len(shown), len(rows))
+    fig = Figure(figsize=(width / DPI, height / DPI), dpi=DPI)
+    FigureCanvasAgg(fig)
+    side = PANEL_PX - 2 * _GAP_PX
+    for r, (name, fields) in enumerate(rows.items()):
+        bottom = height - TITLE_PX - (r + 1) * (PANEL_PX + LABEL_PX) + LABEL_PX + _GAP_PX
+        for j, lead in enumerate(shown):
+            ax = _add_axes_px(fig, LEFT_PX + j * PANEL_PX + _GAP_PX, bottom, side, side)
+            _draw_panel(ax, fields.get(lead), f"+{forecast.lead_minutes[lead - 1]:g} min")
+            if j == 0:
+                ax.set_ylabel(name, fontsize=7, labelpad=2)
+    _add_colour_bar(fig, height - TITLE_PX - LABEL_PX - 2 * _GAP_PX)
+    issued = forecast.issue_time.astimezone(UTC)
+    title = f"{forecast.site_id} - {forecast.method} - issued {issued:%Y-%m-%d %H:%M} UTC"
+    fig.text(0.5, 1 - TITLE_PX / 2 / height, title, ha="center", va="center", fontsize=8)
+    out = io.BytesIO()
+    fig.savefig(out, format="png", dpi=DPI)
+    return out.getvalue()
+
+
+def _gif_legend(width_px: int, font: ImageFont.FreeTypeFont | ImageFont.ImageFont) -> Image.Image:
+    """A log colour bar 0.1..100 mm/h across ``width_px`` with its decades labelled."""
+    legend = Image.new("RGB", (width_px, _GIF_LEGEND_PX), "white")
+    rates = np.logspace(np.log10(RAIN_MIN_MMH), np.log10(RAIN_MAX_MMH), width_px)
+    legend.paste(Image.fromarray(rain_rgb(np.tile(rates, (10, 1)))), (0, 0))
+    draw = ImageDraw.Draw(legend)
+    for decade, text in ((0, "0.1"), (1, "1"), (2, "10"), (3, "100 mm/h")):
+        x = min(int(decade / 3 * (width_px - 1)), width_px - int(draw.textlength(text, font)) - 1)
+        draw.text((max(x, 0), 13), text, fill="black", font=font)
+    return legend
+
+
+def forecast_animation_gif(forecast: Forecast, frame_ms: int = GIF_FRAME_MS) -> bytes:
+    """Animated GIF of the rain rate, one frame per lead (``frame_ms`` each, looping).
+
+    Each frame: a title line with site, method and lead (+minutes, valid time in UTC), the map
+    at `GIF_SCALE` pixels per cell, and a colour bar under it.
+    """
+    _, ny, nx = forecast.grey.shape
+    font = ImageFont.load_default(size=11)
+    legend = _gif_legend(nx * GIF_SCALE, font)
+    frames = []
+    for minutes, valid, field in zip(
+        forecast.lead_minutes, forecast.valid_times, forecast.rain_mmh(), strict=True
+    ):
+        map_px = (nx * GIF_SCALE, ny * GIF_SCALE)
+        frame = Image.new("RGB", (map_px[0], _GIF_TITLE_PX + map_px[1] + _GIF_LEGEND_PX), "white")
+        rain = Image.fromarray(rain_rgb(field))
+        frame.paste(rain.resize(map_px, Image.Resampling.NEAREST), (0, _GIF_TITLE_PX))
+        frame.paste(legend, (0, _GIF_TITLE_PX + map_px[1]))
+        valid_hhmm = f"{valid.astimezone(UTC):%H:%M}"
+        title = f"{forecast.site_id} {forecast.method} +{minutes:g} min ({valid_hhmm} UTC)"
+        ImageDraw.Draw(frame).text((2, 2), title, fill="black", font=font)
+        frames.append(frame.convert("P", palette=Image.Palette.ADAPTIVE))
+    out = io.BytesIO()
+    frames[0].save(
+        out, format="GIF", save_all=True, append_images=frames[1:], duration=frame_ms, loop=0
+    )
+    return out.getvalue()
