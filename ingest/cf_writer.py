@@ -27,6 +27,7 @@ import xarray as xr
 from numpy.typing import ArrayLike, NDArray
 
 from ingest.conversion import rain_rate_mmh_to_dbz
+from ingest.hdf5_lock import HDF5_LOCK
 from ingest.synth import SynthParams, synth_rain_rate_mmh
 
 QUANTITIES = ("rain_rate", "reflectivity", "accumulation")
@@ -226,7 +227,8 @@ def write_cf_frame(
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        ds.to_netcdf(tmp_name, mode="w", format="NETCDF4", engine="netcdf4", encoding=encoding)
+        with HDF5_LOCK:
+            ds.to_netcdf(tmp_name, mode="w", format="NETCDF4", engine="netcdf4", encoding=encoding)
         with open(tmp_name, "rb") as written:
             os.fsync(written.fileno())
         os.replace(tmp_name, path)

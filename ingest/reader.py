@@ -17,6 +17,7 @@ import netCDF4
 import numpy as np
 
 from ingest.frame import FrameRejected, RadarField, RejectReason
+from ingest.hdf5_lock import HDF5_LOCK
 from ingest.quantities import Quantity, get_quantity, quantity_names
 from ingest.settings import SITE_ID_PATTERN
 
@@ -41,6 +42,13 @@ def read_radar_bytes(
 
     ``name`` is only used in messages. Raises `FrameRejected` with the reason on any failure.
     """
+    with HDF5_LOCK:
+        return _read_radar_bytes(raw, name, site_id, zr)
+
+
+def _read_radar_bytes(
+    raw: bytes, name: str, site_id: str | None, zr: tuple[float, float]
+) -> RadarField:
     try:
         ds = netCDF4.Dataset(name, mode="r", memory=raw)
     except Exception as exc:  # netCDF4/HDF5 raise OSError, RuntimeError, ValueError ...
@@ -220,7 +228,7 @@ def _site_id(ds: netCDF4.Dataset) -> str:
 def peek_valid_time(path: Path) -> datetime | None:
     """Valid time of a file without reading its grid; None where it cannot be told."""
     try:
-        with netCDF4.Dataset(path, mode="r") as ds:
+        with HDF5_LOCK, netCDF4.Dataset(path, mode="r") as ds:
             return _valid_time(ds)
     except Exception:  # an unreadable file sorts first and is quarantined when processed
         return None

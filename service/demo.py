@@ -1,86 +1,112 @@
-"""``nowcast demo``: the main job on embedded defaults.
+"""``nowcast demo``: the whole service on one machine, on embedded defaults.
 
-For now (ingest stage): fill the embedded Redis from a folder of frames (real ones when
-``--frames`` is given, else a synthetic feed the project writes), then print every site's
-window and the newest consecutive input frames. Later stages add inference and the API.
+A radar feed (real frames replayed from ``--frames``, else the project's synthetic radar)
+delivers files into an incoming folder; the ingest worker takes them into the embedded Redis;
+the inference worker makes the ConvLSTM, extrapolation and persistence nowcasts with the
+shipped checkpoint and verifies them as observations arrive; the API serves forecasts,
+verification, /metrics and the dashboard at http://HOST:PORT/. Ctrl-C stops everything.
+The demo keeps its state under ``<data_dir>/demo`` and starts from an empty embedded Redis.
 """
 
 from __future__ import annotations
 
 import logging
-import time
+import shutil
+import threading
 from pathlib import Path
 from typing import Annotated
 
-import numpy as np
 import typer
 
 log = logging.getLogger(__name__)
 
-DEMO_SYNTH_FRAMES = 45
-
-
-def _replay(worker: object, folders: list[Path], speed: float) -> None:
-    """Ingest files one by one, sleeping cadence / speed between them (speed 0: no sleep)."""
-    from ingest.worker import IngestWorker
-
-    assert isinstance(worker, IngestWorker)
-    previous = None
-    for path in worker.new_files(folders):
-        result = worker.ingest_file(path)
-        if speed > 0 and result and result.valid_time and previous:
-            time.sleep(max(0.0, (result.valid_time - previous).total_seconds() / speed))
-        if result and result.valid_time:
-            previous = result.valid_time
+RADAR_CADENCE_S = 360.0
 
 
 def demo(
     frames: Annotated[
         Path | None,
-        typer.Option("--frames", help="Folder of real CF-NetCDF frames; default: synthetic feed."),
+        typer.Option(
+            "--frames",
+            exists=True,
+            file_okay=False,
+            help="Folder of real CF-NetCDF frames (one sub-folder per network or site); "
+            "default: the synthetic radar feed.",
+        ),
     ] = None,
     speed: Annotated[
         float,
-        typer.Option("--speed", min=0, help="Replay speed-up (360: 6 min in 1 s; 0: at once)."),
-    ] = 0.0,
+        typer.Option("--speed", min=1, help="Replay speed-up: 60 delivers a 6-min frame in 6 s."),
+    ] = 60.0,
+    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8000,
 ) -> None:
-    """Run the pipeline on embedded Redis and print the windows it built."""
-    from ingest.cf_writer import write_synthetic_feed
-    from ingest.conversion import grey_to_rain_rate_mmh
+    """Run feed, ingest, inference, live verification, API and dashboard until Ctrl-C."""
+    import uvicorn
+
     from ingest.ingestor import Ingestor
     from ingest.redis_conn import open_redis
     from ingest.settings import get_settings
-    from ingest.status import format_statuses, ingest_totals, site_statuses
-    from ingest.window import WindowError
     from ingest.worker import IngestWorker
+    from service.api.app import create_app
+    from service.feeds import FolderReplay, SyntheticRadar
+    from service.inference import InferenceWorker
+    from service.methods_runner import MethodRunner
 
-    settings = get_settings()
-    if frames is None:
-        frames = settings.data_dir / "demo-feed"
-        if not any(frames.glob("*.nc")):
-            paths = write_synthetic_feed(frames, DEMO_SYNTH_FRAMES, site_id="synth-01")
-            typer.echo(f"no --frames given: wrote {len(paths)} synthetic frames to {frames}")
+    base = get_settings()
+    settings = base.model_copy(update={"data_dir": base.data_dir / "demo"})
+    incoming = settings.data_dir / "incoming"
+    if settings.redis_url is None:  # our own embedded server: start from a clean slate
+        shutil.rmtree(settings.data_dir, ignore_errors=True)
+    incoming.mkdir(parents=True, exist_ok=True)
+
+    interval_s = RADAR_CADENCE_S / speed
+    feed: FolderReplay | SyntheticRadar
+    if frames is not None:
+        feed = FolderReplay(frames, incoming, interval_s)
+        source = f"{feed.n_frames} real frames from {frames} ({len(feed.sequences)} networks)"
+    else:
+        feed = SyntheticRadar(incoming, interval_s)
+        source = "the synthetic radar feed (no --frames given)"
+    typer.echo("loading the nowcast methods ...")
+    runner = MethodRunner(settings)
+
+    stop = threading.Event()
     with open_redis(settings) as connection:
-        ingestor = Ingestor(settings, connection)
-        worker = IngestWorker(ingestor, settings, settle_s=0.0)
-        worker.install_signal_handlers()
-        _replay(worker, [frames], speed)
-        statuses = site_statuses(connection, settings)
-        typer.echo(format_statuses(statuses, ingest_totals(connection)))
-        for status in statuses:
-            site = status.window.site_id
-            try:
-                inputs = ingestor.window.last_consecutive(site, 5, settings.site(site).cadence_min)
-            except WindowError as exc:
-                typer.echo(f"{site}: no model input yet: {exc}")
-                continue
-            typer.echo(f"{site}: the 5 newest consecutive frames (model input):")
-            for frame in inputs:
-                rain = grey_to_rain_rate_mmh(
-                    frame.grey, settings.dbz_min, settings.dbz_max, settings.zr_a, settings.zr_b
-                )
-                typer.echo(
-                    f"  {frame.valid_time:%Y-%m-%d %H:%M}Z  grey max {frame.grey.max():.2f}  "
-                    f"rain >= 0.5 mm/h on {np.mean(rain >= 0.5):.0%} of cells, "
-                    f"max {rain.max():.1f} mm/h  [{frame.norm_version}]"
-                )
+        ingest_worker = IngestWorker(Ingestor(settings, connection), settings, settle_s=0.0)
+        inference_worker = InferenceWorker(settings, connection, runner)
+        threads = [
+            threading.Thread(target=feed.run, args=(stop,), name="feed", daemon=True),
+            threading.Thread(
+                target=ingest_worker.run, args=([incoming], True), name="ingest", daemon=True
+            ),
+            threading.Thread(target=inference_worker.run, name="inference", daemon=True),
+        ]
+        for thread in threads:
+            thread.start()
+        server = uvicorn.Server(
+            uvicorn.Config(
+                create_app(settings, connection),
+                host=host,
+                port=port,
+                log_level="warning",
+                access_log=False,
+            )
+        )
+        typer.echo(
+            f"feeding {source}, one frame every {interval_s:g} s\n"
+            f"dashboard: http://{host}:{port}/   API docs: http://{host}:{port}/docs\n"
+            f"models: {', '.join(runner.versions.values())} on {runner.device}\n"
+            "press Ctrl-C to stop"
+        )
+        try:
+            server.run()  # returns on Ctrl-C / SIGTERM (uvicorn handles the signal) ...
+        except KeyboardInterrupt:
+            pass  # ... and re-raises Ctrl-C once it has shut down: that is our normal stop
+        finally:
+            stop.set()
+            ingest_worker.request_stop()
+            inference_worker.request_stop()
+            for thread in threads:
+                thread.join(timeout=30)
+    typer.echo("demo stopped")

@@ -24,6 +24,7 @@ import numpy as np
 import xarray as xr
 
 from ingest.cf_writer import TIME_UNITS, _epoch_seconds, _time_attrs
+from ingest.hdf5_lock import HDF5_LOCK
 from service.forecast import Forecast
 
 TIME_UNITS_UTC = f"{TIME_UNITS} UTC"
@@ -136,4 +137,5 @@ def forecast_to_netcdf(forecast: Forecast) -> bytes:
         "zlib": True,
         "complevel": _ZLIB_LEVEL,
     }
-    return bytes(ds.to_netcdf(engine="netcdf4", format="NETCDF4", encoding=encoding))
+    with HDF5_LOCK:  # HDF5 is not thread-safe; the API renders in worker threads
+        return bytes(ds.to_netcdf(engine="netcdf4", format="NETCDF4", encoding=encoding))

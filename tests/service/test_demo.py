@@ -1,0 +1,90 @@
+"""``nowcast demo`` as a new user runs it: a real process, real HTTP, Ctrl-C to stop."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime
+
+import httpx
+import pytest
+
+from ingest.reader import peek_valid_time
+from service.feeds import network_sequences
+from tests.service.live_server import free_port
+
+
+def _wait_for(predicate, timeout_s: float, process: subprocess.Popen) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"demo exited early: {process.stdout.read()}")
+        try:
+            if predicate():
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise AssertionError("timed out waiting for the demo")
+
+
+def test_demo_serves_moving_forecasts_and_verification_then_stops_on_ctrl_c(tmp_path):
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NOWCAST_")}
+    env.update(NOWCAST_DATA_DIR=str(tmp_path), OMP_NUM_THREADS="1")
+    env.pop("REDIS_URL", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "service.cli", "demo", "--port", str(port), "--speed", "360"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        latest = f"{base}/v1/sites/synth-01/nowcast/latest?frames=false"
+        _wait_for(lambda: httpx.get(latest).status_code == 200, 120, process)
+        first = httpx.get(latest).json()["issue_time"]
+
+        def verified() -> bool:
+            body = httpx.get(f"{base}/v1/verification").json()
+            return body["methods"]["convlstm"]["n_cells"][0] > 0
+
+        _wait_for(verified, 60, process)
+        _wait_for(lambda: httpx.get(latest).json()["issue_time"] != first, 60, process)
+        page = httpx.get(f"{base}/")
+        assert page.headers["content-type"].startswith("text/html")
+        assert page.text.lower().startswith("<!doctype html")
+        assert httpx.get(f"{base}/readyz").status_code == 200
+    finally:
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=60)
+    assert process.returncode == 0, output
+    assert f"dashboard: http://127.0.0.1:{port}/" in output
+    assert "demo stopped" in output
+
+
+def test_real_frames_replay_one_network_at_a_time_in_time_order(shared_radar):
+    sequences = network_sequences(shared_radar)
+    assert len(sequences) == len([p for p in shared_radar.iterdir() if p.is_dir()])
+    assert sum(len(s) for s in sequences) > 900
+    for sequence in sequences:
+        tops = {p.relative_to(shared_radar).parts[0] for p in sequence}
+        assert len(tops) == 1
+        times: list[datetime] = [peek_valid_time(p) for p in sequence]
+        assert times == sorted(times)
+
+
+@pytest.mark.parametrize("speed", ["0", "-1"])
+def test_demo_refuses_a_speed_below_one(speed):
+    result = subprocess.run(
+        [sys.executable, "-m", "service.cli", "demo", "--speed", speed],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "speed" in result.stderr.lower()
