@@ -26,6 +26,20 @@ setup() {
   fi
 }
 
+# Debian's chromium for the dashboard's browser test; the test skips, saying why, without it.
+test_tools() {
+  command -v chromium >/dev/null 2>&1 && return 0
+  local sudo=""
+  if [ "$(id -u)" != 0 ]; then
+    sudo -n true 2>/dev/null && sudo="sudo -n" || { echo "run.sh: no chromium (not root); browser test will skip" >&2; return 0; }
+  fi
+  if command -v apt-get >/dev/null 2>&1; then
+    echo "run.sh: installing Debian's chromium for the dashboard test ..." >&2
+    { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null; } \
+      || echo "run.sh: chromium could not be installed; browser test will skip" >&2
+  fi
+}
+
 cmd=${1:-demo}
 shift || true
 case "$cmd" in
@@ -33,6 +47,7 @@ case "$cmd" in
   demo) setup; exec "$VENV/bin/nowcast" demo "$@" ;;
   test)
     setup
+    test_tools
     "$VENV/bin/ruff" check .
     "$VENV/bin/ruff" format --check .
     "$VENV/bin/mypy"

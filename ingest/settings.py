@@ -103,6 +103,18 @@ class Settings(BaseSettings):
             raise ValueError(f"site ids {bad} do not match {SITE_ID_PATTERN}")
         return sites
 
+    @field_validator("methods")
+    @classmethod
+    def _methods_are_known(cls, methods: tuple[str, ...]) -> tuple[str, ...]:
+        from model.methods import method_names  # the registry; imports neither torch nor pysteps
+
+        unknown = [m for m in methods if m not in method_names()]
+        if unknown or not methods:
+            raise ValueError(
+                f"methods {list(methods)}: unknown {unknown}; valid: {list(method_names())}"
+            )
+        return methods
+
     @model_validator(mode="after")
     def _bounds_are_ordered(self) -> Settings:
         if self.dbz_max <= self.dbz_min:

@@ -1,0 +1,21 @@
+"""Service settings: methods checked against the registry, keys kept secret."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from ingest.settings import Settings
+
+
+def test_unknown_method_is_refused_naming_the_valid_ones(monkeypatch):
+    monkeypatch.setenv("NOWCAST_METHODS", '["convlstm", "rover9"]')
+    with pytest.raises(ValidationError, match="rover9.*valid.*persistence"):
+        Settings()
+
+
+def test_api_keys_come_from_json_and_never_show_in_repr(monkeypatch):
+    monkeypatch.setenv("NOWCAST_API_KEYS", '["s3cret-key-1", "s3cret-key-2"]')
+    settings = Settings()
+    assert [k.get_secret_value() for k in settings.api_keys] == ["s3cret-key-1", "s3cret-key-2"]
+    assert "s3cret" not in repr(settings) and "s3cret" not in str(settings.model_dump())
