@@ -10,7 +10,7 @@ from ingest.settings import Settings
 
 def test_unknown_method_is_refused_naming_the_valid_ones(monkeypatch):
     monkeypatch.setenv("NOWCAST_METHODS", '["convlstm", "rover9"]')
-    with pytest.raises(ValidationError, match="rover9.*valid.*persistence"):
+    with pytest.raises(ValidationError, match=r"rover9.*valid.*persistence"):
         Settings()
 
 
