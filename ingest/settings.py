@@ -64,7 +64,7 @@ class Settings(BaseSettings):
     max_frame_bytes: Annotated[int, Field(ge=1024)] = 64 * 1024 * 1024
     sites: dict[str, SiteConfig] = Field(default_factory=dict)
 
-    poll_interval_s: Annotated[float, Field(gt=0, le=60)] = 1.0
+    poll_interval_s: Annotated[float, Field(gt=0, le=60)] = 0.25
     stop_timeout_s: Annotated[float, Field(gt=0)] = 30.0
     redis_connect_tries: Annotated[int, Field(ge=1, le=100)] = 5
     redis_connect_backoff_s: Annotated[float, Field(ge=0)] = 0.5

@@ -51,23 +51,44 @@ def infer(
 def serve(
     host: Annotated[str | None, typer.Option("--host", help="Default: settings.")] = None,
     port: Annotated[int | None, typer.Option("--port", min=1, max=65535)] = None,
+    workers: Annotated[
+        int, typer.Option("--workers", min=1, max=64, help="uvicorn worker processes.")
+    ] = 1,
 ) -> None:
-    """Serve the HTTP API, /metrics and the dashboard with uvicorn."""
+    """Serve the HTTP API, /metrics and the dashboard with uvicorn.
+
+    With ``--workers N`` > 1 each process serves from the same Redis, and Prometheus metrics
+    are aggregated across them (prometheus-client multiprocess mode, PROMETHEUS_MULTIPROC_DIR;
+    a fresh temporary folder when unset).
+    """
+    import os
+    import tempfile
+
     import uvicorn
 
-    from ingest.redis_conn import open_redis
+    from ingest.redis_conn import embedded_url, open_redis
     from ingest.settings import get_settings
-    from service.api.app import create_app
 
     settings = get_settings()
+    bind_host, bind_port = host or settings.http_host, port or settings.http_port
     with open_redis(settings) as connection:
-        app = create_app(settings, connection)
+        if workers == 1:
+            from service.api.app import create_app
+
+            app = create_app(settings, connection)
+            uvicorn.run(app, host=bind_host, port=bind_port, log_level="warning")
+            return
+        if not settings.redis_url:
+            os.environ["REDIS_URL"] = embedded_url(connection) or ""
+        if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="nowcast-metrics-")
         uvicorn.run(
-            app,
-            host=host or settings.http_host,
-            port=port or settings.http_port,
+            "service.api.app:app_from_environment",
+            factory=True,
+            workers=workers,
+            host=bind_host,
+            port=bind_port,
             log_level="warning",
-            access_log=False,
         )
 
 

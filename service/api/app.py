@@ -141,3 +141,21 @@ def create_app(settings: Settings, connection: redis.Redis) -> FastAPI:
         return HTMLResponse(page, headers={"Cache-Control": "no-cache"})
 
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """uvicorn factory for several worker processes: settings from the environment.
+
+    Each worker process connects to ``REDIS_URL`` itself (``nowcast serve --workers N`` sets
+    it to the embedded server's socket when none is configured).
+    """
+    from ingest.redis_conn import connect
+    from ingest.settings import get_settings
+
+    settings = get_settings()
+    if not settings.redis_url:
+        raise RuntimeError("several API workers need REDIS_URL (a shared Redis server)")
+    connection = connect(
+        settings.redis_url, settings.redis_connect_tries, settings.redis_connect_backoff_s
+    )
+    return create_app(settings, connection)
