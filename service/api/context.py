@@ -51,6 +51,7 @@ class ApiContext:
         # forecasts never change once stored: cache them and their renderings by key
         self.load_forecast = lru_cache(maxsize=RENDER_CACHE_ENTRIES)(self._load_forecast)
         self.render = lru_cache(maxsize=RENDER_CACHE_ENTRIES)(self._render)
+        self.render_json = lru_cache(maxsize=RENDER_CACHE_ENTRIES)(self._render_json)
 
     # -- sites -----------------------------------------------------------------------------
     def site_ids(self) -> list[str]:
@@ -125,6 +126,31 @@ class ApiContext:
 
             return forecast_animation_gif(forecast)
         raise ValueError(f"no renderer for {fmt}")
+
+    def _render_json(
+        self, site_id: str, method: str, issue_epoch: int, stride: int, frames: bool
+    ) -> bytes:
+        """The forecast as the JSON body of `schemas.NowcastBody` (cached like `_render`)."""
+        from service.api.schemas import NowcastBody
+
+        forecast = self.load_forecast(site_id, method, issue_epoch)
+        rain = forecast.rain_mmh()
+        sampled = rain[:, ::stride, ::stride]
+        body = NowcastBody(
+            site=forecast.site_id,
+            method=forecast.method,
+            issue_time=forecast.issue_time,
+            model_version=forecast.model_version,
+            norm_version=forecast.norm_version,
+            cadence_min=forecast.cadence_min,
+            lead_minutes=forecast.lead_minutes,
+            valid_times=forecast.valid_times,
+            stride=stride,
+            shape=list(sampled.shape),
+            max_rain_mmh=[round(float(v), 3) for v in rain.reshape(rain.shape[0], -1).max(axis=1)],
+            frames=np.round(sampled, 3).tolist() if frames else None,
+        )
+        return body.model_dump_json().encode()
 
     # -- observed --------------------------------------------------------------------------
     def observed_mmh(self, site_id: str, count: int) -> tuple[list[datetime], np.ndarray]:

@@ -88,7 +88,7 @@ def _nowcast_response(
     epoch = int(forecast.issue_time.timestamp())
     headers = {
         "Cache-Control": "public, max-age=60",
-        "ETag": f'"{forecast.site_id}-{forecast.method}-{epoch}-{fmt}-{stride}"',
+        "ETag": f'"{forecast.site_id}-{forecast.method}-{epoch}-{fmt}-{stride}-{int(frames)}"',
         "X-Model-Version": forecast.model_version,
     }
     if fmt != "json":
@@ -97,23 +97,8 @@ def _nowcast_response(
         suffix = {"netcdf": "nc", "png": "png", "gif": "gif"}[fmt]
         headers["Content-Disposition"] = f'inline; filename="{name}.{suffix}"'
         return Response(body, media_type=FORMAT_MEDIA_TYPES[fmt], headers=headers)
-    rain = forecast.rain_mmh()
-    sampled = rain[:, ::stride, ::stride]
-    body_model = schemas.NowcastBody(
-        site=forecast.site_id,
-        method=forecast.method,
-        issue_time=forecast.issue_time,
-        model_version=forecast.model_version,
-        norm_version=forecast.norm_version,
-        cadence_min=forecast.cadence_min,
-        lead_minutes=forecast.lead_minutes,
-        valid_times=forecast.valid_times,
-        stride=stride,
-        shape=list(sampled.shape),
-        max_rain_mmh=[round(float(v), 3) for v in rain.reshape(rain.shape[0], -1).max(axis=1)],
-        frames=np.round(sampled, 3).tolist() if frames else None,
-    )
-    return Response(body_model.model_dump_json(), media_type="application/json", headers=headers)
+    body = ctx.render_json(forecast.site_id, forecast.method, epoch, stride, frames)
+    return Response(body, media_type="application/json", headers=headers)
 
 
 _FORMAT_DOC = "json, netcdf (CF-1.8), png (strip) or gif (animation); else from Accept."

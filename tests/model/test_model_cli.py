@@ -75,3 +75,45 @@ def test_convlstm_method_runs_a_checkpoint_and_the_card_tabulates_it(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     text = card.read_text()
     assert "| convlstm | 2 |" in text and "nowcast evaluate ..." in text
+
+
+def test_calibrate_fits_on_the_train_blocks_and_rewrites_the_checkpoint(tmp_path):
+    from datetime import UTC, datetime, timedelta
+
+    from model.checkpoint import load_checkpoint
+    from model.events import Event
+    from model.split import assign_blocks
+
+    feed = tmp_path / "feed" / "ev"
+    write_synthetic_feed(feed, 120, site_id="s-1", shape=(96, 96))
+    times = tuple(datetime(2026, 1, 1, tzinfo=UTC) + timedelta(minutes=6 * i) for i in range(120))
+    event = Event("feed/ev", "s-1", times, np.zeros((120, 1, 1), np.float32), 6.0, "n")
+    blocks = [b.__dict__ for b in assign_blocks([event], 20)]  # the CLI's name for the folder
+    checkpoint = tmp_path / "tiny.safetensors"
+    meta = {"training_data": {"block_frames": 20, "blocks": blocks}}
+    save_checkpoint(checkpoint, build_model(TINY), TINY, meta)
+
+    result = _cli(
+        "calibrate", str(feed), "--checkpoint", str(checkpoint), "--quantiles", "11",
+        "--folds", "2", "--json", str(tmp_path / "cal.json"),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    record = json.loads((tmp_path / "cal.json").read_text())
+    assert record["fitted_on"].startswith("train split: 4 windows")
+    assert record["validation"]["windows"] == 1 and isinstance(record["use"], bool)
+    _, _, stored = load_checkpoint(checkpoint)  # same weights digest: it still loads
+    assert len(stored["calibration"]["forecast_grey"]) == 15
+    assert stored["calibration"]["use"] == record["use"]
+
+    result = _cli(
+        "evaluate", str(feed), "--method", "convlstm", "--checkpoint", str(checkpoint),
+        "--raw", "--split", "validation", "--json", str(tmp_path / "raw.json"),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    raw = json.loads((tmp_path / "raw.json").read_text())
+    assert raw["method"] == "convlstm-raw" and raw["calibration_applied"] is False
+
+    meta["training_data"]["blocks"] = blocks[:-1]  # not the split these events give
+    save_checkpoint(checkpoint, build_model(TINY), TINY, meta)
+    result = _cli("calibrate", str(feed), "--checkpoint", str(checkpoint), "--dry-run")
+    assert result.returncode != 0 and "time blocks" in result.stderr

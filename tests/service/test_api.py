@@ -144,7 +144,10 @@ def test_forecast_formats_point_and_past_issue(service, settings, redis_conn, fe
     assert sites[0]["mask_version"] is None and sites[0]["gaps"] == []
 
 
-def test_errors_are_json_with_a_clear_message(service, settings, redis_conn, feed, tmp_path):
+def test_errors_are_json_with_a_clear_message(
+    service, settings, redis_conn, feed, tmp_path, caplog
+):
+    caplog.set_level("DEBUG")
     base_url, worker = service
     _ingest(settings, redis_conn, feed[:3])
     _drain(worker)
@@ -175,6 +178,9 @@ def test_errors_are_json_with_a_clear_message(service, settings, redis_conn, fee
     garbage.write_bytes(b"not a netcdf file" * 10)
     assert "unreadable" in error(_push(base_url, garbage), 422)
     assert any(settings.quarantine_path.rglob("*"))  # kept, with its reason
+
+    assert _push(base_url, feed[3]).status_code == 201
+    assert API_KEY not in caplog.text and "wrong" not in caplog.text  # keys never logged
 
     small = settings.model_copy(update={"max_frame_bytes": 2048})
     with serving(create_app(small, redis_conn)) as small_url:
