@@ -40,6 +40,7 @@ def noise_mask(site_id: str) -> str:
 INFER_GROUP = "infer"  # consumer group of the inference workers on EVENTS_STREAM
 INFER_COUNTS = f"{PREFIX}:infer:counts"  # hash: issued:<method>, refused:<reason>, verified
 INFER_HEALTH = f"{PREFIX}:health:infer"  # prefix of per-worker heartbeat keys (JSON)
+FORECAST_EVENTS = f"{PREFIX}:events:forecasts"  # stream: (site, issue_time, methods) once stored
 
 
 def forecast(site_id: str, method: str, issue_epoch: int) -> str:

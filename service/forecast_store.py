@@ -1,5 +1,8 @@
 """Stored nowcasts in Redis: one key per (site, method, issue time) with a TTL, and an index.
 
+Each newly stored issue time is announced on the stream ``nowcast:events:forecasts`` (site,
+issue_time, methods) for consumers such as the publisher.
+
 The forecasts of one issue time (every method) are stored by one Lua script together with a
 "made" marker, so that an issue time is forecast exactly once even when two workers, or a
 worker and the one that claimed its pending entry, both computed it: the second store is a
@@ -16,22 +19,26 @@ from ingest import keys
 from service.forecast import Forecast, decode_forecast, encode_forecast
 
 INDEX_MAX_ENTRIES = 2000
+FORECAST_EVENTS_MAXLEN = 100_000
 
-# KEYS: made marker, counts hash, then per method: forecast key, index key
-# ARGV: ttl_s, issue_epoch, index_max, then per method: blob, counter field
+# KEYS: made marker, counts hash, forecast events stream, then per method: forecast, index
+# ARGV: ttl_s, issue_epoch, index_max, site, issue ISO time, methods (comma-separated),
+#       stream maxlen, then per method: blob, counter field
 _STORE_LUA = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 local ttl, epoch, index_max = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
 redis.call('SET', KEYS[1], '1', 'EX', ttl)
-local n = (#KEYS - 2) / 2
+local n = (#KEYS - 3) / 2
 for i = 1, n do
-  local key, index = KEYS[1 + 2 * i], KEYS[2 + 2 * i]
-  redis.call('SET', key, ARGV[2 + 2 * i], 'EX', ttl)
+  local key, index = KEYS[2 + 2 * i], KEYS[3 + 2 * i]
+  redis.call('SET', key, ARGV[6 + 2 * i], 'EX', ttl)
   redis.call('ZADD', index, epoch, epoch)
   local excess = redis.call('ZCARD', index) - index_max
   if excess > 0 then redis.call('ZREMRANGEBYRANK', index, 0, excess - 1) end
-  redis.call('HINCRBY', KEYS[2], ARGV[3 + 2 * i], 1)
+  redis.call('HINCRBY', KEYS[2], ARGV[7 + 2 * i], 1)
 end
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[7], '*',
+           'site', ARGV[4], 'issue_time', ARGV[5], 'methods', ARGV[6])
 return 1
 """
 
@@ -59,8 +66,20 @@ class ForecastStore:
         if any((f.site_id, f.issue_time) != (first.site_id, first.issue_time) for f in forecasts):
             raise ValueError("store_issue takes the forecasts of one site and issue time")
         epoch = _epoch(first.issue_time)
-        script_keys = [keys.forecast_made(first.site_id, epoch), keys.INFER_COUNTS]
-        args: list[str | int | bytes] = [self._ttl_s, epoch, INDEX_MAX_ENTRIES]
+        script_keys = [
+            keys.forecast_made(first.site_id, epoch),
+            keys.INFER_COUNTS,
+            keys.FORECAST_EVENTS,
+        ]
+        args: list[str | int | bytes] = [
+            self._ttl_s,
+            epoch,
+            INDEX_MAX_ENTRIES,
+            first.site_id,
+            first.issue_time.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            ",".join(f.method for f in forecasts),
+            FORECAST_EVENTS_MAXLEN,
+        ]
         for f in forecasts:
             script_keys += [
                 keys.forecast(f.site_id, f.method, epoch),
