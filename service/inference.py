@@ -227,6 +227,12 @@ class InferenceWorker:
                     for output in outputs
                 ]
                 if self.forecasts.store_issue(forecasts):
+                    log.info(
+                        "stored nowcasts site=%s issue=%s methods=%s",
+                        item.site_id,
+                        f"{item.issue_time:%Y-%m-%dT%H:%MZ}",
+                        ",".join(o.name for o in outputs),
+                    )
                     self._record_issue(item)
                     self._verify_backlog(forecasts)
 
