@@ -125,6 +125,8 @@ def test_forecast_formats_point_and_past_issue(service, settings, redis_conn, fe
 
     png = httpx.get(url, params={"format": "png", "method": "extrapolation"})
     assert png.status_code == 200 and png.content[:8] == b"\x89PNG\r\n\x1a\n"
+    gif = httpx.get(url, headers={"Accept": "image/gif"})
+    assert gif.headers["content-type"] == "image/gif" and gif.content[:6] == b"GIF89a"
 
     point = httpx.get(f"{url}/point", params={"row": 10, "col": 20}).json()
     assert len(point["rain_mmh"]) == 15
