@@ -101,6 +101,8 @@ def save_checkpoint(
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
+    # mkstemp makes the file private (0600); keep the replaced file's mode, else rw-r--r--
+    os.chmod(tmp_name, path.stat().st_mode & 0o777 if path.exists() else 0o644)
     try:
         save_file(tensors, tmp_name, metadata=metadata)
         fd = os.open(tmp_name, os.O_RDONLY)
@@ -191,3 +193,17 @@ def load_checkpoint(
     meta["format_version"] = FORMAT_VERSION
     meta["created_utc"] = metadata.get("created_utc")
     return model, config, meta
+
+
+def update_meta(path: str | os.PathLike[str], entries: dict[str, Any]) -> Path:
+    """Rewrite the checkpoint at ``path`` with ``entries`` merged into its meta (atomically).
+
+    The weights and config are unchanged (same tensor digest); ``weights_created_utc``
+    keeps the time the weights were first written, ``created_utc`` becomes now.
+    """
+    model, config, meta = load_checkpoint(path)
+    created = meta.pop("created_utc", None)
+    meta.pop("format_version", None)
+    meta.setdefault("weights_created_utc", created)
+    meta.update(entries)
+    return save_checkpoint(path, model, config, meta)

@@ -8,7 +8,7 @@ events or gaps). Grey levels are converted back to rain rate (mm/h) and scored w
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -17,7 +17,7 @@ from ingest.conversion import grey_to_rain_rate_mmh
 from ingest.normalize import NormParams
 from model.events import Event
 from model.methods import NowcastMethod
-from model.scores import THRESHOLDS_MMH, ScoreAccumulator
+from model.scores import THRESHOLDS_MMH, ScoreAccumulator, threshold_key
 from model.split import WindowRef
 
 
@@ -41,6 +41,42 @@ def forecast_windows(
     return np.concatenate(outputs) if outputs else np.empty((0, out_frames, *event.grey.shape[1:]))
 
 
+def _starts(
+    event: Event,
+    e_index: int,
+    in_frames: int,
+    out_frames: int,
+    windows: Sequence[WindowRef] | None,
+) -> list[int]:
+    """Window starts in ``event``: all of them, or those of ``windows`` in this event."""
+    if windows is None:
+        return event.window_starts(in_frames, out_frames)
+    return [w.start for w in windows if w.event_index == e_index]
+
+
+def iter_forecasts(
+    method: NowcastMethod,
+    events: Sequence[Event],
+    in_frames: int = 5,
+    out_frames: int = 15,
+    batch_size: int = 8,
+    windows: Sequence[WindowRef] | None = None,
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """``(forecast, truth)`` grey (b, out, H, W) per batch of windows, in window order.
+
+    Over every window of every event, or only over ``windows`` (e.g. one split's).
+    """
+    for e_index, event in enumerate(events):
+        starts = _starts(event, e_index, in_frames, out_frames, windows)
+        for i in range(0, len(starts), batch_size):
+            chunk = starts[i : i + batch_size]
+            forecast = forecast_windows(method, event, chunk, in_frames, out_frames, batch_size)
+            truth = np.stack(
+                [event.grey[s + in_frames : s + in_frames + out_frames] for s in chunk]
+            )
+            yield forecast, truth
+
+
 def evaluate_method(
     method: NowcastMethod,
     events: Sequence[Event],
@@ -56,20 +92,39 @@ def evaluate_method(
     """
     scores = ScoreAccumulator(out_frames)
     count = 0
-    for e_index, event in enumerate(events):
-        if windows is None:
-            starts = event.window_starts(in_frames, out_frames)
-        else:
-            starts = [w.start for w in windows if w.event_index == e_index]
-        for i in range(0, len(starts), batch_size):
-            chunk = starts[i : i + batch_size]
-            forecast = forecast_windows(method, event, chunk, in_frames, out_frames, batch_size)
-            truth = np.stack(
-                [event.grey[s + in_frames : s + in_frames + out_frames] for s in chunk]
-            )
-            scores.add(grey_to_mmh(forecast, norm), grey_to_mmh(truth, norm))
-            count += len(chunk)
+    for forecast, truth in iter_forecasts(
+        method, events, in_frames, out_frames, batch_size, windows
+    ):
+        scores.add(grey_to_mmh(forecast, norm), grey_to_mmh(truth, norm))
+        count += len(forecast)
     return scores, count
+
+
+def observed_event_cells(
+    events: Sequence[Event],
+    norm: NormParams,
+    in_frames: int = 5,
+    out_frames: int = 15,
+    windows: Sequence[WindowRef] | None = None,
+) -> dict[str, dict[str, int]]:
+    """Threshold key -> event name -> observed cells >= threshold over the windows' leads.
+
+    Events without a window are left out.
+
+    The sum over events equals the pooled hits + misses summed over leads: it says which
+    events the scores at each threshold rest on.
+    """
+    out: dict[str, dict[str, int]] = {threshold_key(t): {} for t in THRESHOLDS_MMH}
+    for e_index, event in enumerate(events):
+        starts = _starts(event, e_index, in_frames, out_frames, windows)
+        if not starts:
+            continue
+        rain = grey_to_mmh(event.grey, norm)
+        for t in THRESHOLDS_MMH:
+            wet = (rain >= t).sum(axis=(1, 2))
+            cells = sum(int(wet[s + in_frames : s + in_frames + out_frames].sum()) for s in starts)
+            out[threshold_key(t)][event.name] = cells
+    return out
 
 
 def report(

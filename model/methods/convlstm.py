@@ -1,14 +1,24 @@
-"""The trained encoder-forecaster ConvLSTM as a nowcast method (CUDA when present, else CPU)."""
+"""The trained encoder-forecaster ConvLSTM as a nowcast method (CUDA when present, else CPU).
+
+By default the network's grey levels go through the checkpoint's per-lead calibration
+(`model.calibration`, fitted by ``nowcast calibrate`` on the training windows) when the
+checkpoint holds one marked for use; ``calibrated=False`` gives the raw network output.
+``meta["calibration_applied"]`` says which it is.
+"""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from model.calibration import LeadCalibration, apply_calibration
 from model.checkpoint import load_checkpoint
 from model.methods import check_inputs
+
+log = logging.getLogger(__name__)
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "convlstm.safetensors"
 
@@ -17,12 +27,17 @@ class ConvLSTMMethod:
     """``method(inputs_grey (B, 5, 100, 100), n_leads <= 15) -> (B, n_leads, 100, 100)`` grey.
 
     Loads the checkpoint once (weights only, no pickle); runs batches of sites at once.
+    ``calibrated``: apply the checkpoint's calibration when it holds one marked for use.
     """
 
     name: str = "convlstm"
 
     def __init__(
-        self, checkpoint: Path = DEFAULT_CHECKPOINT, device: str = "auto", bf16: bool = False
+        self,
+        checkpoint: Path = DEFAULT_CHECKPOINT,
+        device: str = "auto",
+        bf16: bool = False,
+        calibrated: bool = True,
     ) -> None:
         resolved = "cuda" if device == "auto" and torch.cuda.is_available() else device
         self.device = torch.device("cpu" if resolved == "auto" else resolved)
@@ -31,6 +46,22 @@ class ConvLSTMMethod:
         )
         self.model.eval()
         self.bf16 = bf16
+        stored = self.meta.get("calibration") or {}
+        self.calibration: LeadCalibration | None = None
+        if calibrated and stored.get("use"):
+            self.calibration = LeadCalibration.from_dict(stored)
+            if self.calibration.leads != self.config.out_frames:
+                raise ValueError(
+                    f"{checkpoint}: calibration for {self.calibration.leads} leads, "
+                    f"the model forecasts {self.config.out_frames}"
+                )
+        elif calibrated:
+            log.warning(
+                "%s: no calibration marked for use (%s); forecasts are the raw network output",
+                checkpoint,
+                "not fitted: run nowcast calibrate" if not stored else "it did not help",
+            )
+        self.meta["calibration_applied"] = self.calibration is not None
 
     def __call__(self, inputs_grey: np.ndarray, n_leads: int) -> np.ndarray:
         inputs = check_inputs(inputs_grey, n_leads)
@@ -48,4 +79,5 @@ class ConvLSTMMethod:
             torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16),
         ):
             grey = torch.sigmoid(self.model(x).float())
-        return grey[:, :n_leads].cpu().numpy().astype(np.float32, copy=False)
+        out = grey[:, :n_leads].cpu().numpy().astype(np.float32, copy=False)
+        return out if self.calibration is None else apply_calibration(out, self.calibration)

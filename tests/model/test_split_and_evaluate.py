@@ -139,3 +139,18 @@ def test_evaluate_cli_writes_json_plot_and_strip(tmp_path):
         timeout=120,
     )
     assert wrong.returncode != 0 and "persistence" in wrong.stderr
+
+
+def test_observed_event_cells_count_the_windows_truth_per_event():
+    from model.evaluate import observed_event_cells
+    from model.split import WindowRef
+
+    dry, wet = make_event("dry", 25), make_event("wet", 25)
+    wet.grey[:] = 0.0
+    wet.grey[6, :2, :] = 0.5  # 16 cells >= 0.5 mm/h in frame 6
+    dry.grey[:] = 0.0
+    events = [dry, wet]
+    counts = observed_event_cells(events, NormParams())
+    assert counts["0.5"] == {"dry": 0, "wet": 16 * 2}  # frame 6 is a lead of windows 0 and 1
+    only = observed_event_cells(events, NormParams(), windows=[WindowRef(1, 1)])
+    assert only["0.5"] == {"wet": 16} and only["30.0"] == {"wet": 0}

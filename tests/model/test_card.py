@@ -1,0 +1,54 @@
+"""Model card sections written from evaluation reports, training logs and the calibration."""
+
+from __future__ import annotations
+
+from model.card import calibration_section, observed_events, skill_target, training_runs
+
+
+def report(method: str, csi: list[float | None]) -> dict:
+    return {"method": method, "lead_minutes": [5.0 * (k + 1) for k in range(len(csi))],
+            "csi": {"0.5": csi}}  # fmt: skip
+
+
+def test_the_skill_target_is_met_only_above_1_1_x_extrapolation_and_persistence_everywhere():
+    extrapolation = report("extrapolation", [0.5, 0.4])
+    persistence = report("persistence", [0.6, 0.2])
+    met = skill_target([report("convlstm", [0.61, 0.4]), extrapolation, persistence])
+    assert met.startswith("**Met.**")
+    low = skill_target([report("convlstm", [0.7, 0.2]), extrapolation, persistence])
+    assert low.startswith("**Not met.**") and "1 of 2 leads (10 min)" in low
+    weak = skill_target([report("convlstm", [0.62, 0.3]), extrapolation, persistence])
+    assert weak.startswith("**Not met.**") and "1.02 x extrapolation" in weak
+    assert skill_target([extrapolation]).startswith("Not assessed")
+
+
+def test_observed_events_names_the_events_the_scores_rest_on():
+    counts = {"0.5": {"a": 0, "b": 1200}}
+    text = observed_events([report("x", [0.1]), {**report("y", [0.1]),
+                            "observed_event_cells_by_event": counts}])  # fmt: skip
+    assert "1,200" in text and "1 of the 2 events" in text and "b (1,200 cells)" in text
+
+
+def test_training_runs_tabulate_each_log():
+    rows = [
+        {"epoch": 1, "validation_loss": 0.2, "validation_csi_0_5": None},
+        {"epoch": 2, "validation_loss": 0.1, "validation_csi_0_5": 0.3},
+    ]
+    table = training_runs({"run1.json": rows})
+    assert "| `run1.json` | 2 | 0.1000 (2) | 0.300 (2) |" in table
+
+
+def test_calibration_section_reports_with_and_without():
+    assert calibration_section({}).startswith("None")
+    part = {
+        "windows": 4, "observed_event_cells": 10, "leads_with_observed_events": [1],
+        "mean_csi_raw": 0.1, "mean_csi_calibrated": 0.3,
+        "raw": {"mean_csi": 0.1, "defined_leads": 1},
+        "calibrated": {"mean_csi": 0.05, "defined_leads": 2},
+    }  # fmt: skip
+    meta = {"calibration": {"n_quantiles": 11, "fitted_on": "train split: 8 windows",
+            "use": True, "decision_rule": "rule", "validation": part,
+            "train_block_cross_validation": {**part, "folds": 2}}}  # fmt: skip
+    text = calibration_section(meta)
+    assert "**In use: yes**" in text
+    assert "| validation split | 4 | 10 | 0.100 (1) | 0.050 (2) | [1] | 0.100 | 0.300 |" in text
