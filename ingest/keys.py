@@ -76,3 +76,33 @@ def verification_hours(site_id: str, method: str) -> str:
 def verification_done(site_id: str, hour_epoch: int) -> str:
     """Set: "method|issue_epoch|lead" counted in that hour (makes counting idempotent)."""
     return f"{PREFIX}:verif:{{{site_id}}}:done:{hour_epoch}"
+
+
+# -- publishing (nowcast publish) ------------------------------------------------------------
+PUBLISH_GROUP = "publish"  # consumer group of the publishers on FORECAST_EVENTS
+PUBLISH_COUNTS = f"{PREFIX}:publish:counts"  # hash: "<outcome>:<subscriber>" -> count
+PUBLISH_DEAD_LETTERS = f"{PREFIX}:publish:dead-letters"  # hash: delivery id -> JSON letter
+PUBLISH_DEAD_LETTER_INDEX = f"{PREFIX}:publish:dead-letters:index"  # zset: id by dead-at epoch
+PUBLISH_MISSED = f"{PREFIX}:publish:missed"  # hash: site -> missed cron cycles
+PUBLISH_MISSED_LOG = f"{PREFIX}:publish:missed:log"  # list of JSON missed cycles, newest first
+PUBLISH_HEALTH = f"{PREFIX}:health:publish"  # prefix of per-publisher heartbeat keys (JSON)
+
+
+def publish_delivered(site_id: str, subscriber: str, issue_epoch: int) -> str:
+    """String: set once the nowcast of that issue time reached the subscriber (with a TTL)."""
+    return f"{PREFIX}:publish:{{{site_id}}}:delivered:{subscriber}:{issue_epoch}"
+
+
+def publish_lock(site_id: str, subscriber: str, issue_epoch: int) -> str:
+    """String: the token of the publisher delivering it now (short TTL, extended per try)."""
+    return f"{PREFIX}:publish:{{{site_id}}}:lock:{subscriber}:{issue_epoch}"
+
+
+def publish_cycle(site_id: str, cycle_epoch: int) -> str:
+    """String: taken (SET NX) by the one publisher replica that checks the site in a cycle."""
+    return f"{PREFIX}:publish:{{{site_id}}}:cycle:{cycle_epoch}"
+
+
+def publish_status(site_id: str) -> str:
+    """Hash: last cycle, issue time seen then, last missed cycle with its reason."""
+    return f"{PREFIX}:publish:{{{site_id}}}:status"

@@ -4,9 +4,9 @@ Two kinds, so that several processes can serve and work:
 - process metrics (HTTP latency, inference latency and batch size) live in the process that
   observes them; with ``PROMETHEUS_MULTIPROC_DIR`` set they are aggregated across processes by
   prometheus-client's multiprocess mode;
-- shared state (frames accepted and quarantined, forecasts issued, ingest lag, per-lead scores)
-  is read from Redis at scrape time by `RedisStateCollector`, so every API replica reports
-  the same numbers whichever process did the work.
+- shared state (frames accepted and quarantined, forecasts issued, ingest lag, per-lead scores,
+  publishing outcomes) is read from Redis at scrape time by `RedisStateCollector`, so every
+  API replica reports the same numbers whichever process did the work.
 Metrics are created on first use, never at import time.
 """
 
@@ -29,6 +29,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import REGISTRY, Collector
 
 from ingest import keys
+from service.publish.metrics import publishing_families
 
 LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
@@ -163,6 +164,7 @@ class RedisStateCollector(Collector):
                         if value is not None:
                             family.add_metric([method, f"{lead:g}", threshold], value)
         yield from families.values()
+        yield from publishing_families(self._redis)
 
 
 def exposition(extra: Collector | None) -> tuple[bytes, str]:

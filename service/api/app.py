@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ingest import keys
 from ingest.settings import Settings
-from service.api import routes, schemas
+from service.api import routes, routes_publishing, schemas
 from service.api.context import ApiContext
 from service.inference import live_workers
 from service.methods_runner import N_LEADS
@@ -89,6 +89,7 @@ def create_app(settings: Settings, connection: redis.Redis) -> FastAPI:
     ctx = ApiContext(settings, connection)
     app.state.ctx = ctx
     app.include_router(routes.router)
+    app.include_router(routes_publishing.router)
     collector = RedisStateCollector(
         connection, lambda m: _scores_for_metrics(ctx, m), tuple(settings.methods)
     )

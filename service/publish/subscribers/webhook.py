@@ -1,0 +1,79 @@
+"""Webhook subscribers: an HTTP POST of the message, signed (see `service.publish.signing`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import httpx
+
+from service.publish.message import DeliveryFailed, Message
+from service.publish.signing import DELIVERY_HEADER, SIGNATURE_HEADER, sign
+
+if TYPE_CHECKING:
+    from ingest.settings import Settings, SubscriberConfig
+
+USER_AGENT = "nowcast-publisher/1"
+RETRYABLE_STATUS = frozenset({408, 425, 429})  # besides every 5xx
+
+
+class WebhookSubscriber:
+    """POSTs to one URL with one secret. Redirects are not followed (a 3xx is a failure).
+
+    Neither the URL (it may carry a token) nor the secret appear in reasons or logs.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        url: str,
+        secret: str,
+        payload: str,
+        timeout_s: float,
+        clock: Callable[[], float],
+    ) -> None:
+        self.name = name
+        self.payload = payload
+        self._url = url
+        self._secret = secret.encode()
+        self._clock = clock
+        self._client = httpx.Client(timeout=timeout_s, follow_redirects=False)
+
+    @classmethod
+    def from_config(
+        cls, config: SubscriberConfig, settings: Settings, clock: Callable[[], float]
+    ) -> WebhookSubscriber:
+        assert config.url is not None and config.secret is not None  # checked by the settings
+        return cls(
+            config.name,
+            config.url,
+            config.secret.get_secret_value(),
+            config.payload_kind,
+            settings.publish_timeout_s,
+            clock,
+        )
+
+    def send(self, message: Message) -> str:
+        job = message.job
+        headers = {
+            "Content-Type": message.content_type,
+            "User-Agent": USER_AGENT,
+            SIGNATURE_HEADER: sign(self._secret, message.body, int(self._clock())),
+            DELIVERY_HEADER: job.delivery_id,
+            "X-Nowcast-Site": job.site_id,
+            "X-Nowcast-Issue-Time": job.issue_time.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+        try:
+            response = self._client.post(self._url, content=message.body, headers=headers)
+        except httpx.TimeoutException as exc:
+            raise DeliveryFailed(f"timed out ({type(exc).__name__})", retryable=True) from None
+        except httpx.TransportError as exc:
+            raise DeliveryFailed(f"connection failed ({type(exc).__name__})", True) from None
+        status = response.status_code
+        if 200 <= status < 300:
+            return f"HTTP {status}"
+        retryable = status >= 500 or status in RETRYABLE_STATUS
+        raise DeliveryFailed(f"HTTP {status}", retryable=retryable)
+
+    def close(self) -> None:
+        self._client.close()
