@@ -1,0 +1,187 @@
+"""The operator dashboard (GET /) in a real headless browser against a real service.
+
+Debian's chromium (``apt-get install chromium``) driven by Playwright, a real uvicorn server,
+the embedded Redis and the small ConvLSTM. The screenshot lands in pytest's tmp dir.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from ingest.ingestor import Ingestor
+from service.api.app import create_app
+from service.inference import InferenceWorker
+from service.methods_runner import MethodRunner
+from tests.service.live_server import serving
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SITE = "synth-01"
+METHODS = ("convlstm", "extrapolation", "persistence")
+READY = "document.body.dataset.ready === '1'"
+
+# share of the forecast canvas's pixels that are painted (alpha > 0), and distinct colours
+CANVAS_STATS = """(id) => {
+  const c = document.getElementById(id);
+  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  let painted = 0;
+  const colours = new Set();
+  for (let i = 0; i < d.length; i += 4) {
+    if (d[i + 3] > 0) { painted++; colours.add((d[i] << 16) | (d[i + 1] << 8) | d[i + 2]); }
+  }
+  return { painted: painted / (c.width * c.height), colours: colours.size };
+}"""
+
+# per chart: method -> leads (1-based) of the plotted points, and whether a line is drawn
+CHART_SERIES = """(id) => {
+  const out = {};
+  for (const g of document.querySelectorAll(`#${id} g.series`)) {
+    out[g.dataset.method] = {
+      leads: [...g.querySelectorAll('circle')].map((c) => Number(c.dataset.lead)),
+      paths: g.querySelectorAll('path').length,
+    };
+  }
+  return out;
+}"""
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    if not CHROMIUM.exists():
+        pytest.skip("Debian chromium not installed: apt-get install chromium")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser):
+    """A fresh page; ``page.console_errors`` collects console errors and uncaught exceptions."""
+    context = browser.new_context(viewport={"width": 1440, "height": 1000})
+    new_page = context.new_page()
+    errors: list[str] = []
+
+    def on_console(message) -> None:
+        # /readyz answers 503 while not ready (no live worker heartbeat here): expected
+        if message.type == "error" and not message.location.get("url", "").endswith("/readyz"):
+            errors.append(f"{message.text} ({message.location.get('url')})")
+
+    new_page.on("console", on_console)
+    new_page.on("pageerror", lambda exc: errors.append(f"uncaught: {exc}"))
+    new_page.console_errors = errors
+    yield new_page
+    context.close()
+
+
+@pytest.fixture
+def live_service(settings, redis_conn, feed):
+    """A served API over 10 ingested frames (forecasts and verification) and one duplicate."""
+    ingestor = Ingestor(settings, redis_conn)
+    for path in feed[:10]:
+        assert ingestor.ingest_bytes(path.read_bytes(), str(path)).outcome == "accepted"
+    assert ingestor.ingest_bytes(feed[3].read_bytes(), "again").outcome == "quarantined"
+    worker = InferenceWorker(settings, redis_conn, MethodRunner(settings), consumer="dash-test")
+    while worker.process_once() > 0:
+        pass
+    with serving(create_app(settings, redis_conn)) as base_url:
+        yield base_url
+
+
+def _plotted_leads(values: list[float | None]) -> list[int]:
+    return [lead for lead, v in enumerate(values, start=1) if v is not None]
+
+
+def _check_charts(page, scores: dict, threshold_key: str) -> None:
+    """One series per method; a point for every defined score, nulls left out (gaps)."""
+    for score in ("csi", "pod", "far"):
+        series = page.evaluate(CHART_SERIES, f"{score}-chart")
+        assert set(series) == set(METHODS), (score, series)
+        for method in METHODS:
+            expected = _plotted_leads(scores["methods"][method][score][threshold_key])
+            assert expected, f"no verified {score} of {method} at {threshold_key}: bad fixture"
+            assert series[method]["leads"] == expected, (score, method)
+            assert series[method]["paths"] >= 1, (score, method)
+        assert len(expected) < 15  # later leads are unverified: gaps, not zeros
+
+
+def test_dashboard_shows_sites_forecast_animation_and_verification(live_service, page, tmp_path):
+    base_url = live_service
+    page.goto(f"{base_url}/")
+    page.wait_for_function(READY, timeout=15_000)
+
+    # sites table and the selected site's figures
+    site = httpx.get(f"{base_url}/v1/sites").json()[0]
+    row = page.locator(f'#sites-table tr[data-site="{SITE}"]')
+    assert row.count() == 1
+    assert row.locator('td[data-col="frames"]').inner_text() == "10"
+    assert row.locator('td[data-col="mask"]').inner_text() == "none (unmasked)"
+    assert row.locator('td[data-col="model"]').inner_text() == site["model_version"]
+    assert row.locator('td[data-col="accepted"]').inner_text() == "10"
+    assert page.locator("#site-select").input_value() == SITE
+    assert page.locator("#ingest-lag").inner_text().endswith(" s")
+    assert page.locator("#quarantine-total").inner_text() == "1"  # the duplicate
+    assert page.locator("#error-banner").is_hidden()
+    assert page.locator("#last-updated").inner_text().startswith("Last updated")
+
+    # forecast beside observations, both painted; the animation steps through the leads
+    assert page.locator("#forecast-message").is_hidden()
+    for canvas in ("forecast-canvas", "observed-canvas"):
+        stats = page.evaluate(CANVAS_STATS, canvas)
+        assert stats["painted"] > 0.2 and stats["colours"] > 3, (canvas, stats)
+    first = page.locator("#lead-label").inner_text()
+    assert first.startswith("+") and " min" in first
+    page.wait_for_function(
+        "(t) => document.getElementById('lead-label').innerText !== t", arg=first, timeout=5_000
+    )
+
+    # verification charts match the API at the selected threshold (default 2 mm/h), then 0.5
+    scores = httpx.get(f"{base_url}/v1/verification", params={"site": SITE}).json()
+    _check_charts(page, scores, "2.0")
+    page.select_option("#threshold-select", "0.5")
+    _check_charts(page, scores, "0.5")
+    assert "newest observed frame" in page.locator("#verification-note").inner_text()
+
+    # another method is fetched and drawn
+    page.select_option("#method-select", "extrapolation")
+    page.wait_for_function(
+        "document.getElementById('nowcast-facts').innerText.includes('extrapolation')",
+        timeout=5_000,
+    )
+    assert page.evaluate(CANVAS_STATS, "forecast-canvas")["painted"] > 0.2
+
+    page.select_option("#method-select", "convlstm")
+    page.wait_for_function(
+        "document.getElementById('nowcast-facts').innerText.includes('convlstm')", timeout=5_000
+    )
+    shot = tmp_path / "dashboard.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 10_000
+    assert page.console_errors == []
+
+
+def test_dashboard_without_data_then_unreachable_api_shows_the_banner(settings, redis_conn, page):
+    with serving(create_app(settings, redis_conn)) as base_url:
+        page.goto(f"{base_url}/")
+        page.wait_for_function(READY, timeout=15_000)
+        assert "no site has delivered a frame yet" in page.locator("#sites-table").inner_text()
+        assert page.locator("#error-banner").is_hidden()
+        assert page.console_errors == []
+    page.evaluate("refresh()")  # the server is gone; do not wait for the next poll
+    banner = page.locator("#error-banner")
+    banner.wait_for(state="visible", timeout=10_000)
+    assert "API unreachable" in banner.inner_text()
