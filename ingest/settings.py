@@ -234,10 +234,13 @@ class Settings(BaseSettings):
             )
         if self.publish_backoff_max_s < self.publish_backoff_s:
             raise ValueError("publish_backoff_max_s must not be below publish_backoff_s")
-        if self.publish_lock_ttl_s <= self.publish_timeout_s + self.publish_backoff_max_s:
+        # a lock must outlive one back-off and one attempt: connect, write and read may each
+        # take up to publish_timeout_s
+        attempt_s = 3 * self.publish_timeout_s + self.publish_backoff_max_s
+        if self.publish_lock_ttl_s <= attempt_s:
             raise ValueError(
-                "publish_lock_ttl_s must exceed publish_timeout_s + publish_backoff_max_s "
-                "(a lock must outlive one back-off and one attempt)"
+                f"publish_lock_ttl_s must exceed 3 x publish_timeout_s + publish_backoff_max_s "
+                f"({attempt_s:g} s): a lock must outlive one back-off and one attempt"
             )
         return self
 

@@ -141,6 +141,12 @@ class Deliverer:
                 if not exc.retryable:
                     break
                 continue
+            if not self.state.extend(job, token, self.lock_ttl_s):  # slower than the lock TTL
+                log.warning(
+                    "lock of %s expired during the attempt: it may be sent twice (same "
+                    "delivery id); raise NOWCAST_PUBLISH_LOCK_TTL_S",
+                    job.delivery_id,
+                )
             self.state.mark_delivered(job)
             log.info("delivered %s (%s, attempt %d)", job.delivery_id, detail, attempt)
             return "delivered"

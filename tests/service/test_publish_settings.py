@@ -61,8 +61,10 @@ def test_publishing_settings_are_checked_together(tmp_path):
         Settings(data_dir=tmp_path, publish_cron="every six minutes")
     with pytest.raises(ValidationError, match="not among the methods"):
         Settings(data_dir=tmp_path, methods=("persistence",))
-    with pytest.raises(ValidationError, match="publish_lock_ttl_s must exceed"):
-        Settings(data_dir=tmp_path, publish_lock_ttl_s=30, publish_timeout_s=10)
+    lock = {"publish_timeout_s": 10, "publish_backoff_s": 1, "publish_backoff_max_s": 20}
+    with pytest.raises(ValidationError, match=r"publish_lock_ttl_s must exceed.*\(50 s\)"):
+        Settings(data_dir=tmp_path, publish_lock_ttl_s=45, **lock)  # connect+write+read: 30 s
+    assert Settings(data_dir=tmp_path, publish_lock_ttl_s=51, **lock).publish_lock_ttl_s == 51
     with pytest.raises(ValidationError, match="publish_sites"):
         Settings(data_dir=tmp_path, publish_sites=("Bad Site",))
     assert Settings(data_dir=tmp_path, http_port=8123).public_url == "http://127.0.0.1:8123"
