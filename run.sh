@@ -26,17 +26,21 @@ setup() {
   fi
 }
 
-# Debian's chromium for the dashboard's browser test; the test skips, saying why, without it.
+# Debian's chromium for the dashboard's browser test and prometheus for promtool (checks of
+# deploy/ and of the live /metrics); the tests skip, saying why, without them.
 test_tools() {
-  command -v chromium >/dev/null 2>&1 && return 0
+  local missing=()
+  command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+  command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+  [ ${#missing[@]} -eq 0 ] && return 0
   local sudo=""
   if [ "$(id -u)" != 0 ]; then
-    sudo -n true 2>/dev/null && sudo="sudo -n" || { echo "run.sh: no chromium (not root); browser test will skip" >&2; return 0; }
+    sudo -n true 2>/dev/null && sudo="sudo -n" || { echo "run.sh: no ${missing[*]} (not root); their tests will skip" >&2; return 0; }
   fi
   if command -v apt-get >/dev/null 2>&1; then
-    echo "run.sh: installing Debian's chromium for the dashboard test ..." >&2
-    { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null; } \
-      || echo "run.sh: chromium could not be installed; browser test will skip" >&2
+    echo "run.sh: installing Debian's ${missing[*]} for the tests ..." >&2
+    { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null; } \
+      || echo "run.sh: ${missing[*]} could not be installed; their tests will skip" >&2
   fi
 }
 

@@ -9,7 +9,7 @@ import typer
 
 from ingest import cli as ingest_cli
 from model import cli as model_cli
-from service import commands, demo, publish_cli
+from service import commands, demo, health_cli, publish_cli
 
 app = typer.Typer(
     name="nowcast",
@@ -37,6 +37,7 @@ def main(
 ingest_cli.register(app)
 model_cli.register(app)
 commands.register(app)
+health_cli.register(app)
 publish_cli.register(app)
 app.command("demo")(demo.demo)
 
