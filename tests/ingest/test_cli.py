@@ -109,20 +109,3 @@ def test_push_reaches_the_incoming_stream(tmp_path, cli_env, redis_conn):
     result = run_cli("push", str(path), env=cli_env)
     assert result.returncode == 0, result.stderr
     assert redis_conn.xlen("nowcast:ingest:incoming") == 1
-
-
-def test_demo_runs_on_embedded_defaults_without_real_data(tmp_path):
-    """The README's main job: no REDIS_URL, no frames given: embedded Redis, synthetic feed."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("NOWCAST_", "REDIS_URL"))}
-    env["NOWCAST_DATA_DIR"] = str(tmp_path / "var")
-    result = subprocess.run(
-        [sys.executable, "-m", "service.cli", "demo"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=tmp_path,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "synth-01" in result.stdout and "5 newest consecutive frames" in result.stdout
-    assert (tmp_path / "var" / "redis" / "nowcast.rdb").exists()

@@ -65,6 +65,9 @@ def test_demo_serves_moving_forecasts_and_verification_then_stops_on_ctrl_c(tmp_
     assert process.returncode == 0, output
     assert f"dashboard: http://127.0.0.1:{port}/" in output
     assert "demo stopped" in output
+    state = tmp_path / "demo"
+    assert (state / "redis" / "nowcast.rdb").exists(), "the embedded Redis saves its state on stop"
+    assert any((state / "archive").rglob("*.nc")), "raw frames are archived"
 
 
 def test_real_frames_replay_one_network_at_a_time_in_time_order(shared_radar):
