@@ -32,10 +32,11 @@ class RejectReason(StrEnum):
 class FrameRejected(Exception):
     """A frame that cannot enter the window; carries a reason code and a readable message."""
 
-    def __init__(self, reason: RejectReason, message: str) -> None:
+    def __init__(self, reason: RejectReason, message: str, site_id: str | None = None) -> None:
         super().__init__(f"{reason.value}: {message}")
         self.reason = reason
         self.message = message
+        self.site_id = site_id  # set once the frame's site is known (after reading)
 
 
 @dataclass(frozen=True)

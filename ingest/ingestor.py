@@ -85,6 +85,7 @@ class Ingestor:
         try:
             result = self._ingest(raw, source, site_id, emit_event)
         except FrameRejected as rejected:
+            rejected.site_id = rejected.site_id or site_id  # the caller's site, if unread
             result = self._reject(raw, source, rejected)
         except (ArchiveUnavailable, redis.RedisError):
             raise  # not the frame's fault: the caller retries it
@@ -115,6 +116,15 @@ class Ingestor:
                 f"{len(raw)} bytes exceeds the limit of {self.settings.max_frame_bytes}",
             )
         field = read_radar_bytes(raw, source, site_id, (self.settings.zr_a, self.settings.zr_b))
+        try:
+            return self._ingest_field(raw, source, field, emit_event)
+        except FrameRejected as rejected:
+            rejected.site_id = field.site_id
+            raise
+
+    def _ingest_field(
+        self, raw: bytes, source: str, field: RadarField, emit_event: bool
+    ) -> IngestResult:
         self._check_time(field)
         self._check_grid(field)
         frame = self.normalise(field)
@@ -209,7 +219,13 @@ class Ingestor:
     def _reject(self, raw: bytes, source: str, rejected: FrameRejected) -> IngestResult:
         self.quarantine.put(raw, source, rejected.reason, rejected.message)
         try:
-            self._count(None, f"quarantined:{rejected.reason.value}")
+            self._count(rejected.site_id, f"quarantined:{rejected.reason.value}")
         except redis.RedisError:
             log.warning("could not count the quarantine of %s (redis down)", source)
-        return IngestResult("quarantined", source, reason=rejected.reason, message=rejected.message)
+        return IngestResult(
+            "quarantined",
+            source,
+            rejected.site_id,
+            reason=rejected.reason,
+            message=rejected.message,
+        )

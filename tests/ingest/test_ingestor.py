@@ -140,6 +140,9 @@ def test_wrong_grid_for_the_site(ingestor, feed, tmp_path, redis_conn):
     _assert_quarantined(result, ingestor, RejectReason.WRONG_GRID, raw)
     assert "128 x 128" in result.message and "96 x 96" in result.message
     assert _window_snapshot(redis_conn) == before
+    assert result.site_id == "t-1"
+    site_counts = redis_conn.hgetall(keys.site_counts("t-1"))
+    assert site_counts == {b"accepted": b"1", b"quarantined:wrong_grid": b"1"}
 
 
 def test_grid_smaller_than_the_crop(ingestor, tmp_path):
