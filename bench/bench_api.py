@@ -1,6 +1,6 @@
 """API under load: wrk (50 connections) against a running ``nowcast serve``.
 
-    python bench/bench_api.py [--duration-s 15] [--connections 50] [--json OUT.json]
+    python bench/bench_api.py [--duration-s 15] [--connections 50] [--workers 1] [--json OUT.json]
 
 Prepares an embedded Redis with real forecasts (6 synthetic 512 x 512 frames ingested, the
 inference worker run once with the shipped checkpoint), starts ``nowcast serve`` on it as a
@@ -61,6 +61,8 @@ def main() -> None:
     parser.add_argument("--duration-s", type=int, default=15)
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--port", type=int, default=8792)
+    parser.add_argument("--workers", type=int, default=1, help="nowcast serve --workers")
+    parser.add_argument("--wrk-threads", type=int, default=1, help="wrk's own threads")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -80,7 +82,17 @@ def main() -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("NOWCAST_")}
         env.update(REDIS_URL=embedded_url(connection) or "", NOWCAST_DATA_DIR=str(work / "var"))
         server = subprocess.Popen(
-            [sys.executable, "-m", "service.cli", "serve", "--port", str(args.port)], env=env
+            [
+                sys.executable,
+                "-m",
+                "service.cli",
+                "serve",
+                "--port",
+                str(args.port),
+                "--workers",
+                str(args.workers),
+            ],
+            env=env,
         )
         base = f"http://127.0.0.1:{args.port}"
         try:
@@ -93,8 +105,8 @@ def main() -> None:
             for name, route in ROUTES.items():
                 httpx.get(base + route).raise_for_status()  # warm the render cache
                 wrk = subprocess.run(
-                    ["wrk", "-t2", f"-c{args.connections}", f"-d{args.duration_s}s",
-                     "--latency", base + route],
+                    ["wrk", f"-t{args.wrk_threads}", f"-c{args.connections}",
+                     f"-d{args.duration_s}s", "--latency", base + route],
                     capture_output=True, text=True, check=True,
                 )  # fmt: skip
                 results[name] = parse_wrk(wrk.stdout)
@@ -107,6 +119,8 @@ def main() -> None:
         figures["p99_vs_healthz"] = round(figures["p99_ms"] / floor, 2)
     report = {
         "connections": args.connections,
+        "api_workers": args.workers,
+        "wrk_threads": args.wrk_threads,
         "duration_s": args.duration_s,
         "routes": ROUTES,
         "results": results,

@@ -73,9 +73,10 @@ def serve(
     bind_host, bind_port = host or settings.http_host, port or settings.http_port
     with open_redis(settings) as connection:
         if workers == 1:
-            from service.api.app import create_app
+            from service.api.app import create_app, freeze_startup_heap
 
             app = create_app(settings, connection)
+            freeze_startup_heap()
             uvicorn.run(app, host=bind_host, port=bind_port, log_level="warning")
             return
         if not settings.redis_url:

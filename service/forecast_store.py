@@ -42,6 +42,16 @@ redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[7], '*',
 return 1
 """
 
+# KEYS: the index; ARGV: the forecasts' key prefix (the index key without "index").
+# The newest issue epoch whose forecast is still kept, pruning expired ones; false if none.
+_LATEST_LUA = """
+for _, member in ipairs(redis.call('ZREVRANGE', KEYS[1], 0, 20)) do
+  if redis.call('EXISTS', ARGV[1] .. member) == 1 then return member end
+  redis.call('ZREM', KEYS[1], member)
+end
+return false
+"""
+
 
 def _epoch(t: datetime) -> int:
     return int(t.timestamp())
@@ -54,6 +64,7 @@ class ForecastStore:
         self._redis = connection
         self._ttl_s = int(ttl_s)
         self._store = connection.register_script(_STORE_LUA)
+        self._latest = connection.register_script(_LATEST_LUA)
 
     def store_issue(self, forecasts: list[Forecast]) -> bool:
         """Store the forecasts of one (site, issue time), all methods at once.
@@ -103,14 +114,17 @@ class ForecastStore:
         return self._alive(site_id, method, epochs)
 
     def latest_issue_time(self, site_id: str, method: str) -> datetime | None:
-        """Issue time of the newest kept forecast of ``method`` for the site, or None."""
+        """Issue time of the newest kept forecast of ``method`` for the site, or None.
+
+        One round trip (the API asks this on every request for a latest forecast).
+        """
         index = keys.forecast_index(site_id, method)
-        for member in self._redis.zrevrange(index, 0, 20):
-            epoch = int(float(member))
-            if self._redis.exists(keys.forecast(site_id, method, epoch)):
-                return datetime.fromtimestamp(epoch, tz=UTC)
-            self._redis.zrem(index, member)
-        return None
+        prefix = index.removesuffix("index")
+        member = self._latest(keys=[index], args=[prefix])
+        return datetime.fromtimestamp(int(member), tz=UTC) if member else None
+
+    def is_kept(self, site_id: str, method: str, issue_time: datetime) -> bool:
+        return bool(self._redis.exists(keys.forecast(site_id, method, _epoch(issue_time))))
 
     def latest(self, site_id: str, method: str) -> Forecast | None:
         """The newest kept forecast of ``method`` for the site, or None."""

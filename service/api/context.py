@@ -86,22 +86,31 @@ class ApiContext:
         return f"no {method} forecast for {site_id} yet: warming up (waiting for 5 frames)"
 
     def forecast(self, site_id: str, method: str, issue_time: datetime | None) -> Forecast:
-        """The latest forecast (``issue_time`` None) or a kept past one; 404 with a reason."""
-        self.require_site(site_id)
+        """The latest forecast (``issue_time`` None) or a kept past one; 404 with a reason.
+
+        One Redis round trip when the forecast is rendered already (the common case).
+        """
         if issue_time is None:
             latest = self.forecasts.latest_issue_time(site_id, method)
             if latest is None:
+                self.require_site(site_id)
                 raise HTTPException(404, self.no_forecast_reason(site_id, method))
             issue_time = latest
+        elif not self.forecasts.is_kept(site_id, method, issue_time):
+            self.require_site(site_id)
+            raise self._not_kept(site_id, method, issue_time)
         try:
             return self.load_forecast(site_id, method, int(issue_time.timestamp()))
-        except KeyError:
-            raise HTTPException(
-                404,
-                f"no {method} forecast for {site_id} issued at "
-                f"{issue_time.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ} (never made, or expired "
-                f"after {self.settings.forecast_ttl_s} s)",
-            ) from None
+        except KeyError:  # expired in between
+            raise self._not_kept(site_id, method, issue_time) from None
+
+    def _not_kept(self, site_id: str, method: str, issue_time: datetime) -> HTTPException:
+        return HTTPException(
+            404,
+            f"no {method} forecast for {site_id} issued at "
+            f"{issue_time.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ} (never made, or expired "
+            f"after {self.settings.forecast_ttl_s} s)",
+        )
 
     def _load_forecast(self, site_id: str, method: str, issue_epoch: int) -> Forecast:
         """The stored forecast; KeyError when absent (so that absence is never cached)."""
