@@ -139,6 +139,11 @@ class Settings(BaseSettings):
     checkpoint: Path | None = Field(
         default=None, description="ConvLSTM checkpoint; default: the one shipped in model/."
     )
+    checkpoints: dict[str, Path] = Field(
+        default_factory=dict,
+        description="Checkpoint per learned method (convlstm, saconvlstm, fclstm); default: "
+        "model/checkpoints/NAME.safetensors.",
+    )
     methods: tuple[str, ...] = Field(
         default=("convlstm", "extrapolation", "persistence"),
         description="Nowcast methods the inference worker runs for every issue time.",

@@ -22,6 +22,9 @@ Implementation choices:
 - The forget-gate bias starts at 1.0 (the other biases at 0) so early training keeps memory.
 - ``in_channels=0`` makes a cell without input (the paper's first forecaster layer): the
   fused convolution then reads ``H`` only and ``x`` must be ``None``.
+- ``state_kernel_size`` different from ``kernel_size`` (the paper's 1 x 1 state-to-state
+  ablation) splits the fused convolution in two: ``gates`` over ``X`` (with the biases) and
+  ``state_gates`` over ``H``.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ class ConvLSTMCell(nn.Module):
         kernel_size: odd side of the square kernels ("same" padding).
         grid_size: ``(h, w)`` of the grid; needed for the per-position peephole weights.
         peephole: include the ``W_c o C`` terms.
+        state_kernel_size: odd side of the state-to-state kernels; None: ``kernel_size``.
     """
 
     def __init__(
@@ -51,6 +55,7 @@ class ConvLSTMCell(nn.Module):
         kernel_size: int,
         grid_size: tuple[int, int],
         peephole: bool = True,
+        state_kernel_size: int | None = None,
     ) -> None:
         super().__init__()
         if in_channels < 0 or hidden_channels < 1:
@@ -58,18 +63,34 @@ class ConvLSTMCell(nn.Module):
                 f"in_channels must be >= 0 and hidden_channels >= 1, "
                 f"got {in_channels} and {hidden_channels}"
             )
-        if kernel_size < 1 or kernel_size % 2 == 0:
-            raise ValueError(f"kernel_size must be a positive odd int, got {kernel_size}")
+        state_kernel = kernel_size if state_kernel_size is None else state_kernel_size
+        for size in (kernel_size, state_kernel):
+            if size < 1 or size % 2 == 0:
+                raise ValueError(f"kernel sizes must be positive odd ints, got {size}")
         self.in_channels = in_channels
         self.hidden_channels = hidden_channels
         self.grid_size = (int(grid_size[0]), int(grid_size[1]))
-        self.gates = nn.Conv2d(
-            in_channels + hidden_channels,
-            4 * hidden_channels,
-            kernel_size,
-            padding=kernel_size // 2,
-            bias=True,
-        )
+        self.state_gates: nn.Conv2d | None = None
+        if in_channels > 0 and state_kernel != kernel_size:
+            self.gates = nn.Conv2d(
+                in_channels, 4 * hidden_channels, kernel_size, padding=kernel_size // 2
+            )
+            self.state_gates = nn.Conv2d(
+                hidden_channels,
+                4 * hidden_channels,
+                state_kernel,
+                padding=state_kernel // 2,
+                bias=False,
+            )
+        else:
+            fused = kernel_size if in_channels > 0 else state_kernel
+            self.gates = nn.Conv2d(
+                in_channels + hidden_channels,
+                4 * hidden_channels,
+                fused,
+                padding=fused // 2,
+                bias=True,
+            )
         bias = self.gates.bias
         assert bias is not None  # built with bias=True
         with torch.no_grad():
@@ -128,7 +149,12 @@ class ConvLSTMCell(nn.Module):
                 raise ValueError("a cell without input needs an explicit state")
             state = self.zero_state(x.shape[0], x.device, x.dtype)
         h, c = state
-        gates = self.gates(h if x is None else torch.cat([x, h], dim=1))
+        if x is None:
+            gates = self.gates(h)
+        elif self.state_gates is not None:
+            gates = self.gates(x) + self.state_gates(h)
+        else:
+            gates = self.gates(torch.cat([x, h], dim=1))
         i, f, g, o = gates.chunk(4, dim=1)
         if self.w_ci is not None and self.w_cf is not None:
             i = i + self.w_ci * c

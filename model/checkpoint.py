@@ -31,8 +31,9 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import Tensor
 
+from model.architectures import build_model
 from model.config import ConvLSTMConfig
-from model.convlstm import EncoderForecaster, build_model
+from model.network import FrameSequenceNetwork
 
 FORMAT_NAME = "nowcast.convlstm"
 FORMAT_VERSION = 1
@@ -60,7 +61,7 @@ def _tensors_digest(tensors: dict[str, Tensor]) -> str:
 
 def save_checkpoint(
     path: str | os.PathLike[str],
-    model: EncoderForecaster,
+    model: FrameSequenceNetwork,
     config: ConvLSTMConfig,
     meta: dict[str, Any],
 ) -> Path:
@@ -132,9 +133,39 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def read_config(path: str | os.PathLike[str]) -> ConvLSTMConfig:
+    """The architecture stored in the checkpoint at ``path``, without loading its weights.
+
+    Raises ValueError when the file is not a checkpoint of this format (FileNotFoundError
+    when there is none); `load_checkpoint` does the full checks.
+    """
+    metadata, _ = _read(Path(path), tensors=False)
+    try:
+        return ConvLSTMConfig.from_dict(json.loads(metadata["config"]))
+    except (KeyError, TypeError, ValueError) as error:
+        raise ValueError(f"{path}: invalid config in the metadata: {error}") from error
+
+
+def _read(path: Path, tensors: bool) -> tuple[dict[str, str], dict[str, Tensor]]:
+    """(metadata, tensors if asked) of a checkpoint of this format; see `load_checkpoint`."""
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as handle:
+            metadata = handle.metadata() or {}
+            stored = {n: handle.get_tensor(n) for n in handle.keys()} if tensors else {}  # noqa: SIM118
+    except (SafetensorError, OSError, RuntimeError, ValueError) as error:
+        raise ValueError(f"{path} is not a readable safetensors file: {error}") from error
+    if metadata.get("format") != FORMAT_NAME:
+        raise ValueError(
+            f"{path} is not a {FORMAT_NAME} checkpoint (format={metadata.get('format')!r})"
+        )
+    return metadata, stored
+
+
 def load_checkpoint(
     path: str | os.PathLike[str], device: str | torch.device = "cpu"
-) -> tuple[EncoderForecaster, ConvLSTMConfig, dict[str, Any]]:
+) -> tuple[FrameSequenceNetwork, ConvLSTMConfig, dict[str, Any]]:
     """Rebuild the network stored at ``path`` (no unpickling).
 
     Returns:
@@ -147,19 +178,7 @@ def load_checkpoint(
             version, altered content, or tensors that do not match the stored config.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}")
-    try:
-        with safe_open(str(path), framework="pt", device="cpu") as handle:
-            metadata = handle.metadata() or {}
-            tensors = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
-    except (SafetensorError, OSError, RuntimeError, ValueError) as error:
-        raise ValueError(f"{path} is not a readable safetensors file: {error}") from error
-
-    if metadata.get("format") != FORMAT_NAME:
-        raise ValueError(
-            f"{path} is not a {FORMAT_NAME} checkpoint (format={metadata.get('format')!r})"
-        )
+    metadata, tensors = _read(path, tensors=True)
     if metadata.get("format_version") != str(FORMAT_VERSION):
         raise ValueError(
             f"{path} has checkpoint format version {metadata.get('format_version')!r}; "

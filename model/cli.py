@@ -35,7 +35,15 @@ def _load_events(roots: list[Path]) -> list[Event]:
 
 def train(
     folders: Annotated[list[Path], typer.Argument(help="Event folders (or parents of them).")],
-    out: Annotated[Path, typer.Option("--out", help="Checkpoint to write.")] = DEFAULT_CHECKPOINT,
+    arch: Annotated[
+        str, typer.Option("--arch", help="Network: convlstm, saconvlstm or fclstm.")
+    ] = "convlstm",
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", help="Checkpoint to write; default model/checkpoints/ARCH.safetensors."
+        ),
+    ] = None,
     log_dir: Annotated[Path, typer.Option("--log-dir")] = Path("var/train"),
     max_minutes: Annotated[float, typer.Option("--max-minutes", min=0.1)] = 60.0,
     max_epochs: Annotated[int, typer.Option("--max-epochs", min=1)] = 50,
@@ -44,7 +52,10 @@ def train(
     patience: Annotated[int, typer.Option("--patience", min=1)] = 5,
     augment: Annotated[bool, typer.Option(help="Flips and rotations.")] = True,
     bf16: Annotated[bool, typer.Option(help="bfloat16 autocast.")] = False,
-    hidden: Annotated[str, typer.Option("--hidden", help="Hidden channels per layer.")] = "64,64",
+    hidden: Annotated[
+        str | None,
+        typer.Option("--hidden", help="Hidden channels (fclstm: units) per layer, e.g. 64,64."),
+    ] = None,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     select_by: Annotated[
         str, typer.Option("--select-by", help="Early stopping on validation 'loss' or 'csi'.")
@@ -53,16 +64,23 @@ def train(
         Path | None, typer.Option("--init-from", help="Start from this checkpoint's weights.")
     ] = None,
 ) -> None:
-    """Train the encoder-forecaster ConvLSTM on real radar events (time-block split)."""
+    """Train a network of the family on real radar events (time-block split)."""
     from ingest.ingestor import norm_params_for
     from ingest.settings import get_settings
-    from model.config import ConvLSTMConfig
+    from model.architectures import default_config
+    from model.methods.convlstm import default_checkpoint
     from model.split import split_windows
     from model.train import TrainConfig
     from model.train import train as run_training
 
+    try:
+        config = default_config(
+            arch, hidden_channels=tuple(int(h) for h in hidden.split(",")) if hidden else None
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    out = out or default_checkpoint(arch)
     events = _load_events(folders)
-    config = ConvLSTMConfig(hidden_channels=tuple(int(h) for h in hidden.split(",")))
     windows, blocks = split_windows(events, config.in_frames, config.out_frames, block_frames)
     counts = {k: len(v) for k, v in windows.items()}
     typer.echo(f"{len(events)} events, {len(blocks)} blocks, windows {counts}")
@@ -130,10 +148,10 @@ def calibrate(
     from ingest.settings import get_settings
     from model.calibrate import collect_forecasts, fit_and_judge
     from model.checkpoint import update_meta
-    from model.methods.convlstm import ConvLSTMMethod
+    from model.methods.convlstm import learned_method
     from model.split import split_windows
 
-    raw = ConvLSTMMethod(checkpoint, calibrated=False)
+    raw = learned_method(checkpoint, calibrated=False)
     data = raw.meta.get("training_data") or {}
     block_frames = data.get("block_frames")
     if not block_frames:
@@ -179,7 +197,10 @@ def evaluate(
         typer.Argument(help="Event folders (with --compare: evaluation JSON files)."),
     ] = None,
     method: Annotated[
-        str, typer.Option("--method", help="convlstm, persistence, extrapolation")
+        str,
+        typer.Option(
+            "--method", help="convlstm, saconvlstm, fclstm, persistence or extrapolation."
+        ),
     ] = "convlstm",
     json_out: Annotated[Path | None, typer.Option("--json", help="Scores as JSON.")] = None,
     plot: Annotated[
@@ -188,12 +209,16 @@ def evaluate(
     compare: Annotated[
         bool, typer.Option("--compare", help="Draw the given evaluation JSONs together (--plot).")
     ] = False,
-    checkpoint: Annotated[Path, typer.Option("--checkpoint")] = DEFAULT_CHECKPOINT,
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option("--checkpoint", help="Learned methods; default: the method's shipped one."),
+    ] = None,
     variant: Annotated[str, typer.Option("--variant", help="rover1, rover2, rover3")] = "rover1",
     calibrated: Annotated[
         bool,
         typer.Option(
-            "--calibrated/--raw", help="convlstm: apply the checkpoint's calibration, or not."
+            "--calibrated/--raw",
+            help="Learned methods: apply the checkpoint's calibration, or not.",
         ),
     ] = True,
     split: Annotated[
@@ -223,10 +248,10 @@ def evaluate(
     from ingest.ingestor import norm_params_for
     from ingest.settings import get_settings
     from model.evaluate import evaluate_method, observed_event_cells, report
-    from model.methods import get_method
+    from model.methods import LEARNED, get_method
 
     options: dict[str, object] = {}
-    if method == "convlstm":
+    if method in LEARNED:
         options.update(checkpoint=checkpoint, calibrated=calibrated)
     elif method == "extrapolation":
         options["variant"] = variant
@@ -245,7 +270,7 @@ def evaluate(
             raise typer.BadParameter(f"--split must be all or one of {sorted(by_split)}")
         windows = by_split[split]
     scores, count = evaluate_method(nowcaster, events, norm, windows=windows)
-    label = f"{method}-raw" if method == "convlstm" and not calibrated else method
+    label = f"{method}-raw" if method in LEARNED and not calibrated else method
     result = report(label, scores, count, events)
     result["split"] = split if split == "all" else f"{split} (blocks of {block_frames} frames)"
     result["observed_event_cells_by_event"] = observed_event_cells(events, norm, windows=windows)
@@ -314,7 +339,7 @@ def model_card(
     """Write the model card from the checkpoint's metadata and evaluation JSONs."""
     from model.card import render_card
     from model.checkpoint import load_checkpoint
-    from model.convlstm import count_parameters
+    from model.network import count_parameters
 
     model, config, meta = load_checkpoint(checkpoint)
     reports = [json.loads(p.read_text()) for p in evaluations]
@@ -326,8 +351,43 @@ def model_card(
     typer.echo(f"wrote {out}")
 
 
+def moving_digits(
+    out: Annotated[Path, typer.Option("--out", help="Folder for table, JSON and PNG.")] = Path(
+        "docs/moving-digits"
+    ),
+    samples: Annotated[
+        int, typer.Option("--samples", min=16, help="Training sequences per variant.")
+    ] = 4000,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 16,
+    test_sequences: Annotated[int, typer.Option("--test-sequences", min=1)] = 256,
+    variants: Annotated[
+        list[str] | None, typer.Option("--variant", help="Only these variants (repeatable).")
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+) -> None:
+    """Train small ConvLSTM / FC-LSTM variants on moving digits; table and predictions PNG."""
+    import shlex
+    import sys
+
+    from model.experiments.moving_digits import VARIANTS, run_experiment, write_outputs
+
+    chosen = tuple(variants or VARIANTS)
+    try:
+        results, reference, test, forecasts = run_experiment(
+            samples, batch_size, test_sequences, seed, chosen
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    command = "nowcast " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    for path in write_outputs(results, reference, test, forecasts, out, command):
+        typer.echo(f"wrote {path}")
+
+
 def register(app: typer.Typer) -> None:
     app.command()(train)
     app.command()(calibrate)
     app.command()(evaluate)
     app.command("model-card")(model_card)
+    experiments = typer.Typer(help="The method's experiments beside radar.", no_args_is_help=True)
+    experiments.command("moving-digits")(moving_digits)
+    app.add_typer(experiments, name="experiment")

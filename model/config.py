@@ -1,16 +1,22 @@
-"""The architecture of the encoder-forecaster ConvLSTM, as one frozen dataclass.
+"""The architecture of an encoder-forecaster of the method's family, as one frozen dataclass.
 
 Like nanoGPT's ``GPTConfig``: the model is built from this object alone, and a checkpoint
 stores it (``to_dict``) so the same network can be rebuilt without unpickling code
 (``from_dict``). The defaults are the paper's radar set-up (METHOD.md): 5 input frames,
 15 forecast frames of 100 x 100 cells, patch size 2 (50 x 50 x 4 after space-to-depth),
 two layers of 64 hidden states, 3 x 3 kernels, peephole terms on.
+
+``architecture`` names the network (`model.architectures`): ``convlstm`` (the paper's),
+``saconvlstm`` (ConvLSTM cells with a self-attention memory, Lin et al. 2020) or ``fclstm``
+(the paper's fully connected LSTM baseline).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from typing import Any
+
+ARCHITECTURES = ("convlstm", "saconvlstm", "fclstm")
 
 
 def _positive_int(name: str, value: object) -> int:
@@ -31,6 +37,13 @@ class ConvLSTMConfig:
     hidden_channels: hidden-state channels per stacked layer (encoder and forecaster alike).
     kernel_size: odd size of the square input-to-state and state-to-state kernels.
     peephole: whether the cells have the peephole terms ``W_c o C`` of the paper.
+    architecture: one of `ARCHITECTURES`. For ``fclstm`` the frame is average-pooled by
+        ``patch_size`` and flattened (``grid_cells**2`` values per step), ``hidden_channels``
+        are the units of each fully connected layer, and the forecast is the pooled grid
+        upsampled bilinearly; kernels do not apply.
+    state_kernel_size: side of the state-to-state kernels when it differs from the
+        input-to-state ``kernel_size`` (the paper's 1 x 1 ablation); None: the same.
+    attention_channels: ``saconvlstm`` only: channels of the attention's queries and keys.
     """
 
     in_frames: int = 5
@@ -40,18 +53,32 @@ class ConvLSTMConfig:
     hidden_channels: tuple[int, ...] = (64, 64)
     kernel_size: int = 3
     peephole: bool = True
+    architecture: str = "convlstm"
+    state_kernel_size: int | None = None
+    attention_channels: int = 16
 
     def __post_init__(self) -> None:
-        for name in ("in_frames", "out_frames", "frame_cells", "patch_size", "kernel_size"):
+        for name in (
+            "in_frames",
+            "out_frames",
+            "frame_cells",
+            "patch_size",
+            "kernel_size",
+            "attention_channels",
+        ):
             _positive_int(name, getattr(self, name))
+        if self.architecture not in ARCHITECTURES:
+            raise ValueError(
+                f"unknown architecture {self.architecture!r}; valid: {', '.join(ARCHITECTURES)}"
+            )
+        for name in ("kernel_size", "state_kernel_size"):
+            size = getattr(self, name)
+            if size is not None and (_positive_int(name, size) % 2 == 0):
+                raise ValueError(f"{name} must be odd for symmetric 'same' padding, got {size}")
         if self.frame_cells % self.patch_size:
             raise ValueError(
                 f"frame_cells ({self.frame_cells}) must be divisible by "
                 f"patch_size ({self.patch_size})"
-            )
-        if self.kernel_size % 2 == 0:
-            raise ValueError(
-                f"kernel_size must be odd for symmetric 'same' padding, got {self.kernel_size}"
             )
         hidden = self.hidden_channels
         if isinstance(hidden, list):  # JSON gives lists; keep the dataclass hashable
@@ -86,6 +113,9 @@ class ConvLSTMConfig:
             "hidden_channels": list(self.hidden_channels),
             "kernel_size": self.kernel_size,
             "peephole": self.peephole,
+            "architecture": self.architecture,
+            "state_kernel_size": self.state_kernel_size,
+            "attention_channels": self.attention_channels,
         }
 
     @classmethod

@@ -24,12 +24,13 @@ from torch import nn
 from tqdm import tqdm
 
 from ingest.normalize import NormParams
+from model.architectures import build_model
 from model.checkpoint import load_checkpoint, save_checkpoint
 from model.config import ConvLSTMConfig
-from model.convlstm import EncoderForecaster, build_model
 from model.evaluate import grey_to_mmh
 from model.events import Event
 from model.hardware import describe_machine
+from model.network import FrameSequenceNetwork
 from model.scores import ScoreAccumulator
 from model.split import WindowRef
 
@@ -51,7 +52,7 @@ class TrainConfig:
     bf16: bool = False  # CPU/GPU autocast to bfloat16 for the forward pass
     device: str = "auto"
     select_by: str = "loss"  # early stopping on validation "loss", or on "csi" at 0.5 mm/h
-    init_from: str | None = None  # checkpoint whose weights start the run (same config)
+    init_from: str | None = None  # weights to start from: same config, else those that fit
 
     def __post_init__(self) -> None:
         if self.select_by not in ("loss", "csi"):
@@ -124,8 +125,38 @@ def make_batch(
     return torch.from_numpy(np.stack(inputs)), torch.from_numpy(np.stack(targets))
 
 
+def make_optimiser(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """RMSProp with the run's learning rate and decay (METHOD.md)."""
+    return torch.optim.RMSprop(
+        model.parameters(), lr=config.learning_rate, alpha=config.rmsprop_decay
+    )
+
+
+def train_step(
+    model: nn.Module,
+    optimiser: torch.optim.Optimizer,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    device: torch.device,
+    bf16: bool = False,
+) -> float:
+    """One optimiser step on a batch; returns its mean cross-entropy (BCE on grey levels).
+
+    Args:
+        inputs: ``(B, in_frames, H, W)`` grey in [0, 1]; targets: ``(B, out_frames, H, W)``.
+    """
+    inputs, targets = inputs.to(device), targets.to(device)
+    optimiser.zero_grad(set_to_none=True)
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+        logits = model(inputs)
+    loss = nn.functional.binary_cross_entropy_with_logits(logits.float(), targets)
+    loss.backward()
+    optimiser.step()
+    return float(loss.detach())
+
+
 def evaluate_loss(
-    model: EncoderForecaster,
+    model: FrameSequenceNetwork,
     events: list[Event],
     refs: list[WindowRef],
     config: ConvLSTMConfig,
@@ -150,6 +181,27 @@ def evaluate_loss(
             forecast = torch.sigmoid(logits.float()).cpu().numpy()
             scores.add(grey_to_mmh(forecast, norm), grey_to_mmh(y.cpu().numpy(), norm))
     return total / max(cells, 1), scores
+
+
+def transfer_weights(target: nn.Module, source: nn.Module) -> list[str]:
+    """Copy into ``target`` every tensor of ``source`` with the same name and shape.
+
+    A ``saconvlstm`` cell wraps a ConvLSTM cell as ``.conv``, so ``encoder.0.conv.gates.weight``
+    takes ``encoder.0.gates.weight``: a ConvLSTM checkpoint warm-starts an SA-ConvLSTM (its
+    attention memory starts fresh). Returns the names copied; ValueError when none fits.
+    """
+    available = source.state_dict()
+    state = target.state_dict()
+    copied = []
+    for name, tensor in state.items():
+        match = available.get(name, available.get(name.replace(".conv.", ".")))
+        if match is not None and match.shape == tensor.shape:
+            state[name] = match.clone()
+            copied.append(name)
+    if not copied:
+        raise ValueError("no tensor of the initial checkpoint fits this network")
+    target.load_state_dict(state)
+    return copied
 
 
 def train(
@@ -178,14 +230,12 @@ def train(
             k: initial_meta.get(k)
             for k in ("epoch", "samples_seen", "train_config", "hardware", "created_utc")
         }
-        if initial_config != model_config:
-            raise ValueError(f"{train_config.init_from} has another architecture")
-        model.load_state_dict(initial.state_dict())
+        if initial_config == model_config:
+            model.load_state_dict(initial.state_dict())
+        else:
+            initialised_from["weights_transferred"] = transfer_weights(model, initial)
     model = model.to(device)
-    optimiser = torch.optim.RMSprop(
-        model.parameters(), lr=train_config.learning_rate, alpha=train_config.rmsprop_decay
-    )
-    loss_fn = nn.BCEWithLogitsLoss()
+    optimiser = make_optimiser(model, train_config)
     rng = np.random.default_rng(train_config.seed)
     log_dir.mkdir(parents=True, exist_ok=True)
     csv_path, json_path = log_dir / "train_log.csv", log_dir / "train_log.json"
@@ -208,14 +258,7 @@ def train(
         for i in bar:
             refs = [train_refs[j] for j in order[i : i + train_config.batch_size]]
             x, y = make_batch(events, refs, model_config, rng if train_config.augment else None)
-            x, y = x.to(device), y.to(device)
-            optimiser.zero_grad(set_to_none=True)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=train_config.bf16):
-                logits = model(x)
-            loss = loss_fn(logits.float(), y)
-            loss.backward()
-            optimiser.step()
-            running += float(loss.detach())
+            running += train_step(model, optimiser, x, y, device, train_config.bf16)
             batches += 1
             result.samples_seen += len(refs)
             bar.set_postfix(loss=f"{running / batches:.4f}")

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from ingest.settings import Settings
-from model.methods import NowcastMethod, get_method
+from model.methods import LEARNED, NowcastMethod, get_method
 
 log = logging.getLogger(__name__)
 
@@ -48,16 +48,20 @@ class MethodRunner:
         self.device = "cpu"
         for name in settings.methods:
             options: dict[str, Any] = {}
-            if name == "convlstm":
-                from model.methods.convlstm import DEFAULT_CHECKPOINT
+            if name in LEARNED:
+                from model.methods.convlstm import default_checkpoint
 
-                checkpoint = settings.checkpoint or DEFAULT_CHECKPOINT
+                checkpoint = (
+                    settings.checkpoints.get(name)
+                    or (settings.checkpoint if name == "convlstm" else None)
+                    or default_checkpoint(name)
+                )
                 options = {
                     "checkpoint": checkpoint,
                     "device": settings.infer_device,
                     "bf16": settings.infer_bf16,
                 }
-                self.versions[name] = f"convlstm-{file_digest(Path(checkpoint))}"
+                self.versions[name] = f"{name}-{file_digest(Path(checkpoint))}"
             method = get_method(name, **options)
             self.methods[name] = method
             self.versions.setdefault(name, name)
@@ -68,8 +72,11 @@ class MethodRunner:
 
     @property
     def model_version(self) -> str:
-        """The learned model's version, or the first method's name when none is learned."""
-        return self.versions.get("convlstm", next(iter(self.versions.values()), "none"))
+        """The first learned model's version (convlstm first), else the first method's name."""
+        for name in LEARNED:
+            if name in self.versions:
+                return self.versions[name]
+        return next(iter(self.versions.values()), "none")
 
     def run(self, inputs_grey: np.ndarray, n_leads: int = N_LEADS) -> list[MethodOutput]:
         """inputs_grey (B, 5, H, W) float32 -> one `MethodOutput` per method."""

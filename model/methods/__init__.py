@@ -31,7 +31,12 @@ _METHODS: dict[str, str] = {
     "persistence": "model.methods.persistence:PersistenceMethod",
     "extrapolation": "model.methods.extrapolation:ExtrapolationMethod",
     "convlstm": "model.methods.convlstm:ConvLSTMMethod",
+    "saconvlstm": "model.methods.convlstm:SAConvLSTMMethod",
+    "fclstm": "model.methods.convlstm:FCLSTMMethod",
 }
+
+LEARNED = ("convlstm", "saconvlstm", "fclstm")
+"""The methods that load a trained checkpoint (the others need no training)."""
 
 
 def method_names() -> tuple[str, ...]:

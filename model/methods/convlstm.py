@@ -1,4 +1,5 @@
-"""The trained encoder-forecaster ConvLSTM as a nowcast method (CUDA when present, else CPU).
+"""The trained networks as nowcast methods (CUDA when present, else CPU): ``convlstm``,
+``saconvlstm`` and ``fclstm``, each from its checkpoint ``model/checkpoints/NAME.safetensors``.
 
 By default the network's grey levels go through the checkpoint's per-lead calibration
 (`model.calibration`, fitted by ``nowcast calibrate`` on the training windows) when the
@@ -10,40 +11,52 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from model.calibration import LeadCalibration, apply_calibration
-from model.checkpoint import load_checkpoint
+from model.checkpoint import load_checkpoint, read_config
 from model.methods import check_inputs
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "convlstm.safetensors"
+CHECKPOINTS = Path(__file__).resolve().parents[1] / "checkpoints"
+DEFAULT_CHECKPOINT = CHECKPOINTS / "convlstm.safetensors"
+
+
+def default_checkpoint(name: str) -> Path:
+    """The shipped checkpoint of the learned method ``name``."""
+    return CHECKPOINTS / f"{name}.safetensors"
 
 
 class ConvLSTMMethod:
     """``method(inputs_grey (B, 5, 100, 100), n_leads <= 15) -> (B, n_leads, 100, 100)`` grey.
 
     Loads the checkpoint once (weights only, no pickle); runs batches of sites at once.
-    ``calibrated``: apply the checkpoint's calibration when it holds one marked for use.
+    ``checkpoint``: None for the shipped one of this method; a checkpoint of another
+    architecture is refused. ``calibrated``: apply the checkpoint's calibration when it holds
+    one marked for use.
     """
 
     name: str = "convlstm"
 
     def __init__(
         self,
-        checkpoint: Path = DEFAULT_CHECKPOINT,
+        checkpoint: Path | None = None,
         device: str = "auto",
         bf16: bool = False,
         calibrated: bool = True,
     ) -> None:
         resolved = "cuda" if device == "auto" and torch.cuda.is_available() else device
         self.device = torch.device("cpu" if resolved == "auto" else resolved)
-        self.model, self.config, self.meta = load_checkpoint(
-            Path(checkpoint), device=str(self.device)
-        )
+        checkpoint = Path(checkpoint) if checkpoint else default_checkpoint(self.name)
+        self.model, self.config, self.meta = load_checkpoint(checkpoint, device=str(self.device))
+        if self.config.architecture != self.name:
+            raise ValueError(
+                f"{checkpoint} holds a {self.config.architecture} network, not {self.name}"
+            )
         self.model.eval()
         self.bf16 = bf16
         stored = self.meta.get("calibration") or {}
@@ -81,3 +94,21 @@ class ConvLSTMMethod:
             grey = torch.sigmoid(self.model(x).float())
         out = grey[:, :n_leads].cpu().numpy().astype(np.float32, copy=False)
         return out if self.calibration is None else apply_calibration(out, self.calibration)
+
+
+class SAConvLSTMMethod(ConvLSTMMethod):
+    """The Self-Attention ConvLSTM (`model.sa_cell`), same interface and wiring."""
+
+    name = "saconvlstm"
+
+
+class FCLSTMMethod(ConvLSTMMethod):
+    """The fully connected LSTM baseline (`model.fclstm`), same interface."""
+
+    name = "fclstm"
+
+
+def learned_method(checkpoint: Path, **options: Any) -> ConvLSTMMethod:
+    """The method of whichever architecture the checkpoint holds, built with ``options``."""
+    classes = {cls.name: cls for cls in (ConvLSTMMethod, SAConvLSTMMethod, FCLSTMMethod)}
+    return classes[read_config(checkpoint).architecture](checkpoint, **options)

@@ -20,7 +20,13 @@ from service.methods_runner import N_LEADS
 router = APIRouter(prefix="/v1")
 
 SiteId = Annotated[str, Path(pattern=SITE_ID_PATTERN, description="Radar site id.")]
-MethodName = Annotated[str, Query(description="Nowcast method: convlstm, extrapolation ...")]
+MethodName = Annotated[
+    str,
+    Query(
+        description="Nowcast method, one of those the service runs (NOWCAST_METHODS): convlstm, "
+        "saconvlstm, fclstm, extrapolation, persistence"
+    ),
+]
 Format = Literal["json", "netcdf", "png", "gif"]
 Ctx = Annotated[ApiContext, Depends(context)]
 

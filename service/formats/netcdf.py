@@ -40,6 +40,11 @@ _PYSTEPS = (
 )
 METHOD_REFERENCES: dict[str, str] = {  # method -> what it is and where it is described
     "convlstm": f"encoder-forecaster ConvLSTM: {_PAPER}",
+    "saconvlstm": (
+        "encoder-forecaster Self-Attention ConvLSTM: Lin et al. (2020), Self-Attention ConvLSTM "
+        f"for Spatiotemporal Prediction, AAAI 2020; wiring of {_PAPER}"
+    ),
+    "fclstm": f"encoder-forecaster fully connected LSTM, the baseline of {_PAPER}",
     "extrapolation": (
         "Lucas-Kanade optical flow and semi-Lagrangian extrapolation (ROVER-like): "
         f"{_PYSTEPS}; baseline of {_PAPER}"

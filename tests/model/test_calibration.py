@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from ingest.normalize import NormParams
+from model.architectures import build_model
 from model.calibrate import block_cross_validation, compare, csi_summary, fit_and_judge
 from model.calibration import (
     LeadCalibration,
@@ -18,7 +19,6 @@ from model.calibration import (
 )
 from model.checkpoint import load_checkpoint, save_checkpoint, update_meta
 from model.config import ConvLSTMConfig
-from model.convlstm import build_model
 from model.methods import get_method
 from model.split import WindowRef
 

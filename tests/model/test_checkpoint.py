@@ -11,9 +11,10 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from model.architectures import build_model
 from model.checkpoint import FORMAT_VERSION, load_checkpoint, save_checkpoint
 from model.config import ConvLSTMConfig
-from model.convlstm import EncoderForecaster, build_model
+from model.convlstm import EncoderForecaster
 
 SMALL = ConvLSTMConfig(in_frames=5, out_frames=3, frame_cells=16, hidden_channels=(8, 4))
 META = {

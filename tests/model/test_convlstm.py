@@ -10,9 +10,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from model.architectures import build_model
 from model.cell import ConvLSTMCell, State
 from model.config import ConvLSTMConfig
-from model.convlstm import EncoderForecaster, build_model, count_parameters
+from model.convlstm import EncoderForecaster
+from model.network import count_parameters
 
 SMALL = ConvLSTMConfig(in_frames=5, out_frames=3, frame_cells=16, hidden_channels=(8, 8))
 

@@ -43,7 +43,9 @@ def blob_forecast() -> np.ndarray:
 
 def test_registry_names_and_wrong_name() -> None:
     assert {"persistence", "extrapolation", "convlstm"} <= set(method_names())
-    with pytest.raises(ValueError, match="convlstm, extrapolation, persistence"):
+    with pytest.raises(
+        ValueError, match="convlstm, extrapolation, fclstm, persistence, saconvlstm"
+    ):
         get_method("rover")
 
 

@@ -10,9 +10,9 @@ import sys
 import numpy as np
 
 from ingest.cf_writer import write_synthetic_feed
+from model.architectures import build_model
 from model.checkpoint import save_checkpoint
 from model.config import ConvLSTMConfig
-from model.convlstm import build_model
 from model.methods import get_method
 
 TINY = ConvLSTMConfig(frame_cells=32, hidden_channels=(4, 4))

@@ -9,8 +9,8 @@ import torch
 
 from ingest.cf_writer import write_synthetic_feed
 from ingest.settings import Settings
+from model.architectures import build_model
 from model.checkpoint import save_checkpoint
-from model.convlstm import build_model
 from tests.service.helpers import FEED_START, SMALL_MODEL, service_settings
 
 

@@ -1,0 +1,1 @@
+"""Experiments that check the method's claims on data other than radar."""

@@ -1,0 +1,105 @@
+"""Moving digits: the sequence generator, the ghost-trail score and the experiment command."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from model.experiments import digits_data
+from model.experiments.digits_data import DIGIT_CELLS, FRAME_CELLS
+
+
+@pytest.fixture(scope="module")
+def images() -> np.ndarray:
+    return digits_data.digit_images()
+
+
+def test_the_digits_ship_with_scikit_learn_upscaled(images: np.ndarray) -> None:
+    assert images.shape == (1797, DIGIT_CELLS, DIGIT_CELLS) and images.dtype == np.float32
+    assert float(images.min()) == 0.0 and float(images.max()) == 1.0
+    train, test = digits_data.split_images(images)
+    assert len(train) + len(test) == len(images) and len(test) > 200
+
+
+def test_digits_move_in_straight_lines_and_bounce_off_the_edges() -> None:
+    corners = digits_data.trajectories(np.random.default_rng(0), 200, 30)
+    limit = FRAME_CELLS - DIGIT_CELLS
+    assert corners.min() >= 0 and corners.max() <= limit
+    steps = np.diff(corners, axis=1)
+    speeds = np.linalg.norm(steps, axis=2)
+    reflected = (corners[:, 1:-1] <= 4) | (corners[:, 1:-1] >= limit - 4)  # near a wall
+    free = ~reflected.any(axis=2)
+    # away from the walls every step has the digit's own constant speed, in [2, 4] cells
+    assert np.all((speeds[:, 1:][free] >= 2 - 1e-9) & (speeds[:, 1:][free] <= 4 + 1e-9))
+    bounced = (np.sign(steps[:, 1:]) != np.sign(steps[:, :-1])) & (steps[:, :-1] != 0)
+    assert bounced.any()  # over 30 frames some digits reach a wall and turn back
+
+
+def test_sequences_hold_two_moving_digits(images: np.ndarray) -> None:
+    seq = digits_data.sequences(np.random.default_rng(1), images, 8, frames=20)
+    assert seq.shape == (8, 20, FRAME_CELLS, FRAME_CELLS) and seq.dtype == np.float32
+    assert float(seq.min()) >= 0 and float(seq.max()) <= 1
+    assert np.all(seq.sum(axis=(2, 3)) > 0)
+    assert not np.allclose(seq[:, 0], seq[:, 10])  # they move
+    again = digits_data.sequences(np.random.default_rng(1), images, 8, frames=20)
+    np.testing.assert_array_equal(seq, again)
+
+
+def test_the_ghost_fraction_separates_persistence_from_a_moving_forecast(
+    images: np.ndarray,
+) -> None:
+    seq = digits_data.sequences(np.random.default_rng(2), images, 32, frames=20)
+    last, target = seq[:, 9], seq[:, 19]
+    persistence = digits_data.ghost_fraction(last, target, last.copy())
+    perfect = digits_data.ghost_fraction(last, target, target.copy())
+    assert persistence > 0.4 and perfect < 0.1
+    assert digits_data.ghost_fraction(last, target, np.zeros_like(target)) == 0.0
+
+
+def test_the_experiment_command_writes_its_table_json_and_picture(tmp_path: Path) -> None:
+    out = tmp_path / "md"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "service.cli",
+            "experiment",
+            "moving-digits",
+            "--out",
+            str(out),
+            "--samples",
+            "32",
+            "--test-sequences",
+            "8",
+            "--variant",
+            "convlstm-1x32-k3",
+            "--variant",
+            "fclstm-2x512",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads((out / "results.json").read_text())
+    assert [r["name"] for r in result["results"]] == ["convlstm-1x32-k3", "fclstm-2x512"]
+    assert all(r["train_samples"] == 32 and r["test_cross_entropy"] > 0 for r in result["results"])
+    assert result["persistence"]["ghost"] > 0.4
+    table = (out / "table.md").read_text()
+    assert "experiment moving-digits" in table and "| persistence (reference)" in table
+    assert (out / "predictions.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_an_unknown_variant_is_refused_with_the_valid_names(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "service.cli", "experiment", "moving-digits", "--variant", "x"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode != 0 and "convlstm-2x32-k3" in done.stderr
