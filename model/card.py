@@ -192,6 +192,57 @@ def _report_notes(reports: list[dict[str, Any]]) -> str:
     return " ".join(notes) + "\n"
 
 
+def other_networks(others: list[dict[str, Any]]) -> str:
+    """A table of the family's other trained networks (``saconvlstm``, ``fclstm``).
+
+    Each entry: ``name``, ``config`` (dict), ``params``, ``meta`` (the checkpoint's).
+    """
+    if not others:
+        return "None trained yet."
+    lines = [
+        "| network | architecture | parameters | started from | training | best epoch "
+        "(samples) | validation cross-entropy |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for other in others:
+        config, meta = other["config"], other["meta"]
+        train = meta.get("train_config", {})
+        cells, patch = config["frame_cells"], config["patch_size"]
+        if config["architecture"] == "fclstm":
+            shape = (
+                f"frame average-pooled by {patch} and flattened ({(cells // patch) ** 2} "
+                f"values), {len(config['hidden_channels'])} fully connected LSTM layers x "
+                f"{config['hidden_channels']} units, bilinear upsampling of the output"
+            )
+        else:
+            shape = (
+                f"as the ConvLSTM ({cells // patch} x {cells // patch} grid, "
+                f"{config['hidden_channels']} states, {config['kernel_size']} x "
+                f"{config['kernel_size']} kernels) plus a self-attention memory per layer "
+                f"({config['attention_channels']} query/key channels)"
+            )
+        started = meta.get("initialised_from")
+        origin = "random initialisation"
+        if started and started.get("weights_transferred"):
+            origin = (
+                f"the ConvLSTM checkpoint's {len(started['weights_transferred'])} tensors "
+                "that fit (cells and head); the attention memory from scratch"
+            )
+        elif started:
+            origin = _initial(started)
+        training = (
+            f"{train.get('max_minutes')} min budget, "
+            f"{'bf16' if train.get('bf16') else 'fp32'}, selected by validation "
+            f"{train.get('select_by', 'loss')}"
+        )
+        loss = (meta.get("validation") or {}).get("loss")
+        lines.append(
+            f"| `{other['name']}` | {shape} | {other['params']:,} | {origin} | {training} "
+            f"| {meta.get('epoch')} ({meta.get('samples_seen')}) | {_cell(loss)} |"
+        )
+    return "\n".join(lines)
+
+
 def render_card(
     meta: dict[str, Any],
     config: dict[str, Any],
@@ -200,8 +251,10 @@ def render_card(
     commands: list[str],
     trained_on: str | None = None,
     logs: dict[str, list[dict[str, Any]]] | None = None,
+    others: list[dict[str, Any]] | None = None,
 ) -> str:
-    """The card's Markdown text; ``logs``: training log name -> its epoch rows."""
+    """The card's Markdown text; ``logs``: training log name -> its epoch rows; ``others``:
+    the family's other networks (see `other_networks`)."""
     data = meta.get("training_data", {})
     train = meta.get("train_config", {})
     events = data.get("events", [])
@@ -277,15 +330,24 @@ only, so the three sets never share a frame. Windows: {splits}.
 - Validation at the best epoch: cross-entropy {validation.get("loss", float("nan")):.4f}{csi_text}.
 
 ## Training runs
-Both runs' per-epoch logs are kept in `model/training_logs/` (JSON, and CSV for run 2);
-validation CSI there is the mean over the leads where it is defined. The checkpoint is the
-last run's epoch {meta.get("epoch")}, selected by validation {train.get("select_by", "loss")}.
+Every run's per-epoch logs are kept in `model/training_logs/` (JSON; `run*` are the
+ConvLSTM's, the others are named by network); validation CSI there is the mean over the
+leads where it is defined. The ConvLSTM checkpoint is its last run's epoch
+{meta.get("epoch")}, selected by validation {train.get("select_by", "loss")}.
 
 {training_runs(logs or {})}
 {_validation_caveat(meta)}
 
 ## Calibration
 {calibration_section(meta)}
+
+## The family's other networks
+Trained on the same events, split, loss, optimiser and augmentation as the ConvLSTM
+(`nowcast train --arch NAME`), on the same 2-core CPU; checkpoints
+`model/checkpoints/NAME.safetensors`, selectable by name wherever a method is chosen.
+Their scores are in the tables below.
+
+{other_networks(others or [])}
 
 ## Verification on the held-out test split
 Event: rain rate >= threshold; contingency tables pooled over all forecasts per lead.

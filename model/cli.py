@@ -68,19 +68,24 @@ def train(
     from ingest.ingestor import norm_params_for
     from ingest.settings import get_settings
     from model.architectures import default_config
+    from model.config import ARCHITECTURES
     from model.methods.convlstm import default_checkpoint
     from model.split import split_windows
     from model.train import TrainConfig
     from model.train import train as run_training
 
+    if arch not in ARCHITECTURES:
+        raise typer.BadParameter(f"--arch {arch!r}: valid are {', '.join(ARCHITECTURES)}")
+    events = _load_events(folders)
     try:
         config = default_config(
-            arch, hidden_channels=tuple(int(h) for h in hidden.split(",")) if hidden else None
+            arch,
+            hidden_channels=tuple(int(h) for h in hidden.split(",")) if hidden else None,
+            frame_cells=int(events[0].grey.shape[-1]),  # the normalised grid of the settings
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
     out = out or default_checkpoint(arch)
-    events = _load_events(folders)
     windows, blocks = split_windows(events, config.in_frames, config.out_frames, block_frames)
     counts = {k: len(v) for k, v in windows.items()}
     typer.echo(f"{len(events)} events, {len(blocks)} blocks, windows {counts}")
@@ -335,6 +340,10 @@ def model_card(
     training_logs: Annotated[
         Path, typer.Option("--training-logs", help="Folder of the runs' JSON epoch logs.")
     ] = DEFAULT_CHECKPOINT.parents[1] / "training_logs",
+    other_checkpoints: Annotated[
+        list[Path] | None,
+        typer.Option("--other", help="Another network's checkpoint to describe (repeatable)."),
+    ] = None,
 ) -> None:
     """Write the model card from the checkpoint's metadata and evaluation JSONs."""
     from model.card import render_card
@@ -344,8 +353,26 @@ def model_card(
     model, config, meta = load_checkpoint(checkpoint)
     reports = [json.loads(p.read_text()) for p in evaluations]
     logs = {p.name: json.loads(p.read_text()) for p in sorted(training_logs.glob("*.json"))}
+    others = []
+    for path in other_checkpoints or []:
+        other, other_config, other_meta = load_checkpoint(path)
+        others.append(
+            {
+                "name": other_config.architecture,
+                "config": other_config.to_dict(),
+                "params": count_parameters(other),
+                "meta": other_meta,
+            }
+        )
     text = render_card(
-        meta, config.to_dict(), count_parameters(model), reports, command or [], trained_on, logs
+        meta,
+        config.to_dict(),
+        count_parameters(model),
+        reports,
+        command or [],
+        trained_on,
+        logs,
+        others,
     )
     out.write_text(text)
     typer.echo(f"wrote {out}")

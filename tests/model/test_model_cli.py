@@ -117,3 +117,40 @@ def test_calibrate_fits_on_the_train_blocks_and_rewrites_the_checkpoint(tmp_path
     save_checkpoint(checkpoint, build_model(TINY), TINY, meta)
     result = _cli("calibrate", str(feed), "--checkpoint", str(checkpoint), "--dry-run")
     assert result.returncode != 0 and "time blocks" in result.stderr
+
+
+def test_train_evaluate_and_describe_another_architecture_by_name(tmp_path):
+    feed = tmp_path / "event"
+    write_synthetic_feed(feed, 120, site_id="s-1", shape=(96, 96))
+    checkpoint = tmp_path / "fclstm.safetensors"
+    result = _cli(
+        "train", str(feed), "--arch", "fclstm", "--hidden", "8,8", "--max-epochs", "1",
+        "--block-frames", "20", "--out", str(checkpoint), "--log-dir", str(tmp_path / "logs"),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    result = _cli(
+        "evaluate", str(feed), "--method", "fclstm", "--checkpoint", str(checkpoint),
+        "--split", "test", "--block-frames", "20", "--json", str(tmp_path / "f.json"),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads((tmp_path / "f.json").read_text())
+    assert report["method"] == "fclstm" and report["forecasts"] > 0
+    # the convlstm method refuses the file: it holds another network
+    result = _cli("evaluate", str(feed), "--method", "convlstm", "--checkpoint", str(checkpoint))
+    assert result.returncode != 0 and "holds a fclstm network" in result.stderr
+    card = tmp_path / "CARD.md"
+    convlstm = tmp_path / "convlstm.safetensors"
+    save_checkpoint(convlstm, build_model(TINY), TINY, {"epoch": 1})
+    result = _cli(
+        "model-card", str(tmp_path / "f.json"), "--checkpoint", str(convlstm),
+        "--other", str(checkpoint), "--out", str(card),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    text = card.read_text()
+    assert "| `fclstm` | frame average-pooled by 4 and flattened (64 values)" in text
+    assert "| fclstm |" in text  # its scores in the verification table
+
+
+def test_an_unknown_architecture_is_refused_before_loading_anything(tmp_path):
+    result = _cli("train", str(tmp_path), "--arch", "unet")
+    assert result.returncode != 0 and "convlstm, saconvlstm, fclstm" in result.stderr
