@@ -85,7 +85,8 @@ class Ingestor:
         try:
             result = self._ingest(raw, source, site_id, emit_event)
         except FrameRejected as rejected:
-            rejected.site_id = rejected.site_id or site_id  # the caller's site, if unread
+            if rejected.reason is not RejectReason.NO_SITE:  # the caller's site, if unread
+                rejected.site_id = rejected.site_id or site_id
             result = self._reject(raw, source, rejected)
         except (ArchiveUnavailable, redis.RedisError):
             raise  # not the frame's fault: the caller retries it

