@@ -28,6 +28,7 @@ import numpy as np
 import redis
 
 from ingest import keys
+from ingest.frame import Frame
 from ingest.settings import Settings
 from ingest.window import WindowError, WindowGapError, WindowStore
 from service.forecast import Forecast, RainConversion, parse_time
@@ -141,6 +142,8 @@ class InferenceWorker:
                 continue
             if prepared is not None:
                 ready.append(prepared)
+            ready += self._completed_by(site_id, valid_time)
+        ready = list({(r.site_id, r.issue_time): r for r in ready}.values())
         if ready:
             try:
                 self._forecast(ready)
@@ -177,6 +180,39 @@ class InferenceWorker:
             return None
         cadence = self._cadence(site_id)
         assert cadence is not None  # consecutive_ending succeeded
+        return self._ready(site_id, issue_time, cadence, frames)
+
+    def _completed_by(self, site_id: str, valid_time: datetime) -> list[ReadyInput]:
+        """Later issue times whose inputs a frame arriving out of order has just completed.
+
+        Their own events came first and were refused (gap); without this they would never be
+        forecast. An issue time still incomplete keeps its refusal, silently.
+        """
+        cadence = self._cadence(site_id)
+        if cadence is None:
+            return []
+        start = valid_time.timestamp()
+        end = start + (N_INPUTS - 1) * cadence * 60
+        completed = []
+        for epoch in self.window.epochs(site_id):
+            if not start < epoch <= end:
+                continue
+            issue_time = datetime.fromtimestamp(epoch, UTC)
+            if self.forecasts.was_made(site_id, issue_time):
+                continue
+            try:
+                frames = self.window.consecutive_ending(
+                    site_id, issue_time, N_INPUTS, self.settings.site(site_id).cadence_min
+                )
+            except WindowError:
+                continue
+            completed.append(self._ready(site_id, issue_time, cadence, frames))
+        return completed
+
+    @staticmethod
+    def _ready(
+        site_id: str, issue_time: datetime, cadence: float, frames: list[Frame]
+    ) -> ReadyInput:
         return ReadyInput(
             site_id=site_id,
             issue_time=issue_time,
