@@ -13,6 +13,7 @@ from typing import Any
 
 import redis
 from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -76,6 +77,16 @@ def readiness(ctx: ApiContext) -> schemas.Readiness:
     return schemas.Readiness(ready=all(checks.values()), checks=checks, detail=detail)
 
 
+def validation_message(exc: RequestValidationError) -> str:
+    """``query.stride: Input should be greater than 0; ...``: where and what, never the value
+    sent (it could be a secret put in the wrong place)."""
+    parts = [
+        f"{'.'.join(str(part) for part in error.get('loc', ()))}: {error.get('msg', 'invalid')}"
+        for error in exc.errors()
+    ]
+    return "; ".join(parts) or "invalid request"
+
+
 def create_app(settings: Settings, connection: redis.Redis) -> FastAPI:
     """The API around one Redis connection (thread-safe pool)."""
     app = FastAPI(
@@ -88,8 +99,10 @@ def create_app(settings: Settings, connection: redis.Redis) -> FastAPI:
     )
     ctx = ApiContext(settings, connection)
     app.state.ctx = ctx
-    app.include_router(routes.router)
-    app.include_router(routes_publishing.router)
+    # every error body is {"detail": "<words>"}, bad parameters included (see `bad_request`)
+    bad_parameters = {422: {"model": schemas.ErrorBody, "description": "Bad parameters."}}
+    app.include_router(routes.router, responses=bad_parameters)
+    app.include_router(routes_publishing.router, responses=bad_parameters)
     collector = RedisStateCollector(
         connection, lambda m: _scores_for_metrics(ctx, m), tuple(settings.methods)
     )
@@ -101,6 +114,10 @@ def create_app(settings: Settings, connection: redis.Redis) -> FastAPI:
     async def redis_down(_request: Request, exc: redis.RedisError) -> JSONResponse:
         log.error("redis error: %s", type(exc).__name__)
         return JSONResponse({"detail": "the data store is unavailable; retry"}, status_code=503)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": validation_message(exc)}, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
