@@ -100,7 +100,9 @@ def create_app(settings: Settings, connection: redis.Redis) -> FastAPI:
     ctx = ApiContext(settings, connection)
     app.state.ctx = ctx
     # every error body is {"detail": "<words>"}, bad parameters included (see `bad_request`)
-    bad_parameters = {422: {"model": schemas.ErrorBody, "description": "Bad parameters."}}
+    bad_parameters: dict[int | str, dict[str, Any]] = {
+        422: {"model": schemas.ErrorBody, "description": "Bad parameters."}
+    }
     app.include_router(routes.router, responses=bad_parameters)
     app.include_router(routes_publishing.router, responses=bad_parameters)
     collector = RedisStateCollector(
