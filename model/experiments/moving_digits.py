@@ -192,9 +192,15 @@ def table(results: list[VariantResult], reference: dict[str, Any]) -> str:
 
 
 def plot_predictions(
-    test: np.ndarray, forecasts: dict[str, np.ndarray], out_png: Path, index: int = 0
+    test: np.ndarray, forecasts: dict[str, np.ndarray], out_png: Path, index: int | None = None
 ) -> None:
-    """One test sequence: the last 3 inputs, the 10 true frames, then each variant's 10."""
+    """One test sequence: the last 3 inputs, the 10 true frames, then each variant's 10.
+
+    ``index`` None: the sequence whose digits cover most pixels at the last input frame
+    (two digits apart, not one on top of the other).
+    """
+    if index is None:
+        index = int(np.argmax((test[:, IN_FRAMES - 1] > 0.3).sum(axis=(1, 2))))
     import matplotlib
 
     matplotlib.use("Agg")
