@@ -1,4 +1,4 @@
-"""All three methods on every real event folder, with the shipped checkpoint (needs the data)."""
+"""Every method on every real event folder, with the shipped checkpoint (needs the data)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from ingest.normalize import NormParams
 from ingest.settings import Settings
 from model.evaluate import evaluate_method, report
 from model.events import event_folders, load_event
-from model.methods import get_method, method_names
+from model.methods import LEARNED, get_method, method_names
 from model.methods.convlstm import DEFAULT_CHECKPOINT
 from model.split import WindowRef
 
@@ -22,6 +22,17 @@ def test_the_shipped_checkpoint_loads_on_cpu():
     method = get_method("convlstm", checkpoint=DEFAULT_CHECKPOINT, device="cpu")
     assert method.config.frame_cells == 100 and method.config.hidden_channels == (64, 64)
     assert method.meta["training_data"]["events"]  # it says what it was trained on
+
+
+@pytest.mark.parametrize("name", LEARNED)
+def test_every_shipped_network_loads_on_cpu_and_says_what_it_was_trained_on(name):
+    method = get_method(name, device="cpu")
+    assert method.config.architecture == name and method.config.frame_cells == 100
+    assert len(method.meta["training_data"]["events"]) == 24
+    assert (
+        method.meta["training_data"]["blocks"]
+        == get_method("convlstm").meta["training_data"]["blocks"]
+    )  # the same split for all: a fair comparison
 
 
 @pytest.mark.real_data
