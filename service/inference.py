@@ -160,6 +160,7 @@ class InferenceWorker:
 
     def _prepare(self, site_id: str, issue_time: datetime) -> ReadyInput | None:
         if self.forecasts.was_made(site_id, issue_time):
+            self._verify_made(site_id, issue_time)
             return None
         try:
             frames = self.window.consecutive_ending(
@@ -299,6 +300,17 @@ class InferenceWorker:
             for forecast in self.forecasts.issued_between(site_id, method, start, end):
                 counted += self._count(forecast, valid_time, observed_mmh)
         return counted
+
+    def _verify_made(self, site_id: str, issue_time: datetime) -> None:
+        """The event of an issue time made already, delivered again: the worker that made it
+        may have died between storing and verifying its backlog. Verify it (counted once)."""
+        made = [
+            forecast
+            for method in self.runner.methods
+            for forecast in self.forecasts.issued_between(site_id, method, issue_time, issue_time)
+        ]
+        if made:
+            self._verify_backlog(made)
 
     def _verify_backlog(self, forecasts: list[Forecast]) -> None:
         """Verify new forecasts against observations that are in the window already."""

@@ -54,6 +54,7 @@ def _stop_readers(stop: threading.Event, readers: list[threading.Thread]) -> Non
             reader.join(timeout=15)
 
 
+@pytest.mark.long
 @pytest.mark.timeout(180)
 def test_api_killed_under_load_fails_requests_only_while_down(tmp_path, redis_conn, redis_url):
     for step in range(3):

@@ -63,7 +63,7 @@ def test_disordered_duplicated_late_and_jumping_frames_lose_nothing(
         wait_until(lambda: live_workers(redis_conn), 60, "the inference worker", procs)
         for path in arrivals:
             push_frame(redis_conn, path.read_bytes(), path.name)
-            time.sleep(0.3)  # one at a time: the inference worker sees each arrival
+            time.sleep(0.2)  # one at a time: the inference worker sees each arrival
         delivered = {FEED_START + k * CADENCE for k in range(1, 12)}
         delivered |= {jumped + k * CADENCE for k in range(10)}
         expected = expected_issue_times(delivered)

@@ -40,13 +40,13 @@ from tests.ingest.helpers import small_settings
 
 RSS_GROWTH_LIMIT_MB = 400
 FUZZ = settings(
-    max_examples=120,
+    max_examples=100,
     deadline=5000,  # ms per case: a hang shows as a deadline error, not a stuck suite
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     derandomize=True,  # the same cases on every run: a failure reproduces
     database=None,
 )
-PER_DEFECT = settings(FUZZ, max_examples=8)  # x 19 defects (one of them: none)
+PER_DEFECT = settings(FUZZ, max_examples=6)  # x 19 defects (one of them: none)
 OUTCOMES = {"accepted", "archived_only", "quarantined"}
 _names = count()
 
@@ -138,7 +138,7 @@ def test_mutated_real_frames_are_accepted_or_quarantined_with_a_reason(real_fram
 
     case()
     assert _peak_rss_mb() - rss_before < RSS_GROWTH_LIMIT_MB
-    assert sum(tally.values()) >= 100
+    assert sum(tally.values()) >= 90
     assert len({k for k in tally if k.startswith("quarantined")}) >= 2  # the fuzz bites
 
 
