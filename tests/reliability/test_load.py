@@ -52,6 +52,7 @@ class LoadPlan:
     seconds: float  # how long frames are pushed
     readers: int
     reader_pause_s: float
+    forecast_ttl_s: int = 6 * 3600  # short in the long run: Redis memory held by the TTLs
 
 
 def _rss_mb(pid: int) -> float:
@@ -136,6 +137,7 @@ def run_load(tmp_path: Path, small_checkpoint: Path, plan: LoadPlan) -> dict:
             checkpoint=small_checkpoint,
             methods='["convlstm", "persistence"]',
             infer_batch_max=16,
+            forecast_ttl_s=plan.forecast_ttl_s,
         )
         with (
             nowcast(["ingest", "--watch"], env, tmp_path / "ingest.log") as ingest,
@@ -253,8 +255,12 @@ def test_short_load_loses_nothing(tmp_path, small_checkpoint):
 @pytest.mark.timeout(3600)
 def test_sustained_load_loses_nothing_and_memory_stays_flat(tmp_path, small_checkpoint):
     seconds = float(os.environ.get("RELIABILITY_LOAD_SECONDS", "600"))
-    plan = LoadPlan(sites=8, tick_s=2.0, seconds=seconds, readers=2, reader_pause_s=0.02)
+    plan = LoadPlan(
+        sites=8, tick_s=2.0, seconds=seconds, readers=2, reader_pause_s=0.02, forecast_ttl_s=120
+    )
     report = run_load(tmp_path, small_checkpoint, plan)
     check_and_report(report)
     for name, start in report["rss_start_mb"].items():  # no leak: bounded growth
         assert report["rss_end_mb"][name] - start < 150, (name, report)
+    # Redis holds the windows (30 frames a site) and the forecasts of the last 120 s
+    assert report["redis_used_mb_max"] < 200, report

@@ -35,7 +35,6 @@ def _replay(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.long
 @pytest.mark.timeout(180)
 def test_an_hour_down_then_retries_dead_letters_and_replay_lose_and_duplicate_nothing(
     tmp_path, redis_conn, redis_url
