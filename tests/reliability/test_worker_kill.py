@@ -17,12 +17,17 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
+import redis
 
 from ingest import keys
 from ingest.frame import Frame
 from ingest.window import WindowStore
-from service.methods_runner import N_INPUTS
+from service.forecast_store import ForecastStore
+from service.inference import InferenceWorker
+from service.methods_runner import N_INPUTS, N_LEADS, MethodRunner
+from service.verification_store import VerificationStore
 from tests.reliability.procs import nowcast, nowcast_env, wait_until
+from tests.service.helpers import service_settings
 
 N_SITES = 6
 N_FRAMES = 8
@@ -98,3 +103,42 @@ def test_a_killed_workers_pending_events_are_claimed_and_each_issue_forecast_onc
         assert counts[f"issued:{method}"] == expected, counts
     assert _pending_of(redis_conn, victim) == []  # B took over every event A held
     print(f" A held {len(held)} events when killed, after {done_by_a} of {expected} issues")
+
+
+def test_a_worker_dying_between_storing_and_verifying_leaves_nothing_unverified(
+    tmp_path, redis_conn, small_checkpoint
+):
+    """The narrow window of the kill above, made certain: the forecasts of an issue time are
+    stored, then the worker dies before verifying them against the observations already in the
+    window (those frames' own events were handled earlier, before the forecast existed). The
+    event comes again (still pending) and must verify that backlog, once."""
+    settings = service_settings(
+        tmp_path / "data", small_checkpoint, methods=("persistence",), publish_method="persistence"
+    )
+    runner = MethodRunner(settings)
+    window = WindowStore(redis_conn, 30, 10_000)
+    for step in range(7):  # frames 5 and 6 arrived before issue 4 was forecast: no event left
+        frame = Frame("v-1", START + timedelta(minutes=6 * step), _grey(step, 0), "n1-t")
+        window.insert(frame, emit_event=step < 5)
+
+    dying = InferenceWorker(settings, redis_conn, runner, consumer="w1")
+
+    def die(_forecasts):
+        raise redis.ConnectionError("killed between storing and verifying")
+
+    dying._verify_backlog = die  # type: ignore[method-assign]
+    with pytest.raises(redis.ConnectionError):
+        dying.process_once()
+    issue = START + timedelta(minutes=24)
+    assert ForecastStore(redis_conn, 3600).was_made("v-1", issue)  # stored, not acknowledged
+    verification = VerificationStore(redis_conn, 3600)
+    assert verification.summed(["v-1"], "persistence", N_LEADS).n_cells.sum() == 0
+
+    InferenceWorker(settings, redis_conn, runner, consumer="w1").process_once()
+    cells = verification.summed(["v-1"], "persistence", N_LEADS).n_cells
+    # issue 4 against frames 5 and 6 (leads 1, 2: the backlog the dead worker left), and
+    # issue 5 (completed by frames without events) against frame 6; each once
+    assert cells.tolist() == [2 * 32 * 32, 32 * 32] + [0] * (N_LEADS - 2)
+    assert redis_conn.xpending(keys.EVENTS_STREAM, keys.INFER_GROUP)["pending"] == 0
+    InferenceWorker(settings, redis_conn, runner, consumer="w1")._verify_made("v-1", issue)
+    assert verification.summed(["v-1"], "persistence", N_LEADS).n_cells.tolist() == cells.tolist()
