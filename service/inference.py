@@ -332,9 +332,7 @@ class InferenceWorker:
         added = self.verification.add(
             forecast.site_id, forecast.method, forecast.issue_time, lead, valid_time, single
         )
-        if added:
-            self.redis.hincrby(keys.INFER_COUNTS, "verified", 1)
-        return int(added)
+        return int(added)  # the store counts it in keys.INFER_COUNTS "verified" too
 
     # -- loop ------------------------------------------------------------------------------
     def heartbeat(self) -> None:

@@ -20,7 +20,9 @@ from model.scores import THRESHOLDS_MMH, ScoreAccumulator, threshold_key
 _COUNT_FIELDS = ("hits", "misses", "false_alarms", "correct_negatives")
 _SUM_FIELDS = ("sum_squared_error_mmh2", "sum_pt", "sum_pp", "sum_tt", "n_cells")
 
-# KEYS: done set, bucket hash, hours index; ARGV: member, hour epoch, ttl_s, field, value, ...
+# KEYS: done set, bucket hash, hours index, worker counts; ARGV: member, hour epoch, ttl_s,
+# field, value, ... The "verified" tally moves with the counts: a reply lost after the script
+# ran (Redis killed) cannot leave it short.
 _ADD_LUA = """
 if redis.call('SADD', KEYS[1], ARGV[1]) == 0 then return 0 end
 redis.call('EXPIRE', KEYS[1], ARGV[3])
@@ -29,6 +31,7 @@ for i = 4, #ARGV, 2 do
 end
 redis.call('EXPIRE', KEYS[2], ARGV[3])
 redis.call('ZADD', KEYS[3], ARGV[2], ARGV[2])
+redis.call('HINCRBY', KEYS[4], 'verified', 1)
 return 1
 """
 
@@ -94,6 +97,7 @@ class VerificationStore:
                 keys.verification_done(site_id, hour),
                 keys.verification_bucket(site_id, method, hour),
                 keys.verification_hours(site_id, method),
+                keys.INFER_COUNTS,
             ],
             args=[
                 f"{method}|{int(issue_time.timestamp())}|{lead}",

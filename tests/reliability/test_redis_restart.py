@@ -161,10 +161,9 @@ def test_redis_killed_mid_stream_loses_no_frame_forecast_or_verification(
     # each (method, issue time, lead) verified once: counts complete, not doubled
     for method in METHODS:
         assert seen["cells"][method] == expected_cells_by_lead(n_frames), (method, seen["cells"])
-    # the "verified" tally is kept beside the counts, not with them: a reply lost to the
-    # kill can leave it short, never over
+    # the "verified" tally moves with the counts (one Lua script): exact too
     pairs = sum(expected_cells_by_lead(n_frames)) // CELLS
-    assert counts["verified"] <= len(METHODS) * pairs, counts
+    assert counts["verified"] == len(METHODS) * pairs, counts
     assert seen["pending"] == 0
     # a frame whose window insert ran but whose reply the kill cut off is taken again and
     # found in the window already: a duplicate, nothing lost (the window check above)
