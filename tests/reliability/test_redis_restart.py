@@ -11,6 +11,8 @@ that follow the restart.
 from __future__ import annotations
 
 import contextlib
+import subprocess
+import sys
 import threading
 import time
 from datetime import timedelta
@@ -19,8 +21,10 @@ import pytest
 
 from ingest import keys
 from ingest.cf_writer import write_synthetic_feed
+from ingest.worker import push_frame
 from service.methods_runner import N_INPUTS, N_LEADS
 from service.verification_store import VerificationStore
+from tests.conftest import REPO_ROOT
 from tests.reliability.procs import drop, nowcast, nowcast_env, redis_server, wait_until
 from tests.service.helpers import FEED_START
 
@@ -173,3 +177,72 @@ def test_redis_killed_mid_stream_loses_no_frame_forecast_or_verification(
     logs = seen["logs"]
     assert "redis unavailable" in logs["ingest"]  # the outage was really seen
     assert "redis unavailable" in logs["infer-a"] + logs["infer-b"]
+
+
+@pytest.mark.long
+@pytest.mark.timeout(300)
+def test_redis_data_lost_the_window_is_rebuilt_from_the_archive_and_forecasts_go_on(
+    tmp_path, small_checkpoint
+):
+    """Frames that came only by the stream live only in the archive. Redis loses everything
+    (SIGKILL, no persistence); ``nowcast ingest --rebuild`` brings the windows back from the
+    archive, so the next frames are forecast at once instead of warming up again."""
+    feed = write_synthetic_feed(
+        tmp_path / "feed", 12, site_id=SITE, shape=(96, 96), seed=12, start=FEED_START
+    )
+    data = tmp_path / "data"
+    with redis_server(tmp_path / "redis", persist=False) as server:
+        env = nowcast_env(
+            data,
+            server.url,
+            checkpoint=small_checkpoint,
+            methods='["persistence"]',
+            publish_method="persistence",
+        )
+        with (
+            nowcast(["ingest", "--watch"], env, tmp_path / "ingest.log") as ingest,
+            nowcast(["infer"], env, tmp_path / "infer.log") as infer,
+        ):
+            procs = [ingest.proc, infer.proc]
+            client = server.client()
+            for path in feed[:8]:
+                push_frame(client, path.read_bytes(), path.name)
+            wait_until(lambda: client.xlen(keys.FORECAST_EVENTS) == 4, 90, "4 issue times", procs)
+            server.kill()
+            server.start()  # empty
+            client = server.client()
+            assert client.dbsize() == 0
+            rebuilt = subprocess.run(
+                [sys.executable, "-m", "service.cli", "ingest", "--rebuild"],
+                env=env,
+                cwd=REPO_ROOT,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            assert rebuilt.returncode == 0, rebuilt.stderr
+            assert f"rebuilt {SITE}: 8 frames" in rebuilt.stdout
+            assert client.zcard(keys.window_times(SITE)) == 8
+            for path in feed[8:]:
+                push_frame(client, path.read_bytes(), path.name)
+            wait_until(
+                lambda: (
+                    client.xlen(keys.FORECAST_EVENTS) == 4
+                    and client.xlen(keys.INCOMING_STREAM) == 0
+                ),
+                90,
+                "the 4 new issue times forecast on the rebuilt window",
+                procs,
+            )
+            time.sleep(1.0)
+            issued = sorted(f[b"issue_time"] for _, f in client.xrange(keys.FORECAST_EVENTS))
+            refused = client.hget(keys.INFER_COUNTS, "refused:warming_up")
+            window = client.zcard(keys.window_times(SITE))
+    expected = [
+        (FEED_START + timedelta(minutes=6 * k)).strftime("%Y-%m-%dT%H:%M:%SZ").encode()
+        for k in range(8, 12)
+    ]
+    assert issued == expected  # each new issue time once, none refused for warming up
+    assert refused is None
+    assert window == 12
+    assert len(list((data / "archive").rglob("*.nc"))) == 12
