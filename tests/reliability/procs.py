@@ -145,6 +145,20 @@ def nowcast_env(data_dir: Path, redis_url: str, **settings: object) -> dict[str,
     return env
 
 
+def run_nowcast(
+    args: list[str], env: dict[str, str], timeout_s: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run ``nowcast ARGS`` to its end (bounded); its output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "service.cli", *args],
+        env=env,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+    )
+
+
 @dataclass
 class Nowcast:
     """One ``nowcast VERB ...`` child process with its log file."""

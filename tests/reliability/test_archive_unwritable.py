@@ -10,17 +10,13 @@ acknowledged meanwhile; after the folder is freed all frames must be archived an
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 from fastapi.testclient import TestClient
 
 from ingest import keys
 from ingest.cf_writer import write_synthetic_feed
 from service.api.app import create_app
-from tests.conftest import REPO_ROOT
-from tests.reliability.procs import drop, nowcast, nowcast_env, wait_until
+from tests.reliability.procs import drop, nowcast, nowcast_env, run_nowcast, wait_until
 from tests.service.helpers import API_KEY, service_settings
 
 SITE = "au-1"
@@ -43,14 +39,7 @@ def test_frames_are_refused_unacknowledged_then_all_taken_when_the_archive_is_ba
     with nowcast(["ingest", str(watched), "--watch"], env, tmp_path / "ingest.log") as ingest:
         for path in feed[:3]:
             drop(path, watched)
-        pushed = subprocess.run(
-            [sys.executable, "-m", "service.cli", "push", *map(str, feed[3:5])],
-            env=env,
-            cwd=REPO_ROOT,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        pushed = run_nowcast(["push", *map(str, feed[3:5])], env)
         assert pushed.returncode == 0, pushed.stderr
         with TestClient(create_app(settings, redis_conn)) as api:
             post = api.post(

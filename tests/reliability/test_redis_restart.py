@@ -11,8 +11,6 @@ that follow the restart.
 from __future__ import annotations
 
 import contextlib
-import subprocess
-import sys
 import threading
 import time
 from datetime import timedelta
@@ -24,8 +22,14 @@ from ingest.cf_writer import write_synthetic_feed
 from ingest.worker import push_frame
 from service.methods_runner import N_INPUTS, N_LEADS
 from service.verification_store import VerificationStore
-from tests.conftest import REPO_ROOT
-from tests.reliability.procs import drop, nowcast, nowcast_env, redis_server, wait_until
+from tests.reliability.procs import (
+    drop,
+    nowcast,
+    nowcast_env,
+    redis_server,
+    run_nowcast,
+    wait_until,
+)
 from tests.service.helpers import FEED_START
 
 METHODS = ("convlstm", "persistence")
@@ -212,14 +216,7 @@ def test_redis_data_lost_the_window_is_rebuilt_from_the_archive_and_forecasts_go
             server.start()  # empty
             client = server.client()
             assert client.dbsize() == 0
-            rebuilt = subprocess.run(
-                [sys.executable, "-m", "service.cli", "ingest", "--rebuild"],
-                env=env,
-                cwd=REPO_ROOT,
-                capture_output=True,
-                text=True,
-                timeout=120,
-            )
+            rebuilt = run_nowcast(["ingest", "--rebuild"], env)
             assert rebuilt.returncode == 0, rebuilt.stderr
             assert f"rebuilt {SITE}: 8 frames" in rebuilt.stdout
             assert client.zcard(keys.window_times(SITE)) == 8

@@ -11,8 +11,6 @@ import ast
 import json
 import os
 import pickle
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -30,7 +28,7 @@ from service.api.app import create_app
 from service.publish.signing import SIGNATURE_HEADER, SignatureError, verify_signature
 from tests.conftest import REPO_ROOT
 from tests.ingest.helpers import small_settings
-from tests.reliability.procs import nowcast, wait_healthy
+from tests.reliability.procs import nowcast, run_nowcast, wait_healthy
 from tests.service.helpers import API_KEY
 from tests.service.live_server import free_port
 from tests.service.publish_helpers import (
@@ -288,14 +286,7 @@ def test_no_secret_reaches_logs_or_error_bodies(tmp_path, redis_conn, redis_url,
         secrets = [API_KEY, SECRET, token]
         bodies: list[str] = []
 
-        publish = subprocess.run(
-            [sys.executable, "-m", "service.cli", "--log-level", "DEBUG", "publish", "--once"],
-            env=env,
-            cwd=REPO_ROOT,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        publish = run_nowcast(["--log-level", "DEBUG", "publish", "--once"], env)
         assert "dead_lettered" in publish.stdout + publish.stderr  # it really tried
         assert sum(rx.attempts.values()) == 2
 

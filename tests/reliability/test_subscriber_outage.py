@@ -11,28 +11,18 @@ signature; nothing is left in the dead-letter list.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 
 from service.publish.message import DeliveryJob
 from service.publish.state import PublishState
-from tests.conftest import REPO_ROOT
-from tests.reliability.procs import nowcast, nowcast_env, wait_until
+from tests.reliability.procs import nowcast, nowcast_env, run_nowcast, wait_until
 from tests.service.publish_helpers import SECRET, issue, store_forecast, webhook
 from tests.service.receiver import Receiver, receiving
 
 CYCLES = 10  # an hour of 6-minute cycles
 AFTER = 2  # forecasts made once the subscriber is back
 ATTEMPTS = 3
-
-
-def _replay(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "service.cli", "publish", "--replay"]
-    return subprocess.run(
-        command, env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120
-    )
 
 
 @pytest.mark.timeout(180)
@@ -74,9 +64,9 @@ def test_an_hour_down_then_retries_dead_letters_and_replay_lose_and_duplicate_no
                 lambda: len(rx.accepted) == AFTER, 60, "new forecasts delivered", [second.proc]
             )
             assert state.dead_letter_count() == CYCLES  # held: only a replay sends them
-            replay = _replay(env)
+            replay = run_nowcast(["publish", "--replay"], env)
             assert replay.returncode == 0, replay.stdout + replay.stderr
-            again = _replay(env)
+            again = run_nowcast(["publish", "--replay"], env)
             assert "replayed: nothing" in again.stdout
     assert dict(rx.accepted) == dict.fromkeys(ids, 1)  # each once: none lost, none twice
     assert rx.bad_signatures == 0
