@@ -173,10 +173,12 @@ def test_redis_killed_mid_stream_loses_no_frame_forecast_or_verification(
     pairs = sum(expected_cells_by_lead(n_frames)) // CELLS
     assert counts["verified"] == len(METHODS) * pairs, counts
     assert seen["pending"] == 0
-    # a frame whose window insert ran but whose reply the kill cut off is taken again and
-    # found in the window already: a duplicate, nothing lost (the window check above)
+    # a frame the kill caught half-way (its window insert ran but the reply, the count or the
+    # "seen" mark was cut off) is taken again and found in the window already: a duplicate,
+    # nothing lost (the window check above)
     ingest = seen["ingest"]
-    assert ingest.get("accepted", 0) + ingest.get("quarantined:duplicate", 0) == n_frames, ingest
+    duplicates = ingest.get("quarantined:duplicate", 0)
+    assert n_frames - duplicates <= ingest.get("accepted", 0) <= n_frames, ingest
     assert set(ingest) <= {"accepted", "quarantined:duplicate"}, ingest
     logs = seen["logs"]
     assert "redis unavailable" in logs["ingest"]  # the outage was really seen
