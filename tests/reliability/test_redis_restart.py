@@ -105,6 +105,7 @@ def run_feed_through_a_redis_outage(
                         lambda: (
                             client.xlen(keys.FORECAST_EVENTS) >= issues
                             and all(verified_cells_by_lead(client, m) == cells for m in METHODS)
+                            and _pending(client) == 0
                         ),
                         90,
                         "every issue time forecast and verified after the restart",
@@ -115,6 +116,10 @@ def run_feed_through_a_redis_outage(
             finally:
                 stop_feed.set()
                 feeder.join(timeout=10)
+
+
+def _pending(client) -> int:
+    return int(client.xpending(keys.EVENTS_STREAM, keys.INFER_GROUP)["pending"])
 
 
 def snapshot(client, tmp_path) -> dict:
@@ -129,7 +134,7 @@ def snapshot(client, tmp_path) -> dict:
         ],
         "infer": {k.decode(): int(v) for k, v in client.hgetall(keys.INFER_COUNTS).items()},
         "ingest": {k.decode(): int(v) for k, v in client.hgetall(keys.COUNTS).items()},
-        "pending": client.xpending(keys.EVENTS_STREAM, keys.INFER_GROUP)["pending"],
+        "pending": _pending(client),
         "cells": {m: verified_cells_by_lead(client, m) for m in METHODS},
         "archived": len(list((tmp_path / "data" / "archive").rglob("*.nc"))),
         "logs": {
