@@ -19,7 +19,8 @@ import pytest
 
 from ingest import keys
 from ingest.cf_writer import write_synthetic_feed
-from ingest.worker import push_frame
+from ingest.worker import healthy_workers, push_frame
+from service.inference import live_workers
 from service.methods_runner import N_INPUTS, N_LEADS
 from service.verification_store import VerificationStore
 from tests.reliability.procs import (
@@ -76,6 +77,13 @@ def run_feed_through_a_redis_outage(
             nowcast(["infer"], env, tmp_path / "infer-b.log") as infer_b,
         ):
             procs = [ingest.proc, infer_a.proc, infer_b.proc]
+            client = server.client()
+            wait_until(  # every worker running (not still starting) when Redis goes
+                lambda: len(live_workers(client)) == 2 and healthy_workers(client),
+                90,
+                "the workers to start",
+                procs,
+            )
             stop_feed = threading.Event()
 
             def deliver():
