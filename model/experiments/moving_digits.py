@@ -28,7 +28,7 @@ from model.architectures import build_model, default_config
 from model.config import ConvLSTMConfig
 from model.experiments import digits_data
 from model.network import count_parameters
-from model.train import TrainConfig, make_optimiser, seed_everything, train_step
+from model.train import TrainConfig, make_optimiser, resolve_device, seed_everything, train_step
 
 log = logging.getLogger(__name__)
 
@@ -80,11 +80,12 @@ def test_scores(
 ) -> tuple[float, float, np.ndarray]:
     """(cross-entropy per sequence, ghost fraction at the last lead, forecasts (N, 10, 64, 64))."""
     model.eval()
+    device = next(model.parameters()).device
     total, forecasts = 0.0, []
     with torch.no_grad():
         for i in range(0, len(test), batch_size):
             x, y = _split(test[i : i + batch_size])
-            logits = model(x).float()
+            logits = model(x.to(device)).float().cpu()
             total += float(
                 torch.nn.functional.binary_cross_entropy_with_logits(logits, y, reduction="sum")
             )
@@ -117,7 +118,8 @@ def train_variant(
     rng = np.random.default_rng(seed)
     model = build_model(config)
     optimiser = make_optimiser(model, TrainConfig())
-    device = torch.device("cpu")
+    device = resolve_device("auto")  # CUDA when present
+    model = model.to(device)
     started, seen, recent = time.monotonic(), 0, []
     model.train()
     while seen < samples:
