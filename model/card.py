@@ -230,6 +230,9 @@ def other_networks(others: list[dict[str, Any]]) -> str:
             )
         elif started:
             origin = _initial(started)
+            earlier = (started.get("train_config") or {}).get("init_from")
+            if earlier:
+                origin += f", which itself started from `{earlier}`"
         training = (
             f"{train.get('max_minutes')} min budget, "
             f"{'bf16' if train.get('bf16') else 'fp32'}, selected by validation "
@@ -345,7 +348,10 @@ leads where it is defined. The ConvLSTM checkpoint is its last run's epoch
 Trained on the same events, split, loss, optimiser and augmentation as the ConvLSTM
 (`nowcast train --arch NAME`), on the same 2-core CPU; checkpoints
 `model/checkpoints/NAME.safetensors`, selectable by name wherever a method is chosen.
-Their scores are in the tables below.
+Their scores are in the tables below. A network's calibration applies only where
+`nowcast calibrate` fitted one that passed the validation rule (the notes under the tables
+say where it is applied); `convlstm-raw` is the ConvLSTM without its calibration, the
+like-for-like comparison for an uncalibrated network.
 
 {other_networks(others or [])}
 
