@@ -12,12 +12,30 @@ import signal
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import redis
 
 from ingest.settings import Settings
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class ReconnectBackoff:
+    """The waits of a worker loop while Redis is away: ``base_s``, then doubling, capped at
+    ``max_s``; `reset` after an iteration that reached Redis."""
+
+    base_s: float
+    max_s: float
+    failures: int = 0
+
+    def next_delay_s(self) -> float:
+        self.failures += 1
+        return float(min(self.max_s, self.base_s * 2 ** min(self.failures - 1, 30)))
+
+    def reset(self) -> None:
+        self.failures = 0
 
 
 def connect(url: str, tries: int, backoff_s: float) -> redis.Redis:

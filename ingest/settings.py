@@ -133,6 +133,11 @@ class Settings(BaseSettings):
     stop_timeout_s: Annotated[float, Field(gt=0)] = 30.0
     redis_connect_tries: Annotated[int, Field(ge=1, le=100)] = 5
     redis_connect_backoff_s: Annotated[float, Field(ge=0)] = 0.5
+    redis_reconnect_max_s: Annotated[float, Field(gt=0, le=300)] = Field(
+        default=5.0,
+        description="Longest wait of a running worker between tries while Redis is away "
+        "(doubling from poll_interval_s).",
+    )
     events_stream_maxlen: Annotated[int, Field(ge=100)] = 100_000
 
     # inference and live verification

@@ -23,6 +23,7 @@ import redis
 from ingest import keys
 from ingest.ingestor import ArchiveUnavailable, Ingestor, IngestResult
 from ingest.reader import peek_valid_time
+from ingest.redis_conn import ReconnectBackoff
 from ingest.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -202,18 +203,19 @@ class IngestWorker:
         else:
             block_ms = int(self.settings.poll_interval_s * 1000)
             log.info("watching %s and stream %s", [str(f) for f in folders], keys.INCOMING_STREAM)
+            backoff = ReconnectBackoff(
+                self.settings.poll_interval_s, self.settings.redis_reconnect_max_s
+            )
             while not self._stop:
                 try:
                     self.heartbeat()
                     self.ingest_folders(folders, site_id)
                     self.ingest_stream(block_ms)
+                    backoff.reset()
                 except redis.ConnectionError as exc:
-                    log.error(
-                        "redis unavailable (%s); retrying in %.1fs",
-                        exc,
-                        self.settings.poll_interval_s,
-                    )
-                    time.sleep(self.settings.poll_interval_s)
+                    delay_s = backoff.next_delay_s()
+                    log.error("redis unavailable (%s); retrying in %.1fs", exc, delay_s)
+                    time.sleep(delay_s)
         log.info("ingest worker stopped: %s", self.tally.by_outcome)
         return self.tally
 

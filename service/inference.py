@@ -29,6 +29,7 @@ import redis
 
 from ingest import keys
 from ingest.frame import Frame
+from ingest.redis_conn import ReconnectBackoff
 from ingest.settings import Settings
 from ingest.window import WindowError, WindowGapError, WindowStore
 from service.forecast import Forecast, RainConversion, parse_time
@@ -348,13 +349,18 @@ class InferenceWorker:
         """Work until `request_stop` (or a signal handler calling it)."""
         block_ms = int(self.settings.poll_interval_s * 1000)
         log.info("inference worker %s on %s", self.consumer, keys.EVENTS_STREAM)
+        backoff = ReconnectBackoff(
+            self.settings.poll_interval_s, self.settings.redis_reconnect_max_s
+        )
         while not self._stop:
             try:
                 self.heartbeat()
                 self.process_once(block_ms)
+                backoff.reset()
             except redis.ConnectionError as exc:
-                log.error("redis unavailable (%s); retrying", exc)
-                time.sleep(self.settings.poll_interval_s)
+                delay_s = backoff.next_delay_s()
+                log.error("redis unavailable (%s); retrying in %.1fs", exc, delay_s)
+                time.sleep(delay_s)
         log.info("inference worker %s stopped", self.consumer)
 
 

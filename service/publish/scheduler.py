@@ -26,6 +26,7 @@ import redis
 from croniter import croniter
 
 from ingest import keys
+from ingest.redis_conn import ReconnectBackoff
 from ingest.settings import Settings
 from ingest.streams import ensure_group, group_entries
 from ingest.window import WindowStore
@@ -81,6 +82,7 @@ class Publisher:
         self.settings = settings
         self.redis = connection
         self.subscribers = subscribers
+        self._backoff = ReconnectBackoff(settings.poll_interval_s, settings.redis_reconnect_max_s)
         self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}"
         self.stop_event = threading.Event()
         self._now = now
@@ -263,6 +265,8 @@ class Publisher:
         """Run ``step``; a Redis outage is logged and waited out, never fatal."""
         try:
             step()
+            self._backoff.reset()
         except redis.ConnectionError as exc:
-            log.error("redis unavailable (%s); retrying", exc)
-            self.stop_event.wait(self.settings.poll_interval_s)
+            delay_s = self._backoff.next_delay_s()
+            log.error("redis unavailable (%s); retrying in %.1fs", exc, delay_s)
+            self.stop_event.wait(delay_s)

@@ -36,3 +36,14 @@ def test_embedded_redis_saves_and_stops_although_other_clients_are_connected(tmp
 def test_passwords_never_reach_the_logs():
     assert redacted("redis://user:s3cret@host:6379/0") == "redis://user:***@host:6379/0"
     assert redacted("redis://host:6379/0") == "redis://host:6379/0"
+
+
+def test_a_worker_waits_longer_each_time_redis_is_still_away_then_starts_over():
+    from ingest.redis_conn import ReconnectBackoff
+
+    backoff = ReconnectBackoff(base_s=0.25, max_s=2.0)
+    assert [backoff.next_delay_s() for _ in range(6)] == [0.25, 0.5, 1.0, 2.0, 2.0, 2.0]
+    backoff.reset()
+    assert backoff.next_delay_s() == 0.25
+    endless = ReconnectBackoff(base_s=1.0, max_s=60.0, failures=10_000)
+    assert endless.next_delay_s() == 60.0  # no overflow after a long outage
