@@ -16,13 +16,12 @@ import argparse
 import functools
 import json
 import statistics
-import tempfile
 from pathlib import Path
 
 import numpy as np
+from frames import bench_event
 from timing import timed_s
 
-REAL_EVENT = Path(__file__).resolve().parents[1].parent / "shared/data/radar/bom-melbourne-6min"
 NETWORKS = ("convlstm", "saconvlstm", "fclstm")
 
 
@@ -35,18 +34,10 @@ def main() -> None:
 
     import torch
 
-    from ingest.cf_writer import write_synthetic_feed
-    from ingest.settings import Settings
-    from model.events import load_event
     from model.hardware import describe_machine
     from model.methods import get_method
 
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = REAL_EVENT
-        if not folder.is_dir():
-            folder = Path(tmp) / "synthetic"
-            write_synthetic_feed(folder, 20, shape=(512, 512))
-        event = load_event(folder, Settings())
+    event = bench_event()
     frames = event.grey[:5][None]
     extrapolation = get_method("extrapolation")
     t_extrap = statistics.median(timed_s(lambda: extrapolation(frames, 15), args.repeat))
@@ -65,7 +56,7 @@ def main() -> None:
     results = {
         "machine": describe_machine(),
         "torch_threads": torch.get_num_threads(),
-        "frames": str(folder),
+        "frames": event.name,
         "extrapolation_ms": round(1000 * t_extrap, 1),
         "per_nowcast_ms": per_nowcast_ms,
         "over_extrapolation_batch1_fp32": {

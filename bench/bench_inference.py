@@ -16,15 +16,13 @@ import argparse
 import functools
 import json
 import statistics
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from frames import bench_event
 from timing import timed_s
-
-REAL_EVENT = Path(__file__).resolve().parents[1].parent / "shared/data/radar/bom-melbourne-6min"
 
 
 def median_s(fn: Callable[[], object], repeat: int) -> float:
@@ -81,25 +79,17 @@ def main() -> None:
 
     import torch
 
-    from ingest.cf_writer import write_synthetic_feed
-    from ingest.settings import Settings
-    from model.events import load_event
     from model.hardware import describe_machine
     from model.methods import get_method
 
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = REAL_EVENT
-        if not folder.is_dir():
-            folder = Path(tmp) / "synthetic"
-            write_synthetic_feed(folder, 20, shape=(512, 512))
-        event = load_event(folder, Settings())
+    event = bench_event()
     frames = event.grey[:5][None]
     options = {"checkpoint": args.checkpoint} if args.checkpoint else {}
     extrapolation = get_method("extrapolation")
     results: dict[str, object] = {
         "machine": describe_machine(),
         "torch_threads": torch.get_num_threads(),
-        "frames": str(folder),
+        "frames": event.name,
     }
     t_extrap = median_s(lambda: extrapolation(frames, 15), args.repeat)
     results["extrapolation_s"] = t_extrap
