@@ -1,4 +1,5 @@
-"""What every network of the family shares: the frame check and ``predict``.
+"""What every network of the family shares: the frame check, the encoder-forecaster loop and
+``predict``.
 
 A network maps ``(B, in_frames, H, W)`` grey levels in [0, 1] (oldest first) to
 ``(B, out_frames, H, W)`` logits (lead 1 first); ``predict`` is their sigmoid.

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -110,5 +110,7 @@ class FCLSTMMethod(ConvLSTMMethod):
 
 def learned_method(checkpoint: Path, **options: Any) -> ConvLSTMMethod:
     """The method of whichever architecture the checkpoint holds, built with ``options``."""
-    classes = {cls.name: cls for cls in (ConvLSTMMethod, SAConvLSTMMethod, FCLSTMMethod)}
-    return classes[read_config(checkpoint).architecture](checkpoint, **options)
+    from model.methods import get_method
+
+    name = read_config(checkpoint).architecture
+    return cast(ConvLSTMMethod, get_method(name, checkpoint=checkpoint, **options))
