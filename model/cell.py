@@ -25,6 +25,9 @@ Implementation choices:
 - ``state_kernel_size`` different from ``kernel_size`` (the paper's 1 x 1 state-to-state
   ablation) splits the fused convolution in two: ``gates`` over ``X`` (with the biases) and
   ``state_gates`` over ``H``.
+- Crops: a cell also steps on a sub-grid of its grid (training on random crops, which is
+  ``(grid / crop)**2`` times cheaper); ``origin`` says where the sub-grid lies, and the
+  peephole weights of that region are used, so the weights stay tied to absolute positions.
 """
 
 from __future__ import annotations
@@ -115,21 +118,54 @@ class ConvLSTMCell(nn.Module):
         return f"grid_size={self.grid_size}, peephole={self.peephole}"
 
     def zero_state(
-        self, batch: int, device: torch.device, dtype: torch.dtype = torch.float32
+        self,
+        batch: int,
+        device: torch.device,
+        dtype: torch.dtype = torch.float32,
+        size: tuple[int, int] | None = None,
     ) -> State:
-        """``(H, C)`` of zeros, each ``(batch, hidden, h, w)``."""
-        shape = (batch, self.hidden_channels, *self.grid_size)
+        """``(H, C)`` of zeros, each ``(batch, hidden, h, w)``; ``(h, w)`` is ``size`` (a
+        crop) or the whole grid."""
+        shape = (batch, self.hidden_channels, *(size or self.grid_size))
         return (
             torch.zeros(shape, device=device, dtype=dtype),
             torch.zeros(shape, device=device, dtype=dtype),
         )
 
-    def forward(self, x: Tensor | None, state: State | None) -> tuple[Tensor, State]:
+    def check_region(self, origin: tuple[int, int], size: tuple[int, int]) -> None:
+        """ValueError unless the ``size`` sub-grid at ``origin`` (grid cells) lies in the grid."""
+        inside = all(
+            o >= 0 and s >= 1 and o + s <= g
+            for o, s, g in zip(origin, size, self.grid_size, strict=True)
+        )
+        if not inside:
+            raise ValueError(
+                f"a {tuple(size)} region at {tuple(origin)} is not inside the {self.grid_size} grid"
+            )
+
+    def _peepholes(
+        self, origin: tuple[int, int], size: tuple[int, int]
+    ) -> tuple[Tensor, Tensor, Tensor] | None:
+        """The peephole weights ``(W_ci, W_cf, W_co)`` of the region, or None without them."""
+        if self.w_ci is None or self.w_cf is None or self.w_co is None:
+            return None
+        weights = (self.w_ci, self.w_cf, self.w_co)
+        if tuple(size) == self.grid_size:
+            return weights
+        (y, x), (h, w) = origin, size
+        region = (slice(None), slice(None), slice(y, y + h), slice(x, x + w))
+        return weights[0][region], weights[1][region], weights[2][region]
+
+    def forward(
+        self, x: Tensor | None, state: State | None, origin: tuple[int, int] = (0, 0)
+    ) -> tuple[Tensor, State]:
         """One step.
 
         Args:
             x: input ``(B, in_channels, h, w)``, or ``None`` for a cell with ``in_channels=0``.
             state: ``(H, C)`` each ``(B, hidden, h, w)``, or ``None`` for zeros (needs ``x``).
+            origin: grid cell (row, column) of the region's top-left corner when ``(h, w)`` is
+                a crop of the grid; ``(0, 0)`` for the whole grid.
 
         Returns:
             ``(H', (H', C'))``: the new hidden state ``(B, hidden, h, w)`` and the new state.
@@ -139,16 +175,18 @@ class ConvLSTMCell(nn.Module):
                 f"this cell has in_channels={self.in_channels}; "
                 f"x must be {'None' if self.in_channels == 0 else 'a tensor'}"
             )
-        if x is not None and (x.shape[1] != self.in_channels or x.shape[-2:] != self.grid_size):
-            raise ValueError(
-                f"x must be (B, {self.in_channels}, {self.grid_size[0]}, {self.grid_size[1]}), "
-                f"got {tuple(x.shape)}"
-            )
         if state is None:
             if x is None:
                 raise ValueError("a cell without input needs an explicit state")
-            state = self.zero_state(x.shape[0], x.device, x.dtype)
+            state = self.zero_state(x.shape[0], x.device, x.dtype, (x.shape[-2], x.shape[-1]))
         h, c = state
+        size = (h.shape[-2], h.shape[-1])
+        if size != self.grid_size or origin != (0, 0):
+            self.check_region(origin, size)
+        if x is not None and (x.shape[1] != self.in_channels or x.shape[-2:] != size):
+            raise ValueError(
+                f"x must be (B, {self.in_channels}, {size[0]}, {size[1]}), got {tuple(x.shape)}"
+            )
         if x is None:
             gates = self.gates(h)
         elif self.state_gates is not None:
@@ -156,11 +194,13 @@ class ConvLSTMCell(nn.Module):
         else:
             gates = self.gates(torch.cat([x, h], dim=1))
         i, f, g, o = gates.chunk(4, dim=1)
-        if self.w_ci is not None and self.w_cf is not None:
-            i = i + self.w_ci * c
-            f = f + self.w_cf * c
+        peepholes = self._peepholes(origin, size)
+        if peepholes is not None:
+            w_ci, w_cf, w_co = peepholes
+            i = i + w_ci * c
+            f = f + w_cf * c
         c_next = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-        if self.w_co is not None:
-            o = o + self.w_co * c_next
+        if peepholes is not None:
+            o = o + w_co * c_next
         h_next = torch.sigmoid(o) * torch.tanh(c_next)
         return h_next, (h_next, c_next)

@@ -63,6 +63,15 @@ def train(
     init_from: Annotated[
         Path | None, typer.Option("--init-from", help="Start from this checkpoint's weights.")
     ] = None,
+    crop_cells: Annotated[
+        int | None,
+        typer.Option(
+            "--crop-cells",
+            min=2,
+            help="Train on random crops this many cells a side (conv networks; validation "
+            "reads whole frames).",
+        ),
+    ] = None,
 ) -> None:
     """Train a network of the family on real radar events (time-block split)."""
     from ingest.ingestor import norm_params_for
@@ -105,26 +114,30 @@ def train(
         "blocks": [b.__dict__ for b in blocks],
         "windows": counts,
     }
-    result = run_training(
-        events,
-        windows,
-        config,
-        TrainConfig(
-            batch_size=batch_size,
-            max_epochs=max_epochs,
-            patience=patience,
-            max_minutes=max_minutes,
-            select_by=select_by,
-            init_from=str(init_from) if init_from else None,
-            augment=augment,
-            bf16=bf16,
-            seed=seed,
-        ),
-        norm_params_for(get_settings(), events[0].site_id),
-        out,
-        log_dir,
-        description,
-    )
+    try:
+        result = run_training(
+            events,
+            windows,
+            config,
+            TrainConfig(
+                batch_size=batch_size,
+                max_epochs=max_epochs,
+                patience=patience,
+                max_minutes=max_minutes,
+                select_by=select_by,
+                init_from=str(init_from) if init_from else None,
+                augment=augment,
+                bf16=bf16,
+                seed=seed,
+                crop_cells=crop_cells,
+            ),
+            norm_params_for(get_settings(), events[0].site_id),
+            out,
+            log_dir,
+            description,
+        )
+    except ValueError as exc:  # the run's settings do not fit the network or the data
+        raise typer.BadParameter(str(exc)) from exc
     typer.echo(
         f"best epoch {result.best_epoch}, validation loss {result.best_validation_loss:.4f}, "
         f"{result.samples_seen} samples in {result.seconds / 60:.1f} min -> {out}"

@@ -71,24 +71,32 @@ class EncoderForecaster(FrameSequenceNetwork):
         self.forecaster = stack(0)
         self.head = nn.Conv2d(sum(hidden), config.patch_channels, kernel_size=1)
 
-    def forward(self, frames: Tensor) -> Tensor:
+    takes_crops = True
+
+    def forward(self, frames: Tensor, origin: tuple[int, int] | None = None) -> Tensor:
         """Forecast logits.
 
         Args:
             frames: ``(B, in_frames, frame_cells, frame_cells)`` grey levels in [0, 1],
-                oldest frame first.
+                oldest frame first; with ``origin``, a crop ``(B, in_frames, h, w)`` of them
+                (training on crops; `check_frames` says what a crop may be).
+            origin: (row, column) in frame cells of the crop's top-left corner; None for
+                whole frames.
 
         Returns:
-            ``(B, out_frames, frame_cells, frame_cells)`` logits (pre-sigmoid grey), lead 1
-            first.
+            ``(B, out_frames, H, W)`` logits (pre-sigmoid grey) of the frames' ``(H, W)``,
+            lead 1 first.
         """
-        frames = self.check_frames(frames)
+        frames = self.check_frames(frames, origin)
         c = self.config
-        batch = frames.shape[0]
+        batch, height, width = frames.shape[0], frames.shape[-2], frames.shape[-1]
         patches = [
             F.pixel_unshuffle(frames[:, t : t + 1], c.patch_size) for t in range(c.in_frames)
         ]
+        grid_origin = (
+            None if origin is None else (origin[0] // c.patch_size, origin[1] // c.patch_size)
+        )
         # One 1 x 1 convolution over all steps at once: (B * T, sum(hidden), h, w).
-        stacked = self.encode_forecast(patches).flatten(0, 1)
+        stacked = self.encode_forecast(patches, grid_origin).flatten(0, 1)
         logits = F.pixel_shuffle(self.head(stacked), c.patch_size)  # (B * T, 1, H, W)
-        return logits.reshape(batch, c.out_frames, c.frame_cells, c.frame_cells)
+        return logits.reshape(batch, c.out_frames, height, width)

@@ -87,9 +87,11 @@ class FCEncoderForecaster(FrameSequenceNetwork):
         self.forecaster = stack(0)
         self.head = nn.Linear(sum(units), pooled)
 
-    def forward(self, frames: Tensor) -> Tensor:
-        """Forecast logits ``(B, out_frames, frame_cells, frame_cells)`` from grey frames."""
-        frames = self.check_frames(frames)
+    def forward(self, frames: Tensor, origin: tuple[int, int] | None = None) -> Tensor:
+        """Forecast logits ``(B, out_frames, frame_cells, frame_cells)`` from grey frames.
+
+        ``origin`` (a crop) is refused: the weights see the whole flattened frame."""
+        frames = self.check_frames(frames, origin)
         c = self.config
         batch = frames.shape[0]
         pooled = F.avg_pool2d(frames, c.patch_size).flatten(2)  # (B, T_in, g * g)

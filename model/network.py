@@ -22,21 +22,43 @@ class FrameSequenceNetwork(nn.Module):
     config: ConvLSTMConfig
     encoder: nn.ModuleList
     forecaster: nn.ModuleList
+    takes_crops: bool = False
+    """Whether ``forward`` also takes a crop of the frame and its ``origin`` (convolutional
+    networks do; the FC-LSTM, whose weights see the whole flattened frame, does not)."""
 
-    def check_frames(self, frames: Tensor) -> Tensor:
-        """``frames`` validated and cast to the weights' dtype; ValueError on a wrong shape."""
+    def check_frames(self, frames: Tensor, origin: tuple[int, int] | None = None) -> Tensor:
+        """``frames`` validated and cast to the weights' dtype; ValueError on a wrong shape.
+
+        Args:
+            frames: ``(B, in_frames, frame_cells, frame_cells)``, or with ``origin`` a crop
+                ``(B, in_frames, h, w)`` of such frames, ``h`` and ``w`` multiples of the
+                patch size.
+            origin: (row, column) in frame cells of the crop's top-left corner, multiples of
+                the patch size; None for whole frames.
+        """
         c = self.config
         expected = (c.in_frames, c.frame_cells, c.frame_cells)
+        if origin is not None:
+            if not self.takes_crops:
+                raise ValueError(f"a {c.architecture} network reads whole frames only")
+            if frames.ndim == 4 and _crop_fits(tuple(frames.shape[-2:]), origin, c):
+                expected = (c.in_frames, *frames.shape[-2:])
+            else:
+                raise ValueError(
+                    f"a crop at {origin} of shape {tuple(frames.shape[-2:])} must lie in the "
+                    f"{c.frame_cells} x {c.frame_cells} frame, corner and sides multiples of "
+                    f"the patch size {c.patch_size}"
+                )
         if frames.ndim != 4 or tuple(frames.shape[1:]) != expected:
-            raise ValueError(
-                f"frames must be (B, {c.in_frames}, {c.frame_cells}, {c.frame_cells}), "
-                f"got {tuple(frames.shape)}"
-            )
+            shape = ", ".join(str(v) for v in expected)
+            raise ValueError(f"frames must be (B, {shape}), got {tuple(frames.shape)}")
         if not frames.is_floating_point():
             raise ValueError(f"frames must be floating-point grey levels, got {frames.dtype}")
         return frames.to(next(self.parameters()).dtype)
 
-    def encode_forecast(self, inputs: list[Tensor]) -> Tensor:
+    def encode_forecast(
+        self, inputs: list[Tensor], origin: tuple[int, int] | None = None
+    ) -> Tensor:
         """Run the ``encoder`` stack over ``inputs``, then the ``forecaster`` stack.
 
         The forecaster's layer ``l`` starts from the encoder's layer ``l`` final state and has
@@ -45,6 +67,7 @@ class FrameSequenceNetwork(nn.Module):
 
         Args:
             inputs: one tensor per input step, ``(B, ...)`` as the first encoder cell reads it.
+            origin: grid cell of a crop's corner, passed to every cell; None: whole grids.
 
         Returns:
             ``(B, out_frames, sum(hidden), ...)``: per forecast step, the hidden states of
@@ -52,11 +75,12 @@ class FrameSequenceNetwork(nn.Module):
         """
         encoder: nn.ModuleList = self.encoder
         forecaster: nn.ModuleList = self.forecaster
+        where = () if origin is None else (origin,)
         states: list[Any] = [None] * len(encoder)
         for step_input in inputs:
             x: Tensor | None = step_input
             for layer, cell in enumerate(encoder):
-                x, states[layer] = cell(x, states[layer])
+                x, states[layer] = cell(x, states[layer], *where)
         # No in-place ops anywhere: sharing the encoder's state tensors is a copy as far as
         # values and gradients go.
         steps: list[Tensor] = []
@@ -64,7 +88,7 @@ class FrameSequenceNetwork(nn.Module):
             x = None
             layer_hidden: list[Tensor] = []
             for layer, cell in enumerate(forecaster):
-                x, states[layer] = cell(x, states[layer])
+                x, states[layer] = cell(x, states[layer], *where)
                 assert x is not None
                 layer_hidden.append(x)
             steps.append(torch.cat(layer_hidden, dim=1))
@@ -82,6 +106,14 @@ class FrameSequenceNetwork(nn.Module):
         """
         logits: Tensor = self(frames)
         return torch.sigmoid(logits.float())
+
+
+def _crop_fits(size: tuple[int, ...], origin: tuple[int, int], config: ConvLSTMConfig) -> bool:
+    p, n = config.patch_size, config.frame_cells
+    return all(
+        o % p == 0 and s % p == 0 and o >= 0 and s >= p and o + s <= n
+        for o, s in zip(origin, size, strict=True)
+    )
 
 
 def count_parameters(model: nn.Module) -> int:

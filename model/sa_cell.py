@@ -76,7 +76,8 @@ class SAConvLSTMCell(nn.Module):
     """One SA-ConvLSTM layer step: `ConvLSTMCell` then `SelfAttentionMemory`.
 
     Same arguments as `ConvLSTMCell`, plus ``attention_channels``. The state is ``(H, C, M)``;
-    ``forward(x, state) -> (H', (H', C', M'))`` with ``x`` None for a cell without input.
+    ``forward(x, state, origin) -> (H', (H', C', M'))`` with ``x`` None for a cell without
+    input; ``origin`` places a crop as for `ConvLSTMCell` (attention then spans the crop).
     """
 
     def __init__(
@@ -95,13 +96,16 @@ class SAConvLSTMCell(nn.Module):
         )
         self.memory = SelfAttentionMemory(hidden_channels, attention_channels)
 
-    def forward(self, x: Tensor | None, state: SAState | None) -> tuple[Tensor, SAState]:
+    def forward(
+        self, x: Tensor | None, state: SAState | None, origin: tuple[int, int] = (0, 0)
+    ) -> tuple[Tensor, SAState]:
         if state is None:
             if x is None:
                 raise ValueError("a cell without input needs an explicit state")
-            h, c = self.conv.zero_state(x.shape[0], x.device, x.dtype)
+            size = (x.shape[-2], x.shape[-1])
+            h, c = self.conv.zero_state(x.shape[0], x.device, x.dtype, size)
             state = (h, c, torch.zeros_like(h))
         h, c, m = state
-        h_conv, (_, c_next) = self.conv(x, (h, c))
+        h_conv, (_, c_next) = self.conv(x, (h, c), origin)
         h_next, m_next = self.memory(h_conv, m)
         return h_next, (h_next, c_next, m_next)

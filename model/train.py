@@ -53,10 +53,16 @@ class TrainConfig:
     device: str = "auto"
     select_by: str = "loss"  # early stopping on validation "loss", or on "csi" at 0.5 mm/h
     init_from: str | None = None  # weights to start from: same config, else those that fit
+    # Train on random crops of this many frame cells a side (a multiple of the patch size),
+    # one place per batch, after the flips; None: whole frames. Convolutional networks only;
+    # validation always reads whole frames.
+    crop_cells: int | None = None
 
     def __post_init__(self) -> None:
         if self.select_by not in ("loss", "csi"):
             raise ValueError(f"select_by must be 'loss' or 'csi', got {self.select_by!r}")
+        if self.crop_cells is not None and self.crop_cells < 1:
+            raise ValueError(f"crop_cells must be positive, got {self.crop_cells}")
 
 
 @dataclass
@@ -125,6 +131,40 @@ def make_batch(
     return torch.from_numpy(np.stack(inputs)), torch.from_numpy(np.stack(targets))
 
 
+def check_crop(crop_cells: int, patch_size: int, frame_cells: int) -> None:
+    """ValueError unless a crop of ``crop_cells`` a side fits the frames and the patches."""
+    if crop_cells % patch_size or not patch_size <= crop_cells <= frame_cells:
+        raise ValueError(
+            f"a crop of {crop_cells} cells must be a multiple of the patch size {patch_size} "
+            f"and at most the frame's {frame_cells}"
+        )
+
+
+def random_crop(
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    crop_cells: int,
+    patch_size: int,
+    rng: np.random.Generator,
+) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int]]:
+    """The same random ``crop_cells`` square of a batch's inputs and targets, and its corner.
+
+    Args:
+        inputs: ``(B, in, H, W)``; targets: ``(B, out, H, W)`` (square frames).
+        crop_cells: side of the crop in frame cells, a multiple of ``patch_size``, at most H.
+
+    Returns:
+        ``(inputs (B, in, crop, crop), targets (B, out, crop, crop), (row, column))``, the
+        corner a multiple of ``patch_size`` (what `EncoderForecaster.forward` takes).
+    """
+    cells = inputs.shape[-1]
+    check_crop(crop_cells, patch_size, cells)
+    places = (cells - crop_cells) // patch_size + 1
+    row, col = (int(v) * patch_size for v in rng.integers(places, size=2))
+    region = (..., slice(row, row + crop_cells), slice(col, col + crop_cells))
+    return inputs[region], targets[region], (row, col)
+
+
 def make_optimiser(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     """RMSProp with the run's learning rate and decay (METHOD.md)."""
     return torch.optim.RMSprop(
@@ -139,16 +179,18 @@ def train_step(
     targets: torch.Tensor,
     device: torch.device,
     bf16: bool = False,
+    origin: tuple[int, int] | None = None,
 ) -> float:
     """One optimiser step on a batch; returns its mean cross-entropy (BCE on grey levels).
 
     Args:
         inputs: ``(B, in_frames, H, W)`` grey in [0, 1]; targets: ``(B, out_frames, H, W)``.
+        origin: where ``(H, W)`` lies in the frame when the batch is a crop (`random_crop`).
     """
     inputs, targets = inputs.to(device), targets.to(device)
     optimiser.zero_grad(set_to_none=True)
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-        logits = model(inputs)
+        logits = model(inputs) if origin is None else model(inputs, origin)
     loss = nn.functional.binary_cross_entropy_with_logits(logits.float(), targets)
     loss.backward()
     optimiser.step()
@@ -223,6 +265,10 @@ def train(
     seed_everything(train_config.seed)
     device = resolve_device(train_config.device)
     model = build_model(model_config)
+    if train_config.crop_cells is not None:
+        if not model.takes_crops:
+            raise ValueError(f"a {model_config.architecture} network cannot train on crops")
+        check_crop(train_config.crop_cells, model_config.patch_size, model_config.frame_cells)
     initialised_from: dict[str, object] | None = None
     if train_config.init_from:
         initial, initial_config, initial_meta = load_checkpoint(Path(train_config.init_from))
@@ -258,7 +304,12 @@ def train(
         for i in bar:
             refs = [train_refs[j] for j in order[i : i + train_config.batch_size]]
             x, y = make_batch(events, refs, model_config, rng if train_config.augment else None)
-            running += train_step(model, optimiser, x, y, device, train_config.bf16)
+            origin = None
+            if train_config.crop_cells is not None:
+                x, y, origin = random_crop(
+                    x, y, train_config.crop_cells, model_config.patch_size, rng
+                )
+            running += train_step(model, optimiser, x, y, device, train_config.bf16, origin)
             batches += 1
             result.samples_seen += len(refs)
             bar.set_postfix(loss=f"{running / batches:.4f}")
