@@ -277,6 +277,14 @@ def render_card(
     augmentation = (
         "the 8 flips/rotations of the grid, one per window" if train.get("augment") else "none"
     )
+    if train.get("crop_cells"):
+        crop = train["crop_cells"]
+        augmentation += (
+            f"; trained on random {crop} x {crop}-cell crops of the {cells} x {cells} frames "
+            "(one place per batch, on the patch grid; the cells use that region's peephole "
+            "weights), about "
+            f"{(cells / crop) ** 2:.1f} x cheaper a sample; validation reads whole frames"
+        )
     validation = meta.get("validation", {})
     validation_csi = (validation.get("scores") or {}).get("csi", {}).get("0.5", [])
     defined_csi = [v for v in validation_csi if v is not None]

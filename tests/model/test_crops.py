@@ -4,6 +4,7 @@ line use it (and refuse it where it cannot apply)."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -14,9 +15,11 @@ import torch
 
 from ingest.cf_writer import write_synthetic_feed
 from model.architectures import build_model
+from model.card import render_card
 from model.cell import ConvLSTMCell
 from model.checkpoint import load_checkpoint
 from model.config import ConvLSTMConfig
+from model.network import count_parameters
 from model.train import random_crop
 from tests.model.test_train import CONFIG, _run
 
@@ -120,15 +123,22 @@ def test_the_command_line_trains_on_crops_and_refuses_them_for_the_fclstm(tmp_pa
         "NOWCAST_TARGET_CELLS": "32",
         "NOWCAST_DISK_RADIUS_CELLS": "3",
     }
-    common = ["--max-epochs", "1", "--block-frames", "20", "--log-dir", str(tmp_path / "logs")]
+    common = ["--max-epochs", "1", "--log-dir", str(tmp_path / "logs")]
 
-    def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        command = [sys.executable, "-m", "service.cli", "train", str(feed), *common, *args]
-        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    def cli(command: str, *args: str) -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, "-m", "service.cli", command, str(feed), "--block-frames", "20"]
+        return subprocess.run([*argv, *args], env=env, capture_output=True, text=True, timeout=300)
 
-    out = tmp_path / "c.safetensors"
-    result = cli("--hidden", "4,4", "--crop-cells", "16", "--out", str(out))
+    out, scores = tmp_path / "c.safetensors", tmp_path / "c.json"
+    result = cli("train", *common, "--hidden", "4,4", "--crop-cells", "16", "--out", str(out))
     assert result.returncode == 0, result.stderr[-2000:]
-    assert load_checkpoint(out)[2]["train_config"]["crop_cells"] == 16
-    result = cli("--arch", "fclstm", "--hidden", "8,8", "--crop-cells", "16")
+    # it forecasts whole frames as any checkpoint does, and its card says how it was trained
+    result = cli("evaluate", "--checkpoint", str(out), "--split", "test", "--json", str(scores))
+    assert result.returncode == 0, result.stderr[-2000:]
+    model, config, meta = load_checkpoint(out)
+    assert meta["train_config"]["crop_cells"] == 16
+    report = json.loads(scores.read_text())
+    card = render_card(meta, config.to_dict(), count_parameters(model), [report], [])
+    assert "trained on random 16 x 16-cell crops of the 32 x 32 frames" in card
+    result = cli("train", *common, "--arch", "fclstm", "--hidden", "8,8", "--crop-cells", "16")
     assert result.returncode != 0 and "cannot train on crops" in result.stderr
