@@ -138,6 +138,7 @@ def calibration_section(meta: dict[str, Any]) -> str:
     if not cal:
         return "None: the forecasts are the network's raw output (`nowcast calibrate` not run)."
     val, cross = cal["validation"], cal["train_block_cross_validation"]
+    judged_on = _JUDGED_ON.get(cal.get("judged_on"), "the validation split")
 
     def row(name: str, part: dict[str, Any]) -> str:
         raw, fitted = part["raw"], part["calibrated"]
@@ -154,8 +155,9 @@ the observed ones: for each lead, {cal["n_quantiles"]} quantile pairs (forecast 
 observed grey), fitted on the raw forecasts of the {cal["fitted_on"]} only; applied by linear
 interpolation (monotone, 0 -> 0, 1 -> 1). Stored in the checkpoint's metadata; fitted
 {cal.get("fitted_utc")} by `nowcast calibrate`. **In use: {"yes" if cal["use"] else "no"}**
-(rule: {cal["decision_rule"]}). `ConvLSTMMethod(calibrated=False)` or
-`nowcast evaluate --raw` gives the raw output; evaluation JSONs say `calibration_applied`.
+(rule: {cal["decision_rule"]}; judged on: {judged_on}).
+`ConvLSTMMethod(calibrated=False)` or `nowcast evaluate --raw` gives the raw output;
+evaluation JSONs say `calibration_applied`.
 
 | windows judged | windows | observed cells >= 0.5 mm/h | raw mean CSI (defined leads) \
 | calibrated mean CSI (defined leads) | leads with observed events | raw CSI over them \
@@ -164,11 +166,20 @@ interpolation (monotone, 0 -> 0, 1 -> 1). Stored in the checkpoint's metadata; f
 {row("validation split", val)}
 {row(f"train blocks, {cross['folds']}-fold CV", cross)}
 
-The validation split is almost dry at 0.5 mm/h: at a lead with no observed event CSI is 0 as
-soon as anything is forecast (calibrated) or undefined and skipped (raw), so the plain means
-over "defined leads" compare unlike sets of leads; the rule uses the leads with observed
-events. The cross-validation over training blocks (tables fitted on the other folds) judges
-the calibration out of sample, but the network saw those windows in training."""
+At a lead with no observed event CSI is 0 as soon as anything is forecast (calibrated) or
+undefined and skipped (raw), so the plain means over "defined leads" compare unlike sets of
+leads; the rule uses the leads with observed events. A validation split whose rain ends after
+a few leads cannot judge a calibration meant for the long leads (where the raw forecast has
+blurred below the threshold), so the rule then rests on the cross-validation over training
+blocks, which judges the tables out of sample (fitted on the other folds) although the network
+saw those windows in training."""
+
+
+_JUDGED_ON = {
+    "validation": "the validation split",
+    "train_block_cross_validation": "the cross-validation over training blocks (the validation "
+    "split lacks observed events at some leads)",
+}
 
 
 def _validation_caveat(meta: dict[str, Any]) -> str:

@@ -172,3 +172,27 @@ def test_fit_and_judge_reports_validation_and_train_block_cv():
     assert tables.leads == 3 and record["use"] is True
     assert record["validation"]["windows"] == 2
     assert "leads with observed events" in record["decision_rule"]
+
+
+def test_a_validation_split_dry_at_late_leads_leaves_the_decision_to_the_cross_validation():
+    rng = np.random.default_rng(6)
+    forecast, observed = blurred_and_observed(rng, n=8)
+    refs = [WindowRef(0, 30 * (i // 2) + i % 2) for i in range(8)]  # 4 blocks of 2 windows
+    norm = NormParams()
+    # validation: observed rain at lead 1 only, where the raw forecast is perfect and any
+    # lifting of the blur can only add false alarms
+    val_truth = np.zeros((2, 3, *observed.shape[2:]), np.float32)
+    val_truth[:, 0] = observed[:2, 0]
+    val_forecast = val_truth.copy()
+    val_forecast[:, 1:] = 0.2  # dim blur at the dry leads
+    validation = ([refs[0], refs[1]], val_forecast, val_truth)
+    _tables, record = fit_and_judge((refs, forecast, observed), validation, 30, norm, 51, 2)
+    assert record["validation"]["leads_with_observed_events"] == [1]
+    assert record["judged_on"] == "train_block_cross_validation"
+    cross = record["train_block_cross_validation"]
+    assert record["use"] is cross["helps"] is True
+    # with rain at every validation lead, the validation split decides
+    _tables, record = fit_and_judge(
+        (refs, forecast, observed), (refs[:2], forecast[:2], observed[:2]), 30, norm, 51, 2
+    )
+    assert record["judged_on"] == "validation" and record["use"] is record["validation"]["helps"]
