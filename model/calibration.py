@@ -202,3 +202,29 @@ def apply_calibration(grey: ArrayLike, calibration: LeadCalibration) -> NDArray[
             values[:, k], calibration.forecast_grey[k], calibration.observed_grey[k]
         )
     return out
+
+
+def cap_at_inputs(grey: ArrayLike, inputs_grey: ArrayLike) -> NDArray[np.float32]:
+    """Calibrated forecasts no brighter than the brightest cell of their own input frames.
+
+    The tables map the network's grey onto the training split's observed distribution; where a
+    forecast's rain is lighter than that (a stratiform event after convective training), the
+    upper tail would turn blurred light rain into heavy rain at the long leads. A nowcast
+    advects and decays rain; it has no skill at growing it, so no cell may exceed the input
+    maximum.
+
+    Args:
+        grey: (B, L, H, W) calibrated forecast grey levels.
+        inputs_grey: (B, T, H, W) the input frames the forecasts were made from.
+
+    Returns:
+        (B, L, H, W) float32, ``min(grey, max over the inputs of the same forecast)``.
+    """
+    forecast, inputs = np.asarray(grey, np.float32), np.asarray(inputs_grey, np.float32)
+    if forecast.ndim != 4 or inputs.ndim != 4 or forecast.shape[0] != inputs.shape[0]:
+        raise ValueError(
+            f"need (B, L, H, W) forecasts and (B, T, H, W) inputs, got {forecast.shape} and "
+            f"{inputs.shape}"
+        )
+    ceiling = np.nanmax(inputs, axis=(1, 2, 3), keepdims=True)
+    return np.minimum(forecast, np.nan_to_num(ceiling, nan=0.0))

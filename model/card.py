@@ -153,9 +153,11 @@ def calibration_section(meta: dict[str, Any]) -> str:
     return f"""Per-lead probability matching (quantile mapping) of the network's grey levels onto
 the observed ones: for each lead, {cal["n_quantiles"]} quantile pairs (forecast grey,
 observed grey), fitted on the raw forecasts of the {cal["fitted_on"]} only; applied by linear
-interpolation (monotone, 0 -> 0, 1 -> 1). Stored in the checkpoint's metadata; fitted
-{cal.get("fitted_utc")} by `nowcast calibrate`. **In use: {"yes" if cal["use"] else "no"}**
-(rule: {cal["decision_rule"]}; judged on: {judged_on}).
+interpolation (monotone, 0 -> 0, 1 -> 1), then capped at the brightest cell of the
+forecast's own input frames (`cap_at_inputs`: the tables' upper tail, learnt on convective
+training rain, must not turn a light event's blur into heavy rain). Stored in the
+checkpoint's metadata; fitted {cal.get("fitted_utc")} by `nowcast calibrate`.
+**In use: {"yes" if cal["use"] else "no"}** (rule: {cal["decision_rule"]}; judged on: {judged_on}).
 `ConvLSTMMethod(calibrated=False)` or `nowcast evaluate --raw` gives the raw output;
 evaluation JSONs say `calibration_applied`.
 

@@ -16,7 +16,7 @@ from typing import Any, cast
 import numpy as np
 import torch
 
-from model.calibration import LeadCalibration, apply_calibration
+from model.calibration import LeadCalibration, apply_calibration, cap_at_inputs
 from model.checkpoint import load_checkpoint, read_config
 from model.methods import check_inputs
 
@@ -93,7 +93,9 @@ class ConvLSTMMethod:
         ):
             grey = torch.sigmoid(self.model(x).float())
         out = grey[:, :n_leads].cpu().numpy().astype(np.float32, copy=False)
-        return out if self.calibration is None else apply_calibration(out, self.calibration)
+        if self.calibration is None:
+            return out
+        return cap_at_inputs(apply_calibration(out, self.calibration), inputs)
 
 
 class SAConvLSTMMethod(ConvLSTMMethod):

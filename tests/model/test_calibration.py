@@ -13,6 +13,7 @@ from model.calibration import (
     LeadCalibration,
     apply_calibration,
     apply_quantile_pairs,
+    cap_at_inputs,
     fit_calibration,
     fit_quantile_pairs,
     quantile_levels,
@@ -196,3 +197,18 @@ def test_a_validation_split_dry_at_late_leads_leaves_the_decision_to_the_cross_v
         (refs, forecast, observed), (refs[:2], forecast[:2], observed[:2]), 30, norm, 51, 2
     )
     assert record["judged_on"] == "validation" and record["use"] is record["validation"]["helps"]
+
+
+def test_calibrated_forecasts_never_exceed_their_own_inputs_brightest_cell():
+    forecast = np.full((2, 3, 4, 4), 0.9, np.float32)
+    forecast[1, :, 0, 0] = 0.1
+    inputs = np.zeros((2, 5, 4, 4), np.float32)
+    inputs[0, 2, 1, 1] = 0.6  # forecast 0: capped at 0.6
+    inputs[1, 4] = 0.95  # forecast 1: brighter inputs, nothing to cap
+    inputs[1, 0, 0, 0] = np.nan  # no-data cells are ignored
+    capped = cap_at_inputs(forecast, inputs)
+    assert capped.dtype == np.float32
+    assert np.all(capped[0] == np.float32(0.6))
+    np.testing.assert_array_equal(capped[1], forecast[1])
+    with pytest.raises(ValueError, match="inputs"):
+        cap_at_inputs(forecast, inputs[:1])
