@@ -190,7 +190,7 @@ def train_step(
     inputs, targets = inputs.to(device), targets.to(device)
     optimiser.zero_grad(set_to_none=True)
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-        logits = model(inputs) if origin is None else model(inputs, origin)
+        logits = model(inputs, origin)
     loss = nn.functional.binary_cross_entropy_with_logits(logits.float(), targets)
     loss.backward()
     optimiser.step()
