@@ -252,19 +252,23 @@ def write_synthetic_feed(
     quantity: str = "rain_rate",
     start: datetime | None = None,
     shape: tuple[int, int] = (512, 512),
+    params: SynthParams | None = None,
 ) -> list[Path]:
     """Write `n_frames` synthetic frames (`ingest.synth`) every `cadence_min` minutes.
 
     Frame i is valid at start + i * cadence_min (start defaults to 2026-01-01T00:00Z, so the
     output is reproducible). "reflectivity" is Marshall-Palmer dBZ (-32 dBZ where dry);
     "accumulation" is R * cadence_min / 60 mm over cadence_min minutes. Grid cells of 1 km.
-    Returns the written paths in time order.
+    `params` (optional) replaces the generator's defaults; its shape and cadence then win over
+    the `shape` and `cadence_min` arguments. Returns the written paths in time order.
     """
     if quantity not in QUANTITIES:
         raise ValueError(f"unknown quantity {quantity!r}; expected one of {QUANTITIES}")
     start_time = DEFAULT_FEED_START if start is None else start
     _epoch_seconds(start_time)  # fail early on a naive start
-    params = SynthParams(shape=shape, cadence_min=cadence_min)
+    if params is None:
+        params = SynthParams(shape=shape, cadence_min=cadence_min)
+    cadence_min = params.cadence_min
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths: list[Path] = []

@@ -32,7 +32,25 @@ def _initial(previous: dict[str, Any] | None) -> str:
     return (
         f"an earlier run's best weights (epoch {previous.get('epoch')}, "
         f"{previous.get('samples_seen')} samples, selected by validation "
-        f"{cfg.get('select_by', 'loss')}, {cfg.get('max_minutes')} min budget)"
+        f"{cfg.get('select_by', 'loss')}, {cfg.get('max_minutes')} min budget"
+        f"{_pretraining_data(previous)})"
+    )
+
+
+def _pretraining_data(previous: dict[str, Any]) -> str:
+    """', on N synthetic events (...)' when the earlier run trained on the synthetic corpus."""
+    from model.pretraining import SITE_PREFIX
+
+    data = previous.get("training_data") or {}
+    events = [str(name) for name in data.get("events") or []]
+    synthetic = [name for name in events if name.rsplit("/", 1)[-1].startswith(SITE_PREFIX)]
+    if not synthetic:
+        return ""
+    windows = (data.get("windows") or {}).get("train")
+    real = len(events) - len(synthetic)
+    return (
+        f", pre-trained on {len(synthetic)} synthetic events of `nowcast synth-corpus`"
+        f"{f' and {real} real ones' if real else ''} ({windows} training windows)"
     )
 
 

@@ -423,8 +423,22 @@ def moving_digits(
         typer.echo(f"wrote {path}")
 
 
+def synth_corpus(
+    out_dir: Annotated[Path, typer.Argument(help="Folder for the events (one folder each).")],
+    events: Annotated[int, typer.Option("--events", min=1, max=10_000)] = 40,
+    frames: Annotated[int, typer.Option("--frames", min=20, max=10_000)] = 60,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+) -> None:
+    """Write synthetic radar events for pre-training (varied motion, growth and decay)."""
+    from model.pretraining import write_corpus
+
+    folders = write_corpus(out_dir, events, frames, seed)
+    typer.echo(f"wrote {len(folders)} events of {frames} frames to {out_dir}")
+
+
 def register(app: typer.Typer) -> None:
     app.command()(train)
+    app.command("synth-corpus")(synth_corpus)
     app.command()(calibrate)
     app.command()(evaluate)
     app.command("model-card")(model_card)

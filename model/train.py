@@ -276,6 +276,11 @@ def train(
             k: initial_meta.get(k)
             for k in ("epoch", "samples_seen", "train_config", "hardware", "created_utc")
         }
+        initial_data = initial_meta.get("training_data") or {}
+        initialised_from["training_data"] = {
+            "events": [e.get("name") for e in initial_data.get("events", [])],
+            "windows": initial_data.get("windows"),
+        }
         if initial_config == model_config:
             model.load_state_dict(initial.state_dict())
         else:

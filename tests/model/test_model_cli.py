@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 
@@ -14,19 +11,9 @@ from model.architectures import build_model
 from model.checkpoint import save_checkpoint
 from model.config import ConvLSTMConfig
 from model.methods import get_method
+from tests.model.helpers import run_cli
 
 TINY = ConvLSTMConfig(frame_cells=32, hidden_channels=(4, 4))
-ENV = {"NOWCAST_CROP_CELLS": "64", "NOWCAST_TARGET_CELLS": "32", "NOWCAST_DISK_RADIUS_CELLS": "3"}
-
-
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "service.cli", *args],
-        env={**os.environ, **ENV},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 def test_convlstm_method_runs_a_checkpoint_and_the_card_tabulates_it(tmp_path):
@@ -47,7 +34,7 @@ def test_convlstm_method_runs_a_checkpoint_and_the_card_tabulates_it(tmp_path):
 
     feed = tmp_path / "event"
     write_synthetic_feed(feed, 21, site_id="s-1", shape=(96, 96))
-    result = _cli(
+    result = run_cli(
         "evaluate",
         str(feed),
         "--method",
@@ -62,7 +49,7 @@ def test_convlstm_method_runs_a_checkpoint_and_the_card_tabulates_it(tmp_path):
     assert report["method"] == "convlstm" and report["forecasts"] == 2
 
     card = tmp_path / "CARD.md"
-    result = _cli(
+    result = run_cli(
         "model-card",
         str(tmp_path / "c.json"),
         "--checkpoint",
@@ -93,7 +80,7 @@ def test_calibrate_fits_on_the_train_blocks_and_rewrites_the_checkpoint(tmp_path
     meta = {"training_data": {"block_frames": 20, "blocks": blocks}}
     save_checkpoint(checkpoint, build_model(TINY), TINY, meta)
 
-    result = _cli(
+    result = run_cli(
         "calibrate", str(feed), "--checkpoint", str(checkpoint), "--quantiles", "11",
         "--folds", "2", "--json", str(tmp_path / "cal.json"),
     )  # fmt: skip
@@ -105,7 +92,7 @@ def test_calibrate_fits_on_the_train_blocks_and_rewrites_the_checkpoint(tmp_path
     assert len(stored["calibration"]["forecast_grey"]) == 15
     assert stored["calibration"]["use"] == record["use"]
 
-    result = _cli(
+    result = run_cli(
         "evaluate", str(feed), "--method", "convlstm", "--checkpoint", str(checkpoint),
         "--raw", "--split", "validation", "--json", str(tmp_path / "raw.json"),
     )  # fmt: skip
@@ -115,7 +102,7 @@ def test_calibrate_fits_on_the_train_blocks_and_rewrites_the_checkpoint(tmp_path
 
     meta["training_data"]["blocks"] = blocks[:-1]  # not the split these events give
     save_checkpoint(checkpoint, build_model(TINY), TINY, meta)
-    result = _cli("calibrate", str(feed), "--checkpoint", str(checkpoint), "--dry-run")
+    result = run_cli("calibrate", str(feed), "--checkpoint", str(checkpoint), "--dry-run")
     assert result.returncode != 0 and "time blocks" in result.stderr
 
 
@@ -123,12 +110,12 @@ def test_train_evaluate_and_describe_another_architecture_by_name(tmp_path):
     feed = tmp_path / "event"
     write_synthetic_feed(feed, 120, site_id="s-1", shape=(96, 96))
     checkpoint = tmp_path / "fclstm.safetensors"
-    result = _cli(
+    result = run_cli(
         "train", str(feed), "--arch", "fclstm", "--hidden", "8,8", "--max-epochs", "1",
         "--block-frames", "20", "--out", str(checkpoint), "--log-dir", str(tmp_path / "logs"),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
-    result = _cli(
+    result = run_cli(
         "evaluate", str(feed), "--method", "fclstm", "--checkpoint", str(checkpoint),
         "--split", "test", "--block-frames", "20", "--json", str(tmp_path / "f.json"),
     )  # fmt: skip
@@ -136,12 +123,12 @@ def test_train_evaluate_and_describe_another_architecture_by_name(tmp_path):
     report = json.loads((tmp_path / "f.json").read_text())
     assert report["method"] == "fclstm" and report["forecasts"] > 0
     # the convlstm method refuses the file: it holds another network
-    result = _cli("evaluate", str(feed), "--method", "convlstm", "--checkpoint", str(checkpoint))
+    result = run_cli("evaluate", str(feed), "--method", "convlstm", "--checkpoint", str(checkpoint))
     assert result.returncode != 0 and "holds a fclstm network" in result.stderr
     card = tmp_path / "CARD.md"
     convlstm = tmp_path / "convlstm.safetensors"
     save_checkpoint(convlstm, build_model(TINY), TINY, {"epoch": 1})
-    result = _cli(
+    result = run_cli(
         "model-card", str(tmp_path / "f.json"), "--checkpoint", str(convlstm),
         "--other", str(checkpoint), "--out", str(card),
     )  # fmt: skip
@@ -152,5 +139,5 @@ def test_train_evaluate_and_describe_another_architecture_by_name(tmp_path):
 
 
 def test_an_unknown_architecture_is_refused_before_loading_anything(tmp_path):
-    result = _cli("train", str(tmp_path), "--arch", "unet")
+    result = run_cli("train", str(tmp_path), "--arch", "unet")
     assert result.returncode != 0 and "convlstm, saconvlstm, fclstm" in result.stderr
