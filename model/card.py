@@ -38,7 +38,7 @@ def _initial(previous: dict[str, Any] | None) -> str:
 
 
 def _pretraining_data(previous: dict[str, Any]) -> str:
-    """', on N synthetic events (...)' when the earlier run trained on the synthetic corpus."""
+    """', pre-trained on N synthetic events ...' when the earlier run trained on the corpus."""
     from model.pretraining import SITE_PREFIX
 
     data = previous.get("training_data") or {}

@@ -48,6 +48,10 @@ def train(
     max_minutes: Annotated[float, typer.Option("--max-minutes", min=0.1)] = 60.0,
     max_epochs: Annotated[int, typer.Option("--max-epochs", min=1)] = 50,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 4,
+    learning_rate: Annotated[
+        float,
+        typer.Option("--learning-rate", min=1e-7, max=1.0, help="RMSProp step (METHOD.md: 1e-3)."),
+    ] = 1e-3,
     block_frames: Annotated[int, typer.Option("--block-frames", min=20)] = 30,
     patience: Annotated[int, typer.Option("--patience", min=1)] = 5,
     augment: Annotated[bool, typer.Option(help="Flips and rotations.")] = True,
@@ -120,6 +124,7 @@ def train(
             windows,
             config,
             TrainConfig(
+                learning_rate=learning_rate,
                 batch_size=batch_size,
                 max_epochs=max_epochs,
                 patience=patience,

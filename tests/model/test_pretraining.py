@@ -82,11 +82,13 @@ def test_pretrain_on_the_corpus_then_train_on_it_and_the_card_says_so(tmp_path: 
     result = run_cli("synth", str(real_like), "--frames", "120", "--site", "s-1", "--seed", "5")
     assert result.returncode == 0, result.stderr[-2000:]
     result = run_cli(
-        "train", str(real_like), *tiny, *logs, "--init-from", str(pretrained), "--out", str(tuned)
-    )
+        "train", str(real_like), *tiny, *logs, "--init-from", str(pretrained), "--out", str(tuned),
+        "--learning-rate", "5e-4",
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
 
     _, _, meta = load_checkpoint(tuned)
+    assert meta["train_config"]["learning_rate"] == 5e-4  # a fine-tuning step size
     started = meta["initialised_from"]
     assert started["training_data"]["events"] == [f"corpus/synth-pre-00{i}" for i in range(3)]
     assert started["train_config"]["crop_cells"] == 16
