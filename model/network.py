@@ -41,7 +41,8 @@ class FrameSequenceNetwork(nn.Module):
         if origin is not None:
             if not self.takes_crops:
                 raise ValueError(f"a {c.architecture} network reads whole frames only")
-            if frames.ndim == 4 and _crop_fits(tuple(frames.shape[-2:]), origin, c):
+            size = tuple(frames.shape[-2:])
+            if frames.ndim == 4 and crop_fits(size, origin, c.patch_size, c.frame_cells):
                 expected = (c.in_frames, *frames.shape[-2:])
             else:
                 raise ValueError(
@@ -108,8 +109,15 @@ class FrameSequenceNetwork(nn.Module):
         return torch.sigmoid(logits.float())
 
 
-def _crop_fits(size: tuple[int, ...], origin: tuple[int, int], config: ConvLSTMConfig) -> bool:
-    p, n = config.patch_size, config.frame_cells
+def crop_fits(
+    size: tuple[int, ...], origin: tuple[int, int], patch_size: int, frame_cells: int
+) -> bool:
+    """Whether a crop of ``size`` (rows, columns) frame cells at ``origin`` fits the frame.
+
+    Corner and sides must be multiples of the patch size (the cells step on whole patches)
+    and the crop must lie inside the ``frame_cells`` square.
+    """
+    p, n = patch_size, frame_cells
     return all(
         o % p == 0 and s % p == 0 and o >= 0 and s >= p and o + s <= n
         for o, s in zip(origin, size, strict=True)

@@ -30,7 +30,7 @@ from model.config import ConvLSTMConfig
 from model.evaluate import grey_to_mmh
 from model.events import Event
 from model.hardware import describe_machine
-from model.network import FrameSequenceNetwork
+from model.network import FrameSequenceNetwork, crop_fits
 from model.scores import ScoreAccumulator
 from model.split import WindowRef
 
@@ -133,7 +133,7 @@ def make_batch(
 
 def check_crop(crop_cells: int, patch_size: int, frame_cells: int) -> None:
     """ValueError unless a crop of ``crop_cells`` a side fits the frames and the patches."""
-    if crop_cells % patch_size or not patch_size <= crop_cells <= frame_cells:
+    if not crop_fits((crop_cells, crop_cells), (0, 0), patch_size, frame_cells):
         raise ValueError(
             f"a crop of {crop_cells} cells must be a multiple of the patch size {patch_size} "
             f"and at most the frame's {frame_cells}"
