@@ -10,14 +10,14 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from model.paths import DEFAULT_CHECKPOINT, MODEL_CARD, TRAINING_LOGS, default_checkpoint
+
 if TYPE_CHECKING:
     from ingest.normalize import NormParams
     from model.events import Event
     from model.methods import NowcastMethod
 
 log = logging.getLogger(__name__)
-
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "convlstm.safetensors"
 
 
 def _load_events(roots: list[Path]) -> list[Event]:
@@ -82,7 +82,6 @@ def train(
     from ingest.settings import get_settings
     from model.architectures import default_config
     from model.config import ARCHITECTURES
-    from model.methods.convlstm import default_checkpoint
     from model.split import split_windows
     from model.train import TrainConfig
     from model.train import train as run_training
@@ -348,7 +347,7 @@ def _write_strip(
 def model_card(
     evaluations: Annotated[list[Path], typer.Argument(help="evaluate --json outputs to tabulate.")],
     checkpoint: Annotated[Path, typer.Option("--checkpoint")] = DEFAULT_CHECKPOINT,
-    out: Annotated[Path, typer.Option("--out")] = DEFAULT_CHECKPOINT.parents[1] / "MODEL_CARD.md",
+    out: Annotated[Path, typer.Option("--out")] = MODEL_CARD,
     trained_on: Annotated[
         str | None, typer.Option("--trained-on", help="Hardware, when the checkpoint lacks it.")
     ] = None,
@@ -357,7 +356,7 @@ def model_card(
     ] = None,
     training_logs: Annotated[
         Path, typer.Option("--training-logs", help="Folder of the runs' JSON epoch logs.")
-    ] = DEFAULT_CHECKPOINT.parents[1] / "training_logs",
+    ] = TRAINING_LOGS,
     other_checkpoints: Annotated[
         list[Path] | None,
         typer.Option("--other", help="Another network's checkpoint to describe (repeatable)."),

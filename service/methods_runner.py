@@ -49,7 +49,7 @@ class MethodRunner:
         for name in settings.methods:
             options: dict[str, Any] = {}
             if name in LEARNED:
-                from model.methods.convlstm import default_checkpoint
+                from model.paths import default_checkpoint
 
                 checkpoint = (
                     settings.checkpoints.get(name)

@@ -19,16 +19,9 @@ import torch
 from model.calibration import LeadCalibration, apply_calibration, cap_at_inputs
 from model.checkpoint import load_checkpoint, read_config
 from model.methods import check_inputs
+from model.paths import default_checkpoint
 
 log = logging.getLogger(__name__)
-
-CHECKPOINTS = Path(__file__).resolve().parents[1] / "checkpoints"
-DEFAULT_CHECKPOINT = CHECKPOINTS / "convlstm.safetensors"
-
-
-def default_checkpoint(name: str) -> Path:
-    """The shipped checkpoint of the learned method ``name``."""
-    return CHECKPOINTS / f"{name}.safetensors"
 
 
 class ConvLSTMMethod:

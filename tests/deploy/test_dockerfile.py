@@ -109,7 +109,7 @@ def test_the_build_context_leaves_out_local_state():
 
 def test_the_wheel_carries_the_checkpoint_and_the_dashboard(tmp_path):
     """`pip install .` in the image installs this wheel; the shipped checkpoint
-    (model.methods.convlstm.DEFAULT_CHECKPOINT, next to the package) must be inside it."""
+    (model.paths.DEFAULT_CHECKPOINT, next to the package) must be inside it."""
     source = tmp_path / "src"
     source.mkdir()
     for name in ("pyproject.toml", "README.md"):

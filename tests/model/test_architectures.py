@@ -16,7 +16,7 @@ from model.checkpoint import load_checkpoint, read_config, save_checkpoint
 from model.config import ConvLSTMConfig
 from model.fclstm import FCEncoderForecaster
 from model.methods import get_method
-from model.methods.convlstm import DEFAULT_CHECKPOINT
+from model.paths import DEFAULT_CHECKPOINT
 from model.sa_cell import SAConvLSTMCell, SelfAttentionMemory
 from model.train import transfer_weights
 

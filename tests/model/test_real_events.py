@@ -9,7 +9,7 @@ from ingest.settings import Settings
 from model.evaluate import evaluate_method, report
 from model.events import event_folders, load_event
 from model.methods import LEARNED, get_method, method_names
-from model.methods.convlstm import DEFAULT_CHECKPOINT
+from model.paths import DEFAULT_CHECKPOINT
 from model.split import WindowRef
 
 
