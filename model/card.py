@@ -373,9 +373,11 @@ only, so the three sets never share a frame. Windows: {splits}.
 
 ## Training runs
 Every run's per-epoch logs are kept in `model/training_logs/` (JSON; `run*` are the
-ConvLSTM's, the others are named by network); validation CSI there is the mean over the
-leads where it is defined. The ConvLSTM checkpoint is its last run's epoch
-{meta.get("epoch")}, selected by validation {train.get("select_by", "loss")}.
+ConvLSTM's, `run*-alt-*` the alternatives it was compared with and not shipped, see
+`docs/evaluation/training-choices.md`; the others are named by network); validation CSI
+there is the mean over the leads where it is defined. The shipped ConvLSTM checkpoint is
+epoch {meta.get("epoch")} of the run of the first command under Commands, selected by
+validation {train.get("select_by", "loss")}.
 
 {training_runs(logs or {})}
 {_validation_caveat(meta)}
