@@ -278,7 +278,10 @@ def train(
         }
         initial_data = initial_meta.get("training_data") or {}
         initialised_from["training_data"] = {
-            "events": [e.get("name") for e in initial_data.get("events", [])],
+            "events": [
+                e.get("name") if isinstance(e, dict) else str(e)
+                for e in initial_data.get("events", [])
+            ],
             "windows": initial_data.get("windows"),
         }
         if initial_config == model_config:

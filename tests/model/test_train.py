@@ -84,6 +84,7 @@ def test_continuing_from_a_checkpoint_selected_by_csi(tmp_path):
     _result, second = _run(tmp_path / "b", max_epochs=1, init_from=str(out), select_by="csi")
     _model, _config, meta = load_checkpoint(second)
     assert meta["initialised_from"]["epoch"] == 1
+    assert meta["initialised_from"]["training_data"]["events"] == ["synthetic"]
     assert meta["train_config"]["select_by"] == "csi"
     with pytest.raises(ValueError, match="select_by"):
         TrainConfig(select_by="luck")
