@@ -212,3 +212,21 @@ def test_calibrated_forecasts_never_exceed_their_own_inputs_brightest_cell():
     np.testing.assert_array_equal(capped[1], forecast[1])
     with pytest.raises(ValueError, match="inputs"):
         cap_at_inputs(forecast, inputs[:1])
+
+
+def test_matching_to_the_last_input_keeps_ranks_and_takes_the_observed_values():
+    from model.experiments.last_input_matching import match_to_last_input
+
+    rng = np.random.default_rng(0)
+    forecast = rng.uniform(0.1, 0.3, (2, 3, 8, 8)).astype(np.float32)
+    forecast[:, :, :2] = 0.0  # dry rows stay dry
+    last = rng.uniform(0.0, 0.8, (2, 8, 8)).astype(np.float32)
+    last[:, :3] = 0.0  # the observation's dry cells
+    matched = match_to_last_input(forecast, last)
+    assert matched.shape == forecast.shape
+    assert np.all(matched[:, :, :2] == 0.0)
+    for n in range(2):
+        wet = forecast[n, 0] > 0
+        assert set(np.round(matched[n, 0][wet], 6)) <= set(np.round(last[n].ravel(), 6))
+        order = np.argsort(forecast[n, 0][wet])
+        assert np.all(np.diff(matched[n, 0][wet][order]) >= 0)  # ranks kept
