@@ -25,7 +25,9 @@ def _cell(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
-def _initial(previous: dict[str, Any] | None) -> str:
+def describe_initialisation(previous: dict[str, Any] | None) -> str:
+    """Where a run's weights started, for the card: random, or an earlier run's best weights
+    (and the synthetic corpus when that run was pre-trained on it)."""
     if not previous:
         return "random initialisation"
     cfg = previous.get("train_config") or {}
@@ -260,7 +262,7 @@ def other_networks(others: list[dict[str, Any]]) -> str:
                 "that fit (cells and head); the attention memory from scratch"
             )
         elif started:
-            origin = _initial(started)
+            origin = describe_initialisation(started)
             earlier = (started.get("train_config") or {}).get("init_from")
             if earlier:
                 origin += f", which itself started from `{earlier}`"
@@ -364,7 +366,7 @@ only, so the three sets never share a frame. Windows: {splits}.
   {train.get("seed")}.
 - Augmentation: {augmentation}.
 - Early stopping on the validation {train.get("select_by", "loss")} (patience
-  {train.get("patience")}); started from {_initial(meta.get("initialised_from"))}.
+  {train.get("patience")}); started from {describe_initialisation(meta.get("initialised_from"))}.
 - Precision: {"bfloat16 autocast (fp32 weights)" if train.get("bf16") else "fp32"}.
 - Hardware: {meta.get("device")} ({meta.get("hardware") or trained_on or "not recorded"}); budget
   {train.get("max_minutes")} min; best epoch {meta.get("epoch")} after

@@ -408,6 +408,9 @@ def moving_digits(
         list[str] | None, typer.Option("--variant", help="Only these variants (repeatable).")
     ] = None,
     seed: Annotated[int, typer.Option("--seed")] = 0,
+    bf16: Annotated[
+        bool, typer.Option("--bf16", help="bfloat16 autocast in training and scoring.")
+    ] = False,
 ) -> None:
     """Train small ConvLSTM / FC-LSTM variants on moving digits; table and predictions PNG."""
     import shlex
@@ -418,7 +421,7 @@ def moving_digits(
     chosen = tuple(variants or VARIANTS)
     try:
         results, reference, test, forecasts = run_experiment(
-            samples, batch_size, test_sequences, seed, chosen
+            samples, batch_size, test_sequences, seed, chosen, bf16
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc

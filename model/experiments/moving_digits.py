@@ -68,6 +68,7 @@ class VariantResult:
     final_train_loss: float
     test_cross_entropy: float  # per sequence: sum over 10 frames x 64 x 64 pixels
     ghost_fraction_last_lead: float
+    precision: str = "fp32"  # or "bf16 autocast"
 
 
 def _split(batch: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
@@ -76,16 +77,21 @@ def _split(batch: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def test_scores(
-    model: torch.nn.Module, test: np.ndarray, batch_size: int = 32
+    model: torch.nn.Module, test: np.ndarray, batch_size: int = 32, bf16: bool = False
 ) -> tuple[float, float, np.ndarray]:
-    """(cross-entropy per sequence, ghost fraction at the last lead, forecasts (N, 10, 64, 64))."""
+    """(cross-entropy per sequence, ghost fraction at the last lead, forecasts (N, 10, 64, 64)).
+
+    ``bf16``: the forward pass under bfloat16 autocast, as the variant was trained.
+    """
     model.eval()
     device = next(model.parameters()).device
     total, forecasts = 0.0, []
     with torch.no_grad():
         for i in range(0, len(test), batch_size):
             x, y = _split(test[i : i + batch_size])
-            logits = model(x.to(device)).float().cpu()
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                logits = model(x.to(device))
+            logits = logits.float().cpu()
             total += float(
                 torch.nn.functional.binary_cross_entropy_with_logits(logits, y, reduction="sum")
             )
@@ -112,8 +118,12 @@ def train_variant(
     samples: int,
     batch_size: int,
     seed: int,
+    bf16: bool = False,
 ) -> tuple[VariantResult, np.ndarray]:
-    """Train ``config`` on ``samples`` fresh training sequences; score it on ``test``."""
+    """Train ``config`` on ``samples`` fresh training sequences; score it on ``test``.
+
+    ``bf16``: bfloat16 autocast in training and scoring (fp32 weights), as `nowcast train --bf16`.
+    """
     seed_everything(seed)
     rng = np.random.default_rng(seed)
     model = build_model(config)
@@ -124,12 +134,12 @@ def train_variant(
     model.train()
     while seen < samples:
         x, y = _split(digits_data.sequences(rng, train_images, batch_size))
-        recent.append(train_step(model, optimiser, x, y, device))
+        recent.append(train_step(model, optimiser, x, y, device, bf16=bf16))
         seen += batch_size
         if len(recent) % 50 == 0:
             log.info("%s: %d samples, loss %.4f", name, seen, float(np.mean(recent[-50:])))
     seconds = time.monotonic() - started
-    ce, ghost, forecast = test_scores(model, test)
+    ce, ghost, forecast = test_scores(model, test, bf16=bf16)
     result = VariantResult(
         name,
         count_parameters(model),
@@ -138,6 +148,7 @@ def train_variant(
         float(np.mean(recent[-50:])),
         round(ce, 1),
         round(ghost, 3),
+        "bf16 autocast" if bf16 else "fp32",
     )
     log.info("%s: %s", name, result)
     return result, forecast
@@ -149,6 +160,7 @@ def run_experiment(
     test_sequences: int = 256,
     seed: int = 0,
     variants: tuple[str, ...] = tuple(VARIANTS),
+    bf16: bool = False,
 ) -> tuple[list[VariantResult], dict[str, Any], np.ndarray, dict[str, np.ndarray]]:
     """Train and score ``variants``; returns (results, persistence scores, test set, forecasts)."""
     unknown = [v for v in variants if v not in VARIANTS]
@@ -161,7 +173,7 @@ def run_experiment(
     results, forecasts = [], {}
     for name in variants:
         result, forecast = train_variant(
-            name, VARIANTS[name], train_images, test, samples, batch_size, seed
+            name, VARIANTS[name], train_images, test, samples, batch_size, seed, bf16
         )
         results.append(result)
         forecasts[name] = forecast

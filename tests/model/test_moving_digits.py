@@ -103,3 +103,19 @@ def test_an_unknown_variant_is_refused_with_the_valid_names(tmp_path: Path) -> N
         timeout=120,
     )
     assert done.returncode != 0 and "convlstm-2x32-k3" in done.stderr
+
+
+def test_a_bf16_variant_trains_scores_and_says_so(images: np.ndarray) -> None:
+    from model.experiments.moving_digits import VARIANTS, train_variant
+
+    train, test_images = digits_data.split_images(images)
+    test = digits_data.sequences(np.random.default_rng(1), test_images, 4)
+    config = VARIANTS["convlstm-1x32-k3"]
+    fp32, _ = train_variant("v", config, train, test, samples=16, batch_size=8, seed=0)
+    bf16, forecast = train_variant(
+        "v", config, train, test, samples=16, batch_size=8, seed=0, bf16=True
+    )
+    assert (fp32.precision, bf16.precision) == ("fp32", "bf16 autocast")
+    assert forecast.shape == (4, 10, FRAME_CELLS, FRAME_CELLS) and np.isfinite(forecast).all()
+    # the same seed, data and two steps: bf16 rounding moves the score, not its scale
+    assert bf16.test_cross_entropy == pytest.approx(fp32.test_cross_entropy, rel=0.05)

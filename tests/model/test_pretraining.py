@@ -11,7 +11,7 @@ import pytest
 
 from ingest.settings import Settings
 from model import pretraining
-from model.card import _initial
+from model.card import describe_initialisation
 from model.checkpoint import load_checkpoint
 from model.events import load_event
 from tests.model.helpers import SMALL_GRID_ENV, run_cli
@@ -92,7 +92,9 @@ def test_pretrain_on_the_corpus_then_train_on_it_and_the_card_says_so(tmp_path: 
     started = meta["initialised_from"]
     assert started["training_data"]["events"] == [f"corpus/synth-pre-00{i}" for i in range(3)]
     assert started["train_config"]["crop_cells"] == 16
-    text = _initial(json.loads(json.dumps(started)))
+    text = describe_initialisation(json.loads(json.dumps(started)))
     assert "pre-trained on 3 synthetic events of `nowcast synth-corpus`" in text
     assert "real ones" not in text
-    assert _initial({"epoch": 1, "training_data": {"events": ["radar/bom"]}}).endswith("budget)")
+    assert describe_initialisation(
+        {"epoch": 1, "training_data": {"events": ["radar/bom"]}}
+    ).endswith("budget)")
