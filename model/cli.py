@@ -411,6 +411,10 @@ def moving_digits(
     bf16: Annotated[
         bool, typer.Option("--bf16", help="bfloat16 autocast in training and scoring.")
     ] = False,
+    weights_dir: Annotated[
+        Path | None,
+        typer.Option("--weights-dir", help="Also save each trained variant here (checkpoints)."),
+    ] = None,
 ) -> None:
     """Train small ConvLSTM / FC-LSTM variants on moving digits; table and predictions PNG."""
     import shlex
@@ -421,7 +425,7 @@ def moving_digits(
     chosen = tuple(variants or VARIANTS)
     try:
         results, reference, test, forecasts = run_experiment(
-            samples, batch_size, test_sequences, seed, chosen, bf16
+            samples, batch_size, test_sequences, seed, chosen, bf16, weights_dir
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc

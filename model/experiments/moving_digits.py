@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from model.architectures import build_model, default_config
+from model.checkpoint import save_checkpoint
 from model.config import ConvLSTMConfig
 from model.experiments import digits_data
 from model.network import count_parameters
@@ -119,10 +120,12 @@ def train_variant(
     batch_size: int,
     seed: int,
     bf16: bool = False,
+    weights_to: Path | None = None,
 ) -> tuple[VariantResult, np.ndarray]:
     """Train ``config`` on ``samples`` fresh training sequences; score it on ``test``.
 
     ``bf16``: bfloat16 autocast in training and scoring (fp32 weights), as `nowcast train --bf16`.
+    ``weights_to``: also write the trained network there as a checkpoint (`load_checkpoint`).
     """
     seed_everything(seed)
     rng = np.random.default_rng(seed)
@@ -151,6 +154,9 @@ def train_variant(
         "bf16 autocast" if bf16 else "fp32",
     )
     log.info("%s: %s", name, result)
+    if weights_to is not None:
+        meta = {"experiment": "moving-digits", **asdict(result)}
+        save_checkpoint(weights_to, model, config, meta)
     return result, forecast
 
 
@@ -161,8 +167,12 @@ def run_experiment(
     seed: int = 0,
     variants: tuple[str, ...] = tuple(VARIANTS),
     bf16: bool = False,
+    weights_dir: Path | None = None,
 ) -> tuple[list[VariantResult], dict[str, Any], np.ndarray, dict[str, np.ndarray]]:
-    """Train and score ``variants``; returns (results, persistence scores, test set, forecasts)."""
+    """Train and score ``variants``; returns (results, persistence scores, test set, forecasts).
+
+    ``weights_dir``: write each trained variant to ``weights_dir / f"{name}.safetensors"``.
+    """
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         raise ValueError(f"unknown variants {unknown}; valid: {', '.join(VARIANTS)}")
@@ -173,7 +183,15 @@ def run_experiment(
     results, forecasts = [], {}
     for name in variants:
         result, forecast = train_variant(
-            name, VARIANTS[name], train_images, test, samples, batch_size, seed, bf16
+            name,
+            VARIANTS[name],
+            train_images,
+            test,
+            samples,
+            batch_size,
+            seed,
+            bf16,
+            None if weights_dir is None else weights_dir / f"{name}.safetensors",
         )
         results.append(result)
         forecasts[name] = forecast
@@ -205,44 +223,64 @@ def table(results: list[VariantResult], reference: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def plot_predictions(
-    test: np.ndarray, forecasts: dict[str, np.ndarray], out_png: Path, index: int | None = None
-) -> None:
-    """One test sequence: the last 3 inputs, the 10 true frames, then each variant's 10.
-
-    ``index`` None: the sequence whose digits cover most pixels at the last input frame
-    (two digits apart, not one on top of the other).
+def showcase_indices(test: np.ndarray, count: int = 3) -> list[int]:
+    """Test sequences for the picture: the one whose digits cover most pixels at the last
+    input frame, then, among those covering at least the median, the ``count - 1`` whose
+    digits have left most of their last-input pixels by the last lead (travelling: where a
+    ghost trail would show).
     """
-    if index is None:
-        index = int(np.argmax((test[:, IN_FRAMES - 1] > 0.3).sum(axis=(1, 2))))
+    last, end = test[:, IN_FRAMES - 1] > 0.3, test[:, -1] > 0.3
+    covered = last.sum(axis=(1, 2))
+    fullest = int(np.argmax(covered))
+    left = (last & ~end).sum(axis=(1, 2)) / np.maximum(covered, 1)
+    left[covered < np.median(covered)] = -1.0
+    travelling = [int(i) for i in np.argsort(-left, kind="stable") if i != fullest]
+    return [fullest, *travelling[: count - 1]]
+
+
+def plot_predictions(
+    test: np.ndarray,
+    forecasts: dict[str, np.ndarray],
+    out_png: Path,
+    indices: list[int] | None = None,
+) -> None:
+    """Per test sequence: the last 3 inputs and the 10 true frames, then each variant's 10.
+
+    ``indices`` None: `showcase_indices`.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [("truth", test[index, IN_FRAMES:])] + [
-        (name, f[index]) for name, f in forecasts.items()
-    ]
+    indices = showcase_indices(test) if indices is None else indices
+    rows: list[tuple[str, np.ndarray, int]] = []
+    for index in indices:
+        rows.append((f"sequence {index}: truth", test[index, IN_FRAMES:], index))
+        rows += [(name, f[index], index) for name, f in forecasts.items()]
+    columns = OUT_FRAMES + 3
     fig, axes = plt.subplots(
-        len(rows), OUT_FRAMES + 3, figsize=(1.2 * (OUT_FRAMES + 3), 1.3 * len(rows))
+        len(rows), columns, figsize=(2.0 + 1.1 * columns, 1.15 * len(rows)), squeeze=False
     )
-    for r, (label, frames) in enumerate(rows):
-        for c in range(OUT_FRAMES + 3):
+    fig.subplots_adjust(left=0.11, right=0.99, top=0.97, bottom=0.01, wspace=0.05, hspace=0.25)
+    for r, (label, frames, index) in enumerate(rows):
+        truth_row = label.endswith("truth")
+        for c in range(columns):
             ax = axes[r, c]
             ax.set_xticks([])
             ax.set_yticks([])
             if c < 3:
-                if r == 0:
+                if truth_row:
                     ax.imshow(test[index, IN_FRAMES - 3 + c], cmap="gray", vmin=0, vmax=1)
                     ax.set_title(f"in t-{2 - c}", fontsize=7)
                 else:
                     ax.axis("off")
                 continue
             ax.imshow(frames[c - 3], cmap="gray", vmin=0, vmax=1)
-            if r == 0:
+            if truth_row:
                 ax.set_title(f"+{c - 2}", fontsize=7)
-        axes[r, 3].set_ylabel(label, fontsize=6, rotation=0, ha="right", va="center")
-    fig.subplots_adjust(left=0.12, right=0.99, top=0.93, bottom=0.01, wspace=0.05, hspace=0.1)
+        box = axes[r, 0].get_position()
+        fig.text(0.005, (box.y0 + box.y1) / 2, label, fontsize=7, va="center")
     fig.savefig(out_png, dpi=100)
     plt.close(fig)
 
@@ -271,6 +309,7 @@ def write_outputs(
                 "variants": {n: VARIANTS[n].to_dict() for n in forecasts},
                 "results": [asdict(r) for r in results],
                 "persistence": reference,
+                "pictured_sequences": showcase_indices(test),
             },
             indent=2,
         )

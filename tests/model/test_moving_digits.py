@@ -80,6 +80,8 @@ def test_the_experiment_command_writes_its_table_json_and_picture(tmp_path: Path
             "convlstm-1x32-k3",
             "--variant",
             "fclstm-2x512",
+            "--weights-dir",
+            str(tmp_path / "weights"),
         ],
         capture_output=True,
         text=True,
@@ -93,6 +95,33 @@ def test_the_experiment_command_writes_its_table_json_and_picture(tmp_path: Path
     table = (out / "table.md").read_text()
     assert "experiment moving-digits" in table and "| persistence (reference)" in table
     assert (out / "predictions.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(set(result["pictured_sequences"])) == 3
+    # the trained networks are kept as checkpoints that rebuild themselves
+    from model.checkpoint import load_checkpoint
+    from model.network import count_parameters
+
+    model, config, meta = load_checkpoint(tmp_path / "weights" / "convlstm-1x32-k3.safetensors")
+    assert config.to_dict() == result["variants"]["convlstm-1x32-k3"]
+    assert meta["test_cross_entropy"] == result["results"][0]["test_cross_entropy"]
+    assert count_parameters(model) == result["results"][0]["parameters"]
+
+
+def test_the_picture_shows_the_fullest_and_the_most_travelled_sequences(
+    images: np.ndarray,
+) -> None:
+    from model.experiments.moving_digits import IN_FRAMES, showcase_indices
+
+    test = digits_data.sequences(np.random.default_rng(3), images, 40)
+    test[7] = 0.0
+    test[7, :, 10:30, 10:30] = 1.0  # a square that never moves: never a travelling example
+    test[5, IN_FRAMES - 1] = 1.0  # the whole frame lit at the last input: the fullest
+    chosen = showcase_indices(test)
+    assert chosen[0] == 5 and len(set(chosen)) == 3 and 7 not in chosen
+    last, end = test[:, IN_FRAMES - 1] > 0.3, test[:, -1] > 0.3
+    covered = last.sum(axis=(1, 2))
+    left = (last & ~end).sum(axis=(1, 2)) / covered
+    candidates = [i for i in range(40) if i != 5 and covered[i] >= np.median(covered)]
+    assert left[chosen[1]] == max(left[i] for i in candidates) >= left[chosen[2]]
 
 
 def test_an_unknown_variant_is_refused_with_the_valid_names(tmp_path: Path) -> None:
