@@ -415,6 +415,13 @@ def moving_digits(
         Path | None,
         typer.Option("--weights-dir", help="Also save each trained variant here (checkpoints)."),
     ] = None,
+    from_weights: Annotated[
+        bool,
+        typer.Option(
+            "--from-weights",
+            help="Score the variants saved in --weights-dir instead of training them.",
+        ),
+    ] = False,
 ) -> None:
     """Train small ConvLSTM / FC-LSTM variants on moving digits; table and predictions PNG."""
     import shlex
@@ -425,7 +432,7 @@ def moving_digits(
     chosen = tuple(variants or VARIANTS)
     try:
         results, reference, test, forecasts = run_experiment(
-            samples, batch_size, test_sequences, seed, chosen, bf16, weights_dir
+            samples, batch_size, test_sequences, seed, chosen, bf16, weights_dir, from_weights
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc

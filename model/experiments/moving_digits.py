@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from model.architectures import build_model, default_config
-from model.checkpoint import save_checkpoint
+from model.checkpoint import load_checkpoint, save_checkpoint
 from model.config import ConvLSTMConfig
 from model.experiments import digits_data
 from model.network import count_parameters
@@ -160,6 +160,29 @@ def train_variant(
     return result, forecast
 
 
+def rescore_variant(
+    name: str, checkpoint: Path, test: np.ndarray
+) -> tuple[VariantResult, np.ndarray]:
+    """Score a variant saved by `train_variant` (``weights_to``) on ``test`` again, without
+    training: its training figures come from the checkpoint, its scores are recomputed."""
+    model, config, meta = load_checkpoint(checkpoint)
+    if config != VARIANTS[name]:
+        raise ValueError(f"{checkpoint} does not hold the variant {name}")
+    bf16 = meta.get("precision") == "bf16 autocast"
+    ce, ghost, forecast = test_scores(model, test, bf16=bf16)
+    result = VariantResult(
+        name,
+        count_parameters(model),
+        int(meta["train_samples"]),
+        float(meta["train_seconds"]),
+        float(meta["final_train_loss"]),
+        round(ce, 1),
+        round(ghost, 3),
+        str(meta.get("precision", "fp32")),
+    )
+    return result, forecast
+
+
 def run_experiment(
     samples: int = 4000,
     batch_size: int = 16,
@@ -168,11 +191,16 @@ def run_experiment(
     variants: tuple[str, ...] = tuple(VARIANTS),
     bf16: bool = False,
     weights_dir: Path | None = None,
+    from_weights: bool = False,
 ) -> tuple[list[VariantResult], dict[str, Any], np.ndarray, dict[str, np.ndarray]]:
     """Train and score ``variants``; returns (results, persistence scores, test set, forecasts).
 
-    ``weights_dir``: write each trained variant to ``weights_dir / f"{name}.safetensors"``.
+    ``weights_dir``: write each trained variant to ``weights_dir / f"{name}.safetensors"``;
+    with ``from_weights``, read them from there instead of training (`rescore_variant`), so
+    variants trained in separate runs share one table and one picture.
     """
+    if from_weights and weights_dir is None:
+        raise ValueError("scoring saved variants needs the folder they were saved in")
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         raise ValueError(f"unknown variants {unknown}; valid: {', '.join(VARIANTS)}")
@@ -182,6 +210,15 @@ def run_experiment(
     )
     results, forecasts = [], {}
     for name in variants:
+        if from_weights:
+            assert weights_dir is not None
+            saved = weights_dir / f"{name}.safetensors"
+            if not saved.is_file():
+                raise ValueError(f"no saved variant {name} in {weights_dir}")
+            result, forecast = rescore_variant(name, saved, test)
+            results.append(result)
+            forecasts[name] = forecast
+            continue
         result, forecast = train_variant(
             name,
             VARIANTS[name],

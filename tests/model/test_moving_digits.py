@@ -105,6 +105,29 @@ def test_the_experiment_command_writes_its_table_json_and_picture(tmp_path: Path
     assert meta["test_cross_entropy"] == result["results"][0]["test_cross_entropy"]
     assert count_parameters(model) == result["results"][0]["parameters"]
 
+    # variants trained in separate runs are scored together again from their checkpoints
+    again = subprocess.run(
+        [
+            sys.executable, "-m", "service.cli", "experiment", "moving-digits",
+            "--out", str(tmp_path / "again"), "--test-sequences", "8",
+            "--variant", "convlstm-1x32-k3", "--variant", "fclstm-2x512",
+            "--weights-dir", str(tmp_path / "weights"), "--from-weights",
+        ],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    rescored = json.loads((tmp_path / "again" / "results.json").read_text())
+    assert rescored["results"] == result["results"]  # same test sequences, same weights
+    missing = subprocess.run(
+        [
+            sys.executable, "-m", "service.cli", "experiment", "moving-digits",
+            "--out", str(tmp_path / "none"), "--variant", "convlstm-2x32-k3",
+            "--weights-dir", str(tmp_path / "weights"), "--from-weights",
+        ],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert missing.returncode != 0 and "no saved variant convlstm-2x32-k3" in missing.stderr
+
 
 def test_the_picture_shows_the_fullest_and_the_most_travelled_sequences(
     images: np.ndarray,
