@@ -291,17 +291,16 @@ def plot_predictions(
     import matplotlib.pyplot as plt
 
     indices = showcase_indices(test) if indices is None else indices
-    rows: list[tuple[str, np.ndarray, int]] = []
+    rows: list[tuple[str, np.ndarray, int, bool]] = []  # label, 10 frames, sequence, truth?
     for index in indices:
-        rows.append((f"sequence {index}: truth", test[index, IN_FRAMES:], index))
-        rows += [(name, f[index], index) for name, f in forecasts.items()]
+        rows.append((f"sequence {index}: truth", test[index, IN_FRAMES:], index, True))
+        rows += [(name, f[index], index, False) for name, f in forecasts.items()]
     columns = OUT_FRAMES + 3
     fig, axes = plt.subplots(
         len(rows), columns, figsize=(2.0 + 1.1 * columns, 1.15 * len(rows)), squeeze=False
     )
     fig.subplots_adjust(left=0.11, right=0.99, top=0.97, bottom=0.01, wspace=0.05, hspace=0.25)
-    for r, (label, frames, index) in enumerate(rows):
-        truth_row = label.endswith("truth")
+    for r, (label, frames, index, truth_row) in enumerate(rows):
         for c in range(columns):
             ax = axes[r, c]
             ax.set_xticks([])
