@@ -68,7 +68,7 @@ def main() -> None:
     t_extrap = median_s(lambda: extrapolation(frames, 15), args.repeat)
 
     def fresh_model() -> Any:
-        return get_method("convlstm", calibrated=False).model.eval()
+        return get_method("eulerian-convlstm", calibrated=False).model.eval()
 
     def forecast(model: Any, x: Any, bf16: bool) -> Any:
         with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):

@@ -2,7 +2,7 @@
 
     python bench/bench_family.py [--repeat 5] [--batches 1,4] [--json OUT.json]
 
-convlstm, saconvlstm and fclstm (their shipped checkpoints, as served) and pysteps
+eulerian-convlstm, saconvlstm and fclstm (their shipped checkpoints, as served) and pysteps
 extrapolation run in the same process on the same input frames (real BOM frames when
 ../shared/data/radar is present, else synthetic), fp32 and bf16 autocast; the median of
 ``--repeat`` calls after two warm-up calls, per nowcast. The SA-ConvLSTM's attention cost is its
@@ -22,7 +22,7 @@ import numpy as np
 from frames import bench_event
 from timing import timed_s
 
-NETWORKS = ("convlstm", "saconvlstm", "fclstm")
+NETWORKS = ("eulerian-convlstm", "saconvlstm", "fclstm")
 
 
 def main() -> None:
@@ -62,9 +62,9 @@ def main() -> None:
         "over_extrapolation_batch1_fp32": {
             name: round(per_nowcast_ms[name]["fp32"][1] / (1000 * t_extrap), 2) for name in NETWORKS
         },
-        "saconvlstm_over_convlstm": {
+        "saconvlstm_over_eulerian_convlstm": {
             precision: {
-                batch: round(ms / per_nowcast_ms["convlstm"][precision][batch], 2)
+                batch: round(ms / per_nowcast_ms["eulerian-convlstm"][precision][batch], 2)
                 for batch, ms in per_nowcast_ms["saconvlstm"][precision].items()
             }
             for precision in ("fp32", "bf16")

@@ -1,6 +1,7 @@
 """Cost of one training sample of a network, on whole frames against random crops.
 
-    python bench/bench_training.py [--arch convlstm] [--crops 60,48] [--repeat 3] [--json OUT]
+    python bench/bench_training.py [--arch eulerian-convlstm] [--crops 60,48] [--repeat 3]
+        [--json OUT]
 
 One optimiser step (`model.train.train_step`: forward, cross-entropy, backward, RMSProp) of a
 batch of 4 windows (5 + 15 frames, 100 x 100) of real BOM frames when ../shared/data/radar is
@@ -23,7 +24,7 @@ from timing import timed_s
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--arch", default="convlstm")
+    parser.add_argument("--arch", default="eulerian-convlstm")
     parser.add_argument("--crops", default="60,48")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--json", type=Path, default=None)

@@ -150,7 +150,7 @@ class Settings(BaseSettings):
         "model/checkpoints/NAME.safetensors.",
     )
     methods: tuple[str, ...] = Field(
-        default=("convlstm", "extrapolation", "persistence"),
+        default=("convlstm", "extrapolation", "sprog", "persistence"),
         description="Nowcast methods the inference worker runs for every issue time.",
     )
     infer_batch_max: Annotated[int, Field(ge=1, le=1024)] = 32

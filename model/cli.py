@@ -76,18 +76,62 @@ def train(
             "reads whole frames).",
         ),
     ] = None,
+    resume: Annotated[
+        Path | None,
+        typer.Option(
+            "--resume",
+            help="convlstm: continue the run whose resumable state is this file (written every "
+            "--eval-every-min and on SIGTERM); without it a new run starts there.",
+        ),
+    ] = None,
+    loss: Annotated[
+        str, typer.Option("--loss", help="convlstm: mse, soft_csi or soft_csi+mse.")
+    ] = "soft_csi+mse",
+    eval_every_min: Annotated[
+        float, typer.Option("--eval-every-min", min=0.05, help="convlstm: validation cadence.")
+    ] = 5.0,
+    extra_crops: Annotated[
+        bool,
+        typer.Option(help="convlstm: also train on 330-cell crops off the centre of large grids."),
+    ] = True,
 ) -> None:
-    """Train a network of the family on real radar events (time-block split)."""
+    """Train a network of the family on real radar events (time-block split).
+
+    ``convlstm`` (the Lagrangian ConvLSTM) trains by sittings: ``--max-minutes`` per sitting,
+    ``--resume`` continues one; the others train by epochs.
+    """
     from ingest.ingestor import norm_params_for
     from ingest.settings import get_settings
     from model.architectures import default_config
     from model.config import ARCHITECTURES
+    from model.events import describe_events
     from model.split import split_windows
     from model.train import TrainConfig
     from model.train import train as run_training
 
     if arch not in ARCHITECTURES:
         raise typer.BadParameter(f"--arch {arch!r}: valid are {', '.join(ARCHITECTURES)}")
+    from model.architectures import LAGRANGIAN
+
+    if arch in LAGRANGIAN:
+        _train_lagrangian(
+            folders,
+            arch,
+            out,
+            log_dir,
+            resume,
+            max_minutes,
+            batch_size,
+            learning_rate,
+            block_frames,
+            augment,
+            hidden,
+            seed,
+            loss,
+            eval_every_min,
+            extra_crops,
+        )
+        return
     events = _load_events(folders)
     try:
         config = default_config(
@@ -102,17 +146,7 @@ def train(
     counts = {k: len(v) for k, v in windows.items()}
     typer.echo(f"{len(events)} events, {len(blocks)} blocks, windows {counts}")
     description = {
-        "events": [
-            {
-                "name": e.name,
-                "site": e.site_id,
-                "frames": len(e.times),
-                "cadence_min": e.cadence_min,
-                "first": e.times[0].isoformat(),
-                "last": e.times[-1].isoformat(),
-            }
-            for e in events
-        ],
+        "events": describe_events(events),
         "block_frames": block_frames,
         "blocks": [b.__dict__ for b in blocks],
         "windows": counts,
@@ -145,6 +179,74 @@ def train(
     typer.echo(
         f"best epoch {result.best_epoch}, validation loss {result.best_validation_loss:.4f}, "
         f"{result.samples_seen} samples in {result.seconds / 60:.1f} min -> {out}"
+    )
+
+
+def _train_lagrangian(
+    folders: list[Path],
+    arch: str,
+    out: Path | None,
+    log_dir: Path,
+    resume: Path | None,
+    max_minutes: float,
+    batch_size: int,
+    learning_rate: float,
+    block_frames: int,
+    augment: bool,
+    hidden: str | None,
+    seed: int,
+    loss: str,
+    eval_every_min: float,
+    extra_crops: bool,
+) -> None:
+    import json as json_lib
+
+    from ingest.settings import get_settings
+    from model.architectures import default_config
+    from model.lagrangian_run import RunPaths, run_sitting
+    from model.lagrangian_train import LagrangianTrainConfig
+
+    try:
+        config = default_config(
+            arch,
+            hidden_channels=tuple(int(h) for h in hidden.split(",")) if hidden else None,
+            frame_cells=get_settings().target_cells,  # the normalised grid of the settings
+        )
+        train_config = LagrangianTrainConfig(
+            learning_rate=learning_rate,
+            batch_size=batch_size,
+            max_minutes=max_minutes,
+            eval_every_min=eval_every_min,
+            loss=loss,
+            augment=augment,
+            seed=seed,
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    resumable = resume or log_dir / f"{arch}.resume.pt"
+    if resume is not None and not resume.is_file():
+        raise typer.BadParameter(f"--resume {resume}: no such file")
+    paths = RunPaths(out or default_checkpoint(arch), resumable, Path("var/cache/lagrangian"))
+    try:
+        state = run_sitting(
+            folders,
+            get_settings(),
+            config,
+            train_config,
+            paths,
+            block_frames,
+            extra_crops,
+            resume=resume is not None,
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    log_dir.mkdir(parents=True, exist_ok=True)
+    (log_dir / f"{arch}-history.json").write_text(json_lib.dumps(state.history, indent=2))
+    (log_dir / f"{arch}-sittings.json").write_text(json_lib.dumps(state.sittings, indent=2))
+    typer.echo(
+        f"step {state.step}, {state.samples_seen} samples, best validation score "
+        f"{state.best_score:.3f} at step {state.best_step} -> {paths.checkpoint}; "
+        f"resume with --resume {resumable}"
     )
 
 
@@ -221,7 +323,7 @@ def evaluate(
     method: Annotated[
         str,
         typer.Option(
-            "--method", help="convlstm, saconvlstm, fclstm, persistence or extrapolation."
+            "--method", help="convlstm, saconvlstm, fclstm, persistence, extrapolation or sprog."
         ),
     ] = "convlstm",
     json_out: Annotated[Path | None, typer.Option("--json", help="Scores as JSON.")] = None,
@@ -363,7 +465,7 @@ def model_card(
     ] = None,
 ) -> None:
     """Write the model card from the checkpoint's metadata and evaluation JSONs."""
-    from model.card import render_card
+    from model.card_text import render_card
     from model.checkpoint import load_checkpoint
     from model.network import count_parameters
 

@@ -6,9 +6,11 @@ stores it (``to_dict``) so the same network can be rebuilt without unpickling co
 15 forecast frames of 100 x 100 cells, patch size 2 (50 x 50 x 4 after space-to-depth),
 two layers of 64 hidden states, 3 x 3 kernels, peephole terms on.
 
-``architecture`` names the network (`model.architectures`): ``convlstm`` (the paper's),
-``saconvlstm`` (ConvLSTM cells with a self-attention memory, Lin et al. 2020) or ``fclstm``
-(the paper's fully connected LSTM baseline).
+``architecture`` names the network (`model.architectures`): ``convlstm`` (the Lagrangian
+ConvLSTM, `model.lagrangian_net`: the paper's cells and wiring on inputs moved with the rain),
+``eulerian-convlstm`` (the paper's network as published), ``saconvlstm`` (ConvLSTM cells with
+a self-attention memory, Lin et al. 2020) or ``fclstm`` (the paper's fully connected LSTM
+baseline).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
-ARCHITECTURES = ("convlstm", "saconvlstm", "fclstm")
+ARCHITECTURES = ("convlstm", "eulerian-convlstm", "saconvlstm", "fclstm")
 
 
 def _positive_int(name: str, value: object) -> int:
@@ -53,7 +55,7 @@ class ConvLSTMConfig:
     hidden_channels: tuple[int, ...] = (64, 64)
     kernel_size: int = 3
     peephole: bool = True
-    architecture: str = "convlstm"
+    architecture: str = "eulerian-convlstm"
     state_kernel_size: int | None = None
     attention_channels: int = 16
 

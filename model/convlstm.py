@@ -36,7 +36,7 @@ from model.sa_cell import SAConvLSTMCell
 
 
 def make_cell(config: ConvLSTMConfig, in_channels: int, hidden_channels: int) -> nn.Module:
-    """One layer's cell for ``config.architecture`` (``convlstm`` or ``saconvlstm``)."""
+    """One layer's cell: a `SAConvLSTMCell` for ``saconvlstm``, else a `ConvLSTMCell`."""
     shape = (
         in_channels,
         hidden_channels,
@@ -47,9 +47,19 @@ def make_cell(config: ConvLSTMConfig, in_channels: int, hidden_channels: int) ->
     )
     if config.architecture == "saconvlstm":
         return SAConvLSTMCell(*shape, attention_channels=config.attention_channels)
-    if config.architecture != "convlstm":
+    if config.architecture not in ("convlstm", "eulerian-convlstm"):
         raise ValueError(f"EncoderForecaster has no {config.architecture!r} cells")
     return ConvLSTMCell(*shape)
+
+
+def cell_stack(config: ConvLSTMConfig, first_in: int) -> nn.ModuleList:
+    """The stacked cells of an encoder (``first_in`` = patch channels) or of a forecaster
+    (``first_in`` = 0: no input); layer ``l + 1`` reads layer ``l``'s hidden state."""
+    hidden = config.hidden_channels
+    inputs = (first_in, *hidden[:-1])
+    return nn.ModuleList(
+        make_cell(config, n_in, n_hidden) for n_in, n_hidden in zip(inputs, hidden, strict=True)
+    )
 
 
 class EncoderForecaster(FrameSequenceNetwork):
@@ -59,16 +69,8 @@ class EncoderForecaster(FrameSequenceNetwork):
         super().__init__()
         self.config = config
         hidden = config.hidden_channels
-
-        def stack(first_in: int) -> nn.ModuleList:
-            inputs = (first_in, *hidden[:-1])
-            return nn.ModuleList(
-                make_cell(config, n_in, n_hidden)
-                for n_in, n_hidden in zip(inputs, hidden, strict=True)
-            )
-
-        self.encoder = stack(config.patch_channels)
-        self.forecaster = stack(0)
+        self.encoder = cell_stack(config, config.patch_channels)
+        self.forecaster = cell_stack(config, 0)
         self.head = nn.Conv2d(sum(hidden), config.patch_channels, kernel_size=1)
 
     takes_crops = True
@@ -90,13 +92,7 @@ class EncoderForecaster(FrameSequenceNetwork):
         frames = self.check_frames(frames, origin)
         c = self.config
         batch, height, width = frames.shape[0], frames.shape[-2], frames.shape[-1]
-        patches = [
-            F.pixel_unshuffle(frames[:, t : t + 1], c.patch_size) for t in range(c.in_frames)
-        ]
-        grid_origin = (
-            None if origin is None else (origin[0] // c.patch_size, origin[1] // c.patch_size)
-        )
         # One 1 x 1 convolution over all steps at once: (B * T, sum(hidden), h, w).
-        stacked = self.encode_forecast(patches, grid_origin).flatten(0, 1)
+        stacked = self.forecast_states(frames, origin)
         logits = F.pixel_shuffle(self.head(stacked), c.patch_size)  # (B * T, 1, H, W)
         return logits.reshape(batch, c.out_frames, height, width)

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from ingest.frame import FrameRejected
+from ingest.frame import FrameRejected, RadarField
 from ingest.ingestor import norm_params_for
 from ingest.normalize import normalise_dbz
 from ingest.reader import read_radar_file
@@ -53,8 +53,9 @@ class Event:
         return starts
 
 
-def load_event(folder: Path, settings: Settings, name: str | None = None) -> Event:
-    """Read and normalise every frame of ``folder`` (one site); raises ValueError if none."""
+def read_fields(folder: Path, settings: Settings) -> list[RadarField]:
+    """Every readable frame of ``folder`` (one site) in valid-time order; unreadable frames
+    are skipped with a warning; ValueError when none is left or the sites differ."""
     fields = []
     for path in sorted(folder.rglob(FRAME_GLOB)):
         try:
@@ -66,16 +67,44 @@ def load_event(folder: Path, settings: Settings, name: str | None = None) -> Eve
     sites = {f.site_id for f in fields}
     if len(sites) != 1:
         raise ValueError(f"{folder}: one event holds one site, found {sorted(sites)}")
-    fields.sort(key=lambda f: f.valid_time)
+    return sorted(fields, key=lambda f: f.valid_time)
+
+
+def describe_events(events: list[Event]) -> list[dict[str, object]]:
+    """What a checkpoint records of each event it was trained on."""
+    return [
+        {
+            "name": e.name,
+            "site": e.site_id,
+            "frames": len(e.times),
+            "cadence_min": e.cadence_min,
+            "first": e.times[0].isoformat(),
+            "last": e.times[-1].isoformat(),
+        }
+        for e in events
+    ]
+
+
+def load_event(folder: Path, settings: Settings, name: str | None = None) -> Event:
+    """Read and normalise every frame of ``folder`` (one site); raises ValueError if none."""
+    fields = read_fields(folder, settings)
     site_id = fields[0].site_id
     params = norm_params_for(settings, site_id)
     grey = np.stack([normalise_dbz(f.dbz, params)[0] for f in fields])
     times = tuple(f.valid_time for f in fields)
+    cadence = cadence_min(folder, times, settings, site_id)
+    return Event(name or folder.name, site_id, times, grey, cadence, params.version)
+
+
+def cadence_min(
+    folder: Path, times: tuple[datetime, ...], settings: Settings, site_id: str
+) -> float:
+    """The site's configured cadence, else the one its frames' valid times show (minutes)."""
     epochs = [int(t.timestamp()) for t in times]
     cadence = settings.site(site_id).cadence_min or infer_cadence_min(epochs)
     if cadence is None:
         raise ValueError(f"{folder}: a single frame has no cadence")
-    return Event(name or folder.name, site_id, times, grey, cadence, params.version)
+    return float(cadence)
 
 
 def event_folders(roots: list[Path]) -> Iterator[Path]:

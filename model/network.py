@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+import torch.nn.functional as F  # noqa: N812
 from torch import Tensor, nn
 
 from model.config import ConvLSTMConfig
@@ -94,6 +95,21 @@ class FrameSequenceNetwork(nn.Module):
                 layer_hidden.append(x)
             steps.append(torch.cat(layer_hidden, dim=1))
         return torch.stack(steps, dim=1)
+
+    def forecast_states(self, frames: Tensor, origin: tuple[int, int] | None = None) -> Tensor:
+        """Space-to-depth of checked ``frames`` (B, in, H, W), then `encode_forecast`.
+
+        Returns ``(B * out_frames, sum(hidden), H / p, W / p)``: the forecaster's states of
+        every step, ready for a 1 x 1 head over all steps at once.
+        """
+        c = self.config
+        patches = [
+            F.pixel_unshuffle(frames[:, t : t + 1], c.patch_size) for t in range(c.in_frames)
+        ]
+        grid_origin = (
+            None if origin is None else (origin[0] // c.patch_size, origin[1] // c.patch_size)
+        )
+        return self.encode_forecast(patches, grid_origin).flatten(0, 1)
 
     @torch.no_grad()
     def predict(self, frames: Tensor) -> Tensor:

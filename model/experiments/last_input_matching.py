@@ -38,12 +38,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     from model.checkpoint import load_checkpoint
     from model.events import event_folders, load_event
     from model.methods import get_method
-    from model.paths import DEFAULT_CHECKPOINT
+    from model.paths import default_checkpoint
     from model.split import split_windows
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folders", nargs="+", type=Path)
-    parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT)
+    parser.add_argument("--checkpoint", type=Path, default=default_checkpoint("eulerian-convlstm"))
     args = parser.parse_args(argv)
 
     settings = get_settings()
@@ -52,7 +52,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     windows, _ = split_windows(
         events, config.in_frames, config.out_frames, meta["training_data"]["block_frames"]
     )
-    method = get_method("convlstm", checkpoint=args.checkpoint, calibrated=False)
+    method = get_method("eulerian-convlstm", checkpoint=args.checkpoint, calibrated=False)
     norm = norm_params_for(settings, events[0].site_id)
     for split in ("train", "validation"):
         refs, forecast, truth = collect_forecasts(method, events, windows[split])

@@ -50,10 +50,10 @@ def _digits_config(architecture: str, **values: Any) -> ConvLSTMConfig:
 # paper), 32 states per layer and 3 x 3 kernels to fit a CPU budget (the paper: 64-256
 # states, 5 x 5); a digit moves 0.5 to 1 grid cell per frame.
 VARIANTS: dict[str, ConvLSTMConfig] = {
-    "convlstm-1x32-k3": _digits_config("convlstm", patch_size=4, hidden_channels=(32,)),
-    "convlstm-2x32-k3": _digits_config("convlstm", patch_size=4, hidden_channels=(32, 32)),
+    "convlstm-1x32-k3": _digits_config("eulerian-convlstm", patch_size=4, hidden_channels=(32,)),
+    "convlstm-2x32-k3": _digits_config("eulerian-convlstm", patch_size=4, hidden_channels=(32, 32)),
     "convlstm-2x32-k3-state1x1": _digits_config(
-        "convlstm", patch_size=4, hidden_channels=(32, 32), state_kernel_size=1
+        "eulerian-convlstm", patch_size=4, hidden_channels=(32, 32), state_kernel_size=1
     ),
     # the whole 64 x 64 frame flattened (no pooling), 2 layers of 512 units
     "fclstm-2x512": _digits_config("fclstm", patch_size=1, hidden_channels=(512, 512)),

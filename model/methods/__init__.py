@@ -30,12 +30,14 @@ class NowcastMethod(Protocol):
 _METHODS: dict[str, str] = {
     "persistence": "model.methods.persistence:PersistenceMethod",
     "extrapolation": "model.methods.extrapolation:ExtrapolationMethod",
-    "convlstm": "model.methods.convlstm:ConvLSTMMethod",
+    "sprog": "model.methods.sprog:SprogMethod",
+    "convlstm": "model.methods.convlstm:LagrangianConvLSTMMethod",
+    "eulerian-convlstm": "model.methods.convlstm:EulerianConvLSTMMethod",
     "saconvlstm": "model.methods.convlstm:SAConvLSTMMethod",
     "fclstm": "model.methods.convlstm:FCLSTMMethod",
 }
 
-LEARNED = ("convlstm", "saconvlstm", "fclstm")
+LEARNED = ("convlstm", "eulerian-convlstm", "saconvlstm", "fclstm")
 """The methods that load a trained checkpoint (the others need no training)."""
 
 

@@ -1,5 +1,6 @@
-"""The trained networks as nowcast methods (CUDA when present, else CPU): ``convlstm``,
-``saconvlstm`` and ``fclstm``, each from its checkpoint ``model/checkpoints/NAME.safetensors``.
+"""The trained networks as nowcast methods (CUDA when present, else CPU): ``convlstm`` (the
+Lagrangian ConvLSTM), ``eulerian-convlstm`` (the paper's network), ``saconvlstm`` and
+``fclstm``, each from its checkpoint ``model/checkpoints/NAME.safetensors``.
 
 By default the network's grey levels go through the checkpoint's per-lead calibration
 (`model.calibration`, fitted by ``nowcast calibrate`` on the training windows) when the
@@ -18,22 +19,25 @@ import torch
 
 from model.calibration import LeadCalibration, apply_calibration, cap_at_inputs
 from model.checkpoint import load_checkpoint, read_config
+from model.lagrangian import lagrangian_inputs, to_eulerian
 from model.methods import check_inputs
+from model.motion import lead_displacements, motion_field
 from model.paths import default_checkpoint
 
 log = logging.getLogger(__name__)
 
 
-class ConvLSTMMethod:
+class LearnedMethod:
     """``method(inputs_grey (B, 5, 100, 100), n_leads <= 15) -> (B, n_leads, 100, 100)`` grey.
 
     Loads the checkpoint once (weights only, no pickle); runs batches of sites at once.
     ``checkpoint``: None for the shipped one of this method; a checkpoint of another
     architecture is refused. ``calibrated``: apply the checkpoint's calibration when it holds
-    one marked for use.
+    one marked for use. Subclasses say how the network turns inputs into forecasts
+    (`network_grey`).
     """
 
-    name: str = "convlstm"
+    name: str = "eulerian-convlstm"
 
     def __init__(
         self,
@@ -79,33 +83,76 @@ class ConvLSTMMethod:
             )
         if n_leads > c.out_frames:
             raise ValueError(f"the model forecasts {c.out_frames} leads, asked for {n_leads}")
-        x = torch.from_numpy(inputs).to(self.device)
-        with (
-            torch.inference_mode(),
-            torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16),
-        ):
-            grey = torch.sigmoid(self.model(x).float())
-        out = grey[:, :n_leads].cpu().numpy().astype(np.float32, copy=False)
+        out = self.network_grey(inputs)[:, :n_leads]
         if self.calibration is None:
             return out
         return cap_at_inputs(apply_calibration(out, self.calibration), inputs)
 
+    def run_network(self, x: np.ndarray) -> np.ndarray:
+        """The network on float32 (B, in, H, W) inputs: its output as float32 numpy."""
+        with (
+            torch.inference_mode(),
+            torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16),
+        ):
+            out = self.model(torch.from_numpy(x).to(self.device)).float()
+        return out.cpu().numpy().astype(np.float32, copy=False)
 
-class SAConvLSTMMethod(ConvLSTMMethod):
+    def network_grey(self, inputs: np.ndarray) -> np.ndarray:
+        """(B, out_frames, H, W) grey in [0, 1]: the sigmoid of the network's logits."""
+        logits = torch.from_numpy(self.run_network(inputs))
+        return torch.sigmoid(logits).numpy().astype(np.float32, copy=False)
+
+
+class EulerianConvLSTMMethod(LearnedMethod):
+    """The paper's encoder-forecaster ConvLSTM (`model.convlstm`), as published."""
+
+    name = "eulerian-convlstm"
+
+
+class SAConvLSTMMethod(LearnedMethod):
     """The Self-Attention ConvLSTM (`model.sa_cell`), same interface and wiring."""
 
     name = "saconvlstm"
 
 
-class FCLSTMMethod(ConvLSTMMethod):
+class FCLSTMMethod(LearnedMethod):
     """The fully connected LSTM baseline (`model.fclstm`), same interface."""
 
     name = "fclstm"
 
 
-def learned_method(checkpoint: Path, **options: Any) -> ConvLSTMMethod:
+class LagrangianConvLSTMMethod(LearnedMethod):
+    """The Lagrangian ConvLSTM (`model.lagrangian_net`), the served ``convlstm``.
+
+    Per site: the shared motion field of the inputs (`model.motion.motion_field`, the one
+    extrapolation uses), the inputs moved to the issue time, the network's Lagrangian forecast
+    of every lead (one batch for all sites), each lead moved k steps along the motion
+    (`model.lagrangian.to_eulerian`). A network that outputs the last frame unchanged gives the
+    extrapolation nowcast exactly.
+    """
+
+    name = "convlstm"
+
+    def network_grey(self, inputs: np.ndarray) -> np.ndarray:
+        c = self.config
+        velocities = [motion_field(frames) for frames in inputs]
+        steps = max(c.in_frames - 1, c.out_frames)
+        displacements = [lead_displacements(v, steps) if v.any() else None for v in velocities]
+        moved = np.stack(
+            [
+                lagrangian_inputs(*site)
+                for site in zip(inputs, velocities, displacements, strict=True)
+            ]
+        )
+        fields = self.run_network(moved.astype(np.float32))
+        return np.stack(
+            [to_eulerian(*site) for site in zip(fields, velocities, displacements, strict=True)]
+        )
+
+
+def learned_method(checkpoint: Path, **options: Any) -> LearnedMethod:
     """The method of whichever architecture the checkpoint holds, built with ``options``."""
     from model.methods import get_method
 
     name = read_config(checkpoint).architecture
-    return cast(ConvLSTMMethod, get_method(name, checkpoint=checkpoint, **options))
+    return cast(LearnedMethod, get_method(name, checkpoint=checkpoint, **options))

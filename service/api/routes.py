@@ -24,7 +24,7 @@ MethodName = Annotated[
     str,
     Query(
         description="Nowcast method, one of those the service runs (NOWCAST_METHODS): convlstm, "
-        "saconvlstm, fclstm, extrapolation, persistence"
+        "saconvlstm, fclstm, extrapolation, sprog, persistence"
     ),
 ]
 Format = Literal["json", "netcdf", "png", "gif"]

@@ -1,4 +1,5 @@
-"""The family's networks (convlstm, saconvlstm, fclstm): registry, equations, checkpoints."""
+"""The family's Eulerian networks (eulerian-convlstm, saconvlstm, fclstm): registry, equations,
+checkpoints."""
 
 from __future__ import annotations
 
@@ -16,12 +17,13 @@ from model.checkpoint import load_checkpoint, read_config, save_checkpoint
 from model.config import ConvLSTMConfig
 from model.fclstm import FCEncoderForecaster
 from model.methods import get_method
-from model.paths import DEFAULT_CHECKPOINT
+from model.paths import DEFAULT_CHECKPOINT, default_checkpoint
 from model.sa_cell import SAConvLSTMCell, SelfAttentionMemory
 from model.train import transfer_weights
 
 SMALL = ConvLSTMConfig(in_frames=3, out_frames=4, frame_cells=16, hidden_channels=(8, 8))
-ARCHITECTURES = ("convlstm", "saconvlstm", "fclstm")
+ARCHITECTURES = ("eulerian-convlstm", "saconvlstm", "fclstm")
+"""The networks that output logits (the Lagrangian convlstm: tests/model/test_lagrangian.py)."""
 
 
 def small(architecture: str) -> ConvLSTMConfig:
@@ -43,9 +45,9 @@ def test_every_architecture_forecasts_and_learns(architecture: str) -> None:
 
 
 def test_unknown_architecture_is_refused_with_the_valid_names() -> None:
-    with pytest.raises(ValueError, match="convlstm, saconvlstm, fclstm"):
+    with pytest.raises(ValueError, match="convlstm, eulerian-convlstm, saconvlstm, fclstm"):
         ConvLSTMConfig(architecture="transformer")
-    with pytest.raises(ValueError, match="convlstm, saconvlstm, fclstm"):
+    with pytest.raises(ValueError, match="convlstm, eulerian-convlstm, saconvlstm, fclstm"):
         default_config("rover")
 
 
@@ -55,10 +57,10 @@ def test_default_configs_are_the_radar_set_up_at_comparable_sizes() -> None:
         config = default_config(architecture)
         assert (config.in_frames, config.out_frames, config.frame_cells) == (5, 15, 100)
         sizes[architecture] = sum(p.numel() for p in build_model(config).parameters())
-    assert sizes["convlstm"] == 2_815_492  # the shipped checkpoint's network
+    assert sizes["eulerian-convlstm"] == 2_815_492  # the shipped checkpoint's network
     # the SA memory adds about 6 %; the FC-LSTM is sized to the ConvLSTM's weight count
-    assert 1.0 < sizes["saconvlstm"] / sizes["convlstm"] < 1.2
-    assert 0.7 < sizes["fclstm"] / sizes["convlstm"] < 1.3
+    assert 1.0 < sizes["saconvlstm"] / sizes["eulerian-convlstm"] < 1.2
+    assert 0.7 < sizes["fclstm"] / sizes["eulerian-convlstm"] < 1.3
 
 
 def test_self_attention_memory_follows_the_equations() -> None:
@@ -144,8 +146,11 @@ def test_checkpoints_rebuild_the_architecture_without_pickle(
     torch.testing.assert_close(loaded.predict(x), model.predict(x))
 
 
-def test_the_shipped_convlstm_checkpoint_predates_the_field_and_is_a_convlstm() -> None:
-    assert read_config(DEFAULT_CHECKPOINT).architecture == "convlstm"
+def test_the_shipped_checkpoints_hold_their_architecture() -> None:
+    assert read_config(DEFAULT_CHECKPOINT).architecture == "convlstm"  # the Lagrangian one
+    eulerian = read_config(default_checkpoint("eulerian-convlstm"))
+    assert eulerian.architecture == "eulerian-convlstm" and eulerian.patch_size == 2
+    assert eulerian.hidden_channels == (64, 64) and eulerian.kernel_size == 3  # the paper's
 
 
 def test_a_method_refuses_a_checkpoint_of_another_architecture(tmp_path: Path) -> None:
@@ -159,7 +164,7 @@ def test_a_method_refuses_a_checkpoint_of_another_architecture(tmp_path: Path) -
 
 
 def test_a_convlstm_warm_starts_an_saconvlstm_cell_by_cell() -> None:
-    convlstm = build_model(small("convlstm"))
+    convlstm = build_model(small("eulerian-convlstm"))
     sa = build_model(small("saconvlstm"))
     copied = transfer_weights(sa, convlstm)
     assert "encoder.0.conv.gates.weight" in copied and "head.weight" in copied

@@ -129,8 +129,8 @@ def test_the_method_applies_the_calibration_by_default_and_says_so(tmp_path):
     lift = LeadCalibration((0.0, 1.0), ((0.0, 0.5, 1.0),) * 3, ((0.0, 0.8, 1.0),) * 3)
     path = _checkpoint_with(tmp_path, lift, use=True)
     inputs = np.random.default_rng(5).random((2, 5, 16, 16)).astype(np.float32)
-    calibrated = get_method("convlstm", checkpoint=path, device="cpu")
-    raw = get_method("convlstm", checkpoint=path, device="cpu", calibrated=False)
+    calibrated = get_method("eulerian-convlstm", checkpoint=path, device="cpu")
+    raw = get_method("eulerian-convlstm", checkpoint=path, device="cpu", calibrated=False)
     assert calibrated.meta["calibration_applied"] and not raw.meta["calibration_applied"]
     raw_out = raw(inputs, 2)
     np.testing.assert_allclose(calibrated(inputs, 2), apply_calibration(raw_out, lift), atol=1e-6)
@@ -138,7 +138,7 @@ def test_the_method_applies_the_calibration_by_default_and_says_so(tmp_path):
 
 def test_a_calibration_that_did_not_help_is_not_applied(tmp_path, caplog):
     lift = LeadCalibration((0.0, 1.0), ((0.0, 0.5, 1.0),) * 3, ((0.0, 0.8, 1.0),) * 3)
-    method = get_method("convlstm", checkpoint=_checkpoint_with(tmp_path, lift, use=False))
+    method = get_method("eulerian-convlstm", checkpoint=_checkpoint_with(tmp_path, lift, use=False))
     assert method.meta["calibration_applied"] is False
     assert "did not help" in caplog.text
 

@@ -52,3 +52,20 @@ def test_calibration_section_reports_with_and_without():
     text = calibration_section(meta)
     assert "**In use: yes**" in text
     assert "| validation split | 4 | 10 | 0.100 (1) | 0.050 (2) | [1] | 0.100 | 0.300 |" in text
+
+
+def test_the_skill_target_also_needs_sprog_and_the_heavier_thresholds():
+    def full(method: str, csi: list[float], csi_2: list[float], mse: float) -> dict:
+        return {**report(method, csi), "csi": {"0.5": csi, "2.0": csi_2, "5.0": csi_2},
+                "rain_mse": [mse, mse]}  # fmt: skip
+
+    extrapolation = full("extrapolation", [0.5, 0.4], [0.3, 0.2], 1.0)
+    persistence = full("persistence", [0.4, 0.2], [0.2, 0.1], 1.5)
+    convlstm = full("convlstm", [0.6, 0.45], [0.3, 0.25], 0.9)
+    assert skill_target([convlstm, extrapolation, persistence]).startswith("**Met.**")
+    sprog = full("sprog", [0.6, 0.5], [0.3, 0.2], 1.0)
+    below = skill_target([convlstm, extrapolation, persistence, sprog])
+    assert below.startswith("**Not met.**") and "below S-PROG" in below
+    wetter = full("convlstm", [0.6, 0.45], [0.2, 0.1], 0.9)
+    assert skill_target([wetter, extrapolation, persistence]).startswith("**Not met.**")
+    assert "CSI(2) 0.150 against 0.250" in skill_target([wetter, extrapolation, persistence])

@@ -15,7 +15,7 @@ import torch
 
 from ingest.cf_writer import write_synthetic_feed
 from model.architectures import build_model
-from model.card import render_card
+from model.card import other_networks
 from model.cell import ConvLSTMCell
 from model.checkpoint import load_checkpoint
 from model.config import ConvLSTMConfig
@@ -124,21 +124,29 @@ def test_the_command_line_trains_on_crops_and_refuses_them_for_the_fclstm(tmp_pa
         "NOWCAST_DISK_RADIUS_CELLS": "3",
     }
     common = ["--max-epochs", "1", "--log-dir", str(tmp_path / "logs")]
+    eulerian = ["--arch", "eulerian-convlstm"]
 
     def cli(command: str, *args: str) -> subprocess.CompletedProcess[str]:
         argv = [sys.executable, "-m", "service.cli", command, str(feed), "--block-frames", "20"]
         return subprocess.run([*argv, *args], env=env, capture_output=True, text=True, timeout=300)
 
     out, scores = tmp_path / "c.safetensors", tmp_path / "c.json"
-    result = cli("train", *common, "--hidden", "4,4", "--crop-cells", "16", "--out", str(out))
+    result = cli(
+        "train", *common, *eulerian, "--hidden", "4,4", "--crop-cells", "16", "--out", str(out)
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     # it forecasts whole frames as any checkpoint does, and its card says how it was trained
-    result = cli("evaluate", "--checkpoint", str(out), "--split", "test", "--json", str(scores))
+    result = cli(
+        "evaluate", "--method", "eulerian-convlstm", "--checkpoint", str(out), "--split", "test",
+        "--json", str(scores),
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     model, config, meta = load_checkpoint(out)
     assert meta["train_config"]["crop_cells"] == 16
     report = json.loads(scores.read_text())
-    card = render_card(meta, config.to_dict(), count_parameters(model), [report], [])
-    assert "trained on random 16 x 16-cell crops of the 32 x 32 frames" in card
+    entry = {"name": "eulerian-convlstm", "config": config.to_dict(),
+             "params": count_parameters(model), "meta": meta}  # fmt: skip
+    assert report["forecasts"] > 0
+    assert "on random 16 x 16-cell crops of the 32 x 32 frames" in other_networks([entry])
     result = cli("train", *common, "--arch", "fclstm", "--hidden", "8,8", "--crop-cells", "16")
     assert result.returncode != 0 and "cannot train on crops" in result.stderr

@@ -44,7 +44,7 @@ def blob_forecast() -> np.ndarray:
 def test_registry_names_and_wrong_name() -> None:
     assert {"persistence", "extrapolation", "convlstm"} <= set(method_names())
     with pytest.raises(
-        ValueError, match="convlstm, extrapolation, fclstm, persistence, saconvlstm"
+        ValueError, match="convlstm, extrapolation, fclstm, persistence, saconvlstm, sprog"
     ):
         get_method("rover")
 

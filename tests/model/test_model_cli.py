@@ -13,7 +13,8 @@ from model.config import ConvLSTMConfig
 from model.methods import get_method
 from tests.model.helpers import run_cli
 
-TINY = ConvLSTMConfig(frame_cells=32, hidden_channels=(4, 4))
+TINY = ConvLSTMConfig(frame_cells=32, hidden_channels=(4, 4))  # the paper's Eulerian network
+TINY_LAGRANGIAN = ConvLSTMConfig(frame_cells=32, hidden_channels=(4, 4), architecture="convlstm")
 
 
 def test_convlstm_method_runs_a_checkpoint_and_the_card_tabulates_it(tmp_path):
@@ -26,7 +27,7 @@ def test_convlstm_method_runs_a_checkpoint_and_the_card_tabulates_it(tmp_path):
         "validation": {"loss": 0.5},
         "device": "cpu",
     }
-    save_checkpoint(checkpoint, build_model(TINY), TINY, meta)
+    save_checkpoint(checkpoint, build_model(TINY_LAGRANGIAN), TINY_LAGRANGIAN, meta)
     method = get_method("convlstm", checkpoint=checkpoint)
     out = method(np.zeros((2, 5, 32, 32), np.float32), 15)
     assert out.shape == (2, 15, 32, 32) and out.dtype == np.float32
@@ -65,17 +66,16 @@ def test_convlstm_method_runs_a_checkpoint_and_the_card_tabulates_it(tmp_path):
 
 
 def test_calibrate_fits_on_the_train_blocks_and_rewrites_the_checkpoint(tmp_path):
-    from datetime import UTC, datetime, timedelta
-
+    from ingest.settings import Settings
     from model.checkpoint import load_checkpoint
-    from model.events import Event
+    from model.events import load_event
     from model.split import assign_blocks
 
     feed = tmp_path / "feed" / "ev"
     write_synthetic_feed(feed, 120, site_id="s-1", shape=(96, 96))
-    times = tuple(datetime(2026, 1, 1, tzinfo=UTC) + timedelta(minutes=6 * i) for i in range(120))
-    event = Event("feed/ev", "s-1", times, np.zeros((120, 1, 1), np.float32), 6.0, "n")
-    blocks = [b.__dict__ for b in assign_blocks([event], 20)]  # the CLI's name for the folder
+    small_grid = Settings(crop_cells=64, target_cells=32, disk_radius_cells=3)  # as run_cli's
+    event = load_event(feed, small_grid, name="feed/ev")  # the CLI's name for the folder
+    blocks = [b.__dict__ for b in assign_blocks([event], 20)]
     checkpoint = tmp_path / "tiny.safetensors"
     meta = {"training_data": {"block_frames": 20, "blocks": blocks}}
     save_checkpoint(checkpoint, build_model(TINY), TINY, meta)
@@ -93,12 +93,12 @@ def test_calibrate_fits_on_the_train_blocks_and_rewrites_the_checkpoint(tmp_path
     assert stored["calibration"]["use"] == record["use"]
 
     result = run_cli(
-        "evaluate", str(feed), "--method", "convlstm", "--checkpoint", str(checkpoint),
+        "evaluate", str(feed), "--method", "eulerian-convlstm", "--checkpoint", str(checkpoint),
         "--raw", "--split", "validation", "--json", str(tmp_path / "raw.json"),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     raw = json.loads((tmp_path / "raw.json").read_text())
-    assert raw["method"] == "convlstm-raw" and raw["calibration_applied"] is False
+    assert raw["method"] == "eulerian-convlstm-raw" and raw["calibration_applied"] is False
 
     meta["training_data"]["blocks"] = blocks[:-1]  # not the split these events give
     save_checkpoint(checkpoint, build_model(TINY), TINY, meta)
@@ -123,7 +123,9 @@ def test_train_evaluate_and_describe_another_architecture_by_name(tmp_path):
     report = json.loads((tmp_path / "f.json").read_text())
     assert report["method"] == "fclstm" and report["forecasts"] > 0
     # the convlstm method refuses the file: it holds another network
-    result = run_cli("evaluate", str(feed), "--method", "convlstm", "--checkpoint", str(checkpoint))
+    result = run_cli(
+        "evaluate", str(feed), "--method", "eulerian-convlstm", "--checkpoint", str(checkpoint)
+    )
     assert result.returncode != 0 and "holds a fclstm network" in result.stderr
     card = tmp_path / "CARD.md"
     convlstm = tmp_path / "convlstm.safetensors"
@@ -140,4 +142,5 @@ def test_train_evaluate_and_describe_another_architecture_by_name(tmp_path):
 
 def test_an_unknown_architecture_is_refused_before_loading_anything(tmp_path):
     result = run_cli("train", str(tmp_path), "--arch", "unet")
-    assert result.returncode != 0 and "convlstm, saconvlstm, fclstm" in result.stderr
+    message = " ".join(result.stderr.replace("│", " ").split())
+    assert result.returncode != 0 and "convlstm, eulerian-convlstm, saconvlstm, fclstm" in message

@@ -72,7 +72,18 @@ def test_pretrain_on_the_corpus_then_train_on_it_and_the_card_says_so(tmp_path: 
     assert result.returncode == 0, result.stderr[-2000:]
     assert sorted(p.name for p in corpus.iterdir()) == [f"synth-pre-00{i}" for i in range(3)]
 
-    tiny = ["--hidden", "4,4", "--max-epochs", "1", "--block-frames", "20", "--crop-cells", "16"]
+    tiny = [
+        "--arch",
+        "eulerian-convlstm",
+        "--hidden",
+        "4,4",
+        "--max-epochs",
+        "1",
+        "--block-frames",
+        "20",
+        "--crop-cells",
+        "16",
+    ]
     pretrained = tmp_path / "pre.safetensors"
     logs = ["--log-dir", str(tmp_path / "logs")]
     result = run_cli("train", str(corpus), *tiny, *logs, "--out", str(pretrained))

@@ -62,6 +62,52 @@ def test_split_never_shares_frames_between_sets():
     assert counts == {"train": 8, "validation": 2, "test": 2}  # 12 blocks at 4 : 1 : 1
 
 
+def test_blocks_are_dealt_by_rain_so_validation_and_test_get_the_wettest():
+    rng = np.random.default_rng(3)
+    wet = [0.9, 0.6, 0.55, 0.5, 0.45, 0.4, 0.2, 0.1, 0.05, 0.03, 0.01, 0.0]
+    events = []
+    for i, level in enumerate(wet):  # one 20-frame block per event, rain share ``level``
+        grey = (rng.random((20, 8, 8)) < level).astype(np.float32) * 0.6
+        events.append(Event(f"e{i:02d}", "s-1", make_event("x", 20).times, grey, 6.0, "n"))
+    _, blocks = split_windows(events, 5, 15, block_frames=20)
+    split = {b.event: b.split for b in blocks}
+    # wettest first: validation, test, then training; the next run mirrored (dry end)
+    assert (split["e00"], split["e01"], split["e02"]) == ("validation", "test", "train")
+    assert (split["e10"], split["e11"]) == ("test", "validation")
+    # a pure function of the data: listing the events in another order changes nothing
+    assert {b.event: b.split for b in split_windows(events[::-1], 5, 15, 20)[1]} == split
+
+
+# The fixed test split of ../shared/data/radar (blocks of 30 frames), stated in the model card.
+TEST_BLOCKS = [
+    ("radar/bom-melbourne-6min", 30),
+    ("radar/fmi-finland-5min-20170509", 0),
+    ("knmi-netherlands-5min-dbz/2021-01-10-2005", 0),
+    ("knmi-netherlands-5min-dbz/2021-02-06-2005", 0),
+    ("knmi-netherlands-5min-dbz/2021-02-07-2005", 0),
+]
+
+
+@pytest.mark.real_data
+def test_the_real_split_is_fixed_and_validation_and_test_hold_rain_at_every_lead(shared_radar):
+    from ingest.settings import Settings
+    from model.evaluate import grey_to_mmh
+
+    events = [
+        load_event(folder, Settings(), name=f"{folder.parent.name}/{folder.name}")
+        for folder in event_folders([shared_radar])
+    ]
+    windows, blocks = split_windows(events, 5, 15, block_frames=30)
+    assert [(b.event, b.first) for b in blocks if b.split == "test"] == TEST_BLOCKS
+    for split in ("validation", "test"):
+        truth = np.stack([events[r.event_index].grey[r.start + 5 : r.start + 20]
+                          for r in windows[split]])  # fmt: skip
+        rain_mmh = grey_to_mmh(truth, NormParams())
+        for threshold in (0.5, 2.0, 5.0):
+            per_lead = (rain_mmh >= threshold).sum(axis=(0, 2, 3))
+            assert (per_lead > 0).all(), (split, threshold, per_lead)
+
+
 def test_block_too_small_is_refused():
     with pytest.raises(ValueError, match="cannot hold"):
         split_windows([make_event("e", 40)], 5, 15, block_frames=19)

@@ -12,7 +12,7 @@ from model.config import ConvLSTMConfig
 
 API_KEY = "test-key-7f3a"
 FEED_START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-SMALL_MODEL = ConvLSTMConfig(frame_cells=32, hidden_channels=(8, 8))
+SMALL_MODEL = ConvLSTMConfig(frame_cells=32, hidden_channels=(8, 8), architecture="convlstm")
 
 
 def service_settings(data_dir: Path, checkpoint: Path, **overrides: object) -> Settings:

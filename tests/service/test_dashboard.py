@@ -30,7 +30,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 SITE = "synth-01"
-METHODS = ("convlstm", "extrapolation", "persistence")
+METHODS = ("convlstm", "extrapolation", "sprog", "persistence")
 READY = "document.body.dataset.ready === '1'"
 
 # share of the forecast canvas's pixels that are painted (alpha > 0), and distinct colours
@@ -156,13 +156,16 @@ def test_dashboard_shows_sites_forecast_animation_and_verification(live_service,
     _check_charts(page, scores, "0.5")
     assert "newest observed frame" in page.locator("#verification-note").inner_text()
 
-    # another method is fetched and drawn
-    page.select_option("#method-select", "extrapolation")
-    page.wait_for_function(
-        "document.getElementById('nowcast-facts').innerText.includes('extrapolation')",
-        timeout=5_000,
-    )
-    assert page.evaluate(CANVAS_STATS, "forecast-canvas")["painted"] > 0.2
+    # the method choices are the served methods; another method is fetched and drawn
+    options = page.locator("#method-select option").evaluate_all("(os) => os.map((o) => o.value)")
+    assert options == list(METHODS)
+    for method in ("extrapolation", "sprog"):
+        page.select_option("#method-select", method)
+        page.wait_for_function(
+            f"document.getElementById('nowcast-facts').innerText.includes('{method}')",
+            timeout=5_000,
+        )
+        assert page.evaluate(CANVAS_STATS, "forecast-canvas")["painted"] > 0.2, method
 
     page.select_option("#method-select", "convlstm")
     page.wait_for_function(

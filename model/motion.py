@@ -1,0 +1,190 @@
+"""The motion field and the advection every motion-aware method shares.
+
+One Lucas-Kanade field (pysteps' dense LK on grey levels, linear in dBZ) per nowcast, computed
+by `motion_field`; `extrapolation`, `sprog` and the Lagrangian `convlstm` all call it, so they
+move rain the same way. Advection is pysteps' semi-Lagrangian scheme; `lead_displacements`
+exposes its per-lead displacement fields so that a method can move a *different* field at each
+lead (`warp_by_displacement`) with exactly the interpolation pysteps uses: a field that does not
+change with lead comes out as pysteps' own extrapolation.
+
+Variants of the field (the ROVER baselines of METHOD.md):
+- "rover1": flow between the last two frames (default);
+- "rover2": mean of the flows of the last two frame pairs;
+- "rover3": flows of the last three pairs weighted 0.7 / 0.2 / 0.1, most recent 0.7.
+A pair with no echo, or where pysteps finds no motion or fails, contributes zero motion.
+pysteps is imported on first use only (it prints its configuration path at import).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import sys
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.ndimage import map_coordinates
+
+log = logging.getLogger(__name__)
+
+# weights of the flows of consecutive frame pairs, most recent pair first
+_VARIANT_WEIGHTS: dict[str, tuple[float, ...]] = {
+    "rover1": (1.0,),
+    "rover2": (0.5, 0.5),
+    "rover3": (0.7, 0.2, 0.1),
+}
+
+DEFAULT_VARIANT = "rover1"
+
+
+def variant_names() -> tuple[str, ...]:
+    """Values accepted for ``variant``."""
+    return tuple(_VARIANT_WEIGHTS)
+
+
+def variant_weights(variant: str) -> tuple[float, ...]:
+    """The pair weights of ``variant``; ValueError naming the valid ones otherwise."""
+    try:
+        return _VARIANT_WEIGHTS[variant]
+    except KeyError:
+        raise ValueError(
+            f"unknown motion variant {variant!r}; valid variants: {', '.join(variant_names())}"
+        ) from None
+
+
+def pysteps_methods() -> tuple[Callable[..., Any], Callable[..., Any]]:
+    """pysteps' dense Lucas-Kanade and semi-Lagrangian functions, imported quietly."""
+    quiet = "pysteps" not in sys.modules
+    with contextlib.redirect_stdout(io.StringIO()) if quiet else contextlib.nullcontext():
+        from pysteps import extrapolation, motion
+    return motion.get_method("LK"), extrapolation.get_method("semilagrangian")
+
+
+def flow_pixels_per_step(
+    prev_grey: NDArray[np.floating], next_grey: NDArray[np.floating]
+) -> NDArray[np.float64]:
+    """Dense motion (2, H, W) in cells per step (x: columns, y: rows) from two (H, W) frames.
+
+    Zero motion where a frame has no echo (all grey <= 0), where pysteps finds no vectors,
+    or where it fails.
+    """
+    shape = (2, *prev_grey.shape)
+    if not (np.nanmax(prev_grey, initial=0.0) > 0.0 and np.nanmax(next_grey, initial=0.0) > 0.0):
+        return np.zeros(shape)
+    dense_lk, _ = pysteps_methods()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            velocity = np.asarray(
+                dense_lk(np.stack([prev_grey, next_grey]).astype(np.float64), verbose=False),
+                dtype=np.float64,
+            )
+    except (ValueError, IndexError, np.linalg.LinAlgError) as err:
+        log.debug("Lucas-Kanade failed (%s); zero motion", err)
+        return np.zeros(shape)
+    if velocity.shape != shape or not np.isfinite(velocity).all():
+        log.debug("Lucas-Kanade gave a non-finite or misshapen field; zero motion")
+        return np.zeros(shape)
+    return velocity
+
+
+def weighted_flow_pixels_per_step(
+    frames_grey: NDArray[np.floating], weights: tuple[float, ...]
+) -> NDArray[np.float64]:
+    """sum_k weights[k] * flow of pair k (k = 0: the last two frames). frames (T, H, W)."""
+    if frames_grey.shape[0] < len(weights) + 1:
+        raise ValueError(
+            f"{len(weights)} flow(s) need {len(weights) + 1} frames, got {frames_grey.shape[0]}"
+        )
+    velocity = np.zeros((2, *frames_grey.shape[1:]))
+    for k, weight in enumerate(weights):
+        last = frames_grey.shape[0] - 1 - k
+        velocity += weight * flow_pixels_per_step(frames_grey[last - 1], frames_grey[last])
+    return velocity
+
+
+def motion_field(
+    frames_grey: NDArray[np.floating], variant: str = DEFAULT_VARIANT
+) -> NDArray[np.float64]:
+    """THE motion field of a nowcast: (2, H, W) cells per step (x, y) from (T, H, W) grey inputs.
+
+    NaN (outside coverage) is read as no echo.
+    """
+    frames = np.nan_to_num(np.asarray(frames_grey, dtype=np.float64), nan=0.0)
+    return weighted_flow_pixels_per_step(frames, variant_weights(variant))
+
+
+def lead_displacements(velocity: NDArray[np.floating], n_leads: int) -> NDArray[np.float64]:
+    """(n_leads, 2, H, W) displacement (cells, x then y) of lead k's semi-Lagrangian trajectory.
+
+    Exactly the displacements pysteps' ``semilagrangian.extrapolate`` applies at each step
+    (its defaults: one midpoint iteration, velocity interpolated with mode "nearest").
+    """
+    _, extrapolate = pysteps_methods()
+    velocity = np.asarray(velocity, dtype=np.float64)
+    out = np.empty((int(n_leads), *velocity.shape))
+    displacement = np.zeros_like(velocity)
+    for k in range(int(n_leads)):
+        _, displacement = extrapolate(
+            None, velocity, 1, displacement_prev=displacement, return_displacement=True
+        )
+        out[k] = displacement
+    return out
+
+
+def warp_by_displacement(
+    field: NDArray[np.floating], displacement: NDArray[np.floating], outside: float = 0.0
+) -> NDArray[np.float64]:
+    """``field`` (H, W) read at ``grid + displacement`` (2, H, W): bilinear, ``outside`` beyond.
+
+    pysteps' semi-Lagrangian interpolation (``map_coordinates``, order 1, constant mode).
+    """
+    h, w = field.shape
+    cols, rows = np.meshgrid(np.arange(w), np.arange(h))
+    coords = [rows + displacement[1], cols + displacement[0]]
+    return map_coordinates(
+        np.asarray(field, dtype=np.float64),
+        coords,
+        mode="constant",
+        cval=outside,
+        order=1,
+        prefilter=False,
+    )
+
+
+def advect_grey(
+    frame_grey: NDArray[np.floating], velocity: NDArray[np.float64], n_leads: int
+) -> NDArray[np.float32]:
+    """Semi-Lagrangian advection of an (H, W) grey frame: (n_leads, H, W) float32 in [0, 1].
+
+    ``velocity`` (2, H, W) in cells per step; cells advected from outside the domain are 0.
+    """
+    if not np.any(velocity) or not np.nanmax(frame_grey, initial=0.0) > 0.0:
+        out = np.repeat(frame_grey[np.newaxis], n_leads, axis=0)
+    else:
+        _, extrapolate = pysteps_methods()
+        out = extrapolate(
+            np.nan_to_num(frame_grey.astype(np.float64), nan=0.0),
+            velocity,
+            int(n_leads),
+            outval=0.0,
+            verbose=False,
+        )
+    return np.clip(np.nan_to_num(out, nan=0.0), 0.0, 1.0).astype(np.float32)
+
+
+def advect_per_lead(
+    fields_grey: NDArray[np.floating], displacements: NDArray[np.floating]
+) -> NDArray[np.float32]:
+    """Lead k's field (K, H, W) moved by lead k's displacement (K, 2, H, W): (K, H, W) in [0, 1].
+
+    With every field equal to the last frame this is `advect_grey` of that frame.
+    """
+    out = np.empty(fields_grey.shape, dtype=np.float32)
+    for k in range(fields_grey.shape[0]):
+        out[k] = warp_by_displacement(np.nan_to_num(fields_grey[k], nan=0.0), displacements[k])
+    return np.clip(out, 0.0, 1.0)

@@ -1,0 +1,246 @@
+"""The Lagrangian ConvLSTM: coordinates, network, served method, cached windows, resumable runs."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ingest.cf_writer import write_synthetic_feed
+from model.architectures import build_model, default_config
+from model.checkpoint import load_checkpoint, save_checkpoint
+from model.config import ConvLSTMConfig
+from model.lagrangian import lagrangian_inputs, lagrangian_targets, to_eulerian
+from model.lagrangian_data import LagrangianWindows, crop_origins, lagrangian_windows
+from model.lagrangian_net import LagrangianForecaster
+from model.lagrangian_train import (
+    LagrangianTrainConfig,
+    ValidationSet,
+    load_resumable,
+    soft_csi_loss,
+    train_lagrangian,
+)
+from model.methods import get_method
+from model.motion import motion_field
+from model.split import WindowRef
+from tests.model.helpers import SMALL_GRID_ENV
+
+SMALL = ConvLSTMConfig(
+    in_frames=5, out_frames=6, frame_cells=32, hidden_channels=(8, 8), patch_size=4,
+    architecture="convlstm",
+)  # fmt: skip
+
+
+def moving_blob(frames: int, cells: int = 32, speed: float = 1.5) -> np.ndarray:
+    """(frames, cells, cells) grey: a Gaussian rain cell moving right by ``speed`` per step."""
+    rows, cols = np.mgrid[0:cells, 0:cells]
+    out = []
+    for t in range(frames):
+        centre = (cells / 2, 6 + speed * t)
+        out.append(0.7 * np.exp(-((rows - centre[0]) ** 2 + (cols - centre[1]) ** 2) / 18.0))
+    return np.asarray(out, dtype=np.float32)
+
+
+def test_inputs_and_targets_in_lagrangian_coordinates_hold_the_rain_still():
+    frames = moving_blob(11)
+    inputs, targets = frames[:5], frames[5:]
+    velocity = motion_field(inputs)
+    assert velocity[0].max() > 1.0  # the field moves rain to the right
+    moved_in = lagrangian_inputs(inputs, velocity)
+    moved_out, inside = lagrangian_targets(targets, velocity)
+    last = inputs[-1]
+    eulerian_gap = np.abs(inputs[0] - last).mean()
+    assert np.abs(moved_in[0] - last).mean() < 0.35 * eulerian_gap
+    assert np.array_equal(moved_in[-1], last)
+    assert np.abs(moved_out[2] - last).mean() < 0.35 * np.abs(targets[2] - last).mean()
+    # at the downwind edge the rain of the issue time has left the grid by the last lead:
+    # nothing observed to learn from there
+    assert not inside[-1][:, -1].any() and inside[-1][:, 0].mean() > 0.9
+    assert inside[0][:, 16].mean() > 0.9
+
+
+def test_a_network_that_changes_nothing_is_exactly_the_extrapolation_nowcast(tmp_path):
+    model = build_model(SMALL)  # the head starts at zero
+    path = save_checkpoint(tmp_path / "l.safetensors", model, SMALL, {})
+    method = get_method("convlstm", checkpoint=path, device="cpu")
+    frames = moving_blob(5)[None]
+    out = method(frames, 6)
+    expected = get_method("extrapolation")(frames, 6)
+    assert out.shape == (1, 6, 32, 32)
+    np.testing.assert_array_equal(out, expected)
+    # and the Lagrangian field -> Eulerian step alone: the last frame at every lead
+    velocity = motion_field(frames[0])
+    np.testing.assert_array_equal(
+        to_eulerian(np.repeat(frames[0, -1:], 6, 0), velocity), expected[0]
+    )
+
+
+def test_the_network_learns_growth_and_its_output_has_no_checkerboard():
+    torch.manual_seed(0)
+    model = build_model(SMALL)
+    assert isinstance(model, LagrangianForecaster)
+    torch.nn.init.normal_(model.head.weight, std=0.5)  # a trained-like, non-zero head
+    x = torch.from_numpy(np.repeat(moving_blob(1), 5, 0)[None].copy())
+    out = model(x).detach()
+    assert out.shape == (1, 6, 32, 32) and float(out.min()) >= 0 and float(out.max()) <= 1
+    change = (out - x[:, -1:]).numpy()[0]
+    # period-2 pattern of depth-to-space outputs: +- alternation within 2 x 2 blocks
+    checker = (
+        np.abs(
+            change[:, 0::2, 0::2]
+            + change[:, 1::2, 1::2]
+            - change[:, 0::2, 1::2]
+            - change[:, 1::2, 0::2]
+        ).mean()
+        / 4
+    )
+    assert checker < 0.05 * np.abs(change).mean()
+    eulerian = build_model(replace(SMALL, architecture="eulerian-convlstm", patch_size=2))
+    torch.nn.init.normal_(eulerian.head.weight, std=0.5)
+    e = eulerian.predict(x).numpy()[0]
+    e_checker = np.abs(e[:, 0::2, 0::2] + e[:, 1::2, 1::2] - e[:, 0::2, 1::2] - e[:, 1::2, 0::2])
+    assert e_checker.mean() / 4 > 10 * checker  # the test would see the old output path's
+
+    target = torch.clamp(x[:, -1:].repeat(1, 6, 1, 1) * 1.3, 0, 1)  # everything grows
+    optimiser = torch.optim.Adam(model.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(15):
+        optimiser.zero_grad()
+        loss = ((model(x) - target) ** 2).mean()
+        loss.backward()
+        optimiser.step()
+        losses.append(float(loss))
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_soft_csi_is_one_minus_csi_on_sharp_fields():
+    observed = torch.zeros(1, 1, 4, 4)
+    observed[..., :2] = 0.9  # 8 wet cells
+    forecast = torch.zeros(1, 1, 4, 4)
+    forecast[..., 1:3] = 0.9  # 4 hits, 4 false alarms, 4 misses
+    inside = torch.ones_like(observed, dtype=torch.bool)
+    assert float(soft_csi_loss(forecast, observed, inside)) == pytest.approx(1 - 4 / 12, abs=1e-3)
+    assert float(soft_csi_loss(observed, observed, inside)) == pytest.approx(0.0, abs=1e-3)
+
+
+def windows_of(seed: int, n: int = 6) -> LagrangianWindows:
+    rng = np.random.default_rng(seed)
+    frames = rng.random((n, 11, 32, 32), dtype=np.float32)
+    return LagrangianWindows(
+        f"v{seed}", np.arange(n), frames[:, :5].astype(np.float16),
+        frames[:, 5:].astype(np.float16), np.ones((n, 6, 32, 32), bool),
+        np.zeros((n, 2, 32, 32), np.float32),
+    )  # fmt: skip
+
+
+def test_a_resumed_run_continues_exactly_where_it_stopped(tmp_path):
+    train = [windows_of(1), windows_of(2)]
+    val = windows_of(3, 2)
+    validation = ValidationSet(val.inputs.astype(np.float32), val.velocity, val.targets)
+    from ingest.normalize import NormParams
+
+    def sitting(folder: Path, max_steps: int) -> None:
+        train_lagrangian(
+            build_model(SMALL), SMALL,
+            LagrangianTrainConfig(max_steps=max_steps, batch_size=2, device="cpu"),
+            train, validation, NormParams(), folder / "c.safetensors", folder / "c.resume.pt",
+            {}, resume=(folder / "c.resume.pt").exists(),
+        )  # fmt: skip
+
+    sitting(tmp_path / "a", 4)  # one sitting of 4 steps
+    sitting(tmp_path / "b", 1)  # 1 step, stopped, then resumed up to 4
+    sitting(tmp_path / "b", 4)
+    straight = torch.load(tmp_path / "a" / "c.resume.pt", weights_only=True)
+    resumed = torch.load(tmp_path / "b" / "c.resume.pt", weights_only=True)
+    for name, tensor in straight["model"].items():
+        assert torch.equal(tensor, resumed["model"][name]), name
+    assert straight["numpy_rng"] == resumed["numpy_rng"]
+    state, _ = load_resumable(
+        tmp_path / "a" / "c.resume.pt", build_model(SMALL),
+        torch.optim.Adam(build_model(SMALL).parameters()), np.random.default_rng(),
+    )  # fmt: skip
+    assert state.step == 4 and state.samples_seen == 8 and len(state.sittings) == 1
+    _, config, meta = load_checkpoint(tmp_path / "a" / "c.safetensors")
+    assert config == SMALL and meta["samples_seen"] >= 0 and meta["sittings"]
+
+
+def test_windows_are_moved_once_and_read_back_from_the_cache(tmp_path, monkeypatch):
+    from datetime import UTC, datetime, timedelta
+
+    from model import lagrangian_data
+    from model.events import Event
+
+    frames = moving_blob(24)
+    times = tuple(datetime(2026, 1, 1, tzinfo=UTC) + timedelta(minutes=6 * i) for i in range(24))
+    event = Event("e", "s-1", times, frames, 6.0, "n1-test")
+    refs = [WindowRef(0, s) for s in range(0, 5)]
+    first = lagrangian_windows([event], refs, 5, 6, tmp_path, wet_only=False, workers=1)
+    assert first[0].inputs.shape == (5, 5, 32, 32) and first[0].velocity.shape == (5, 2, 32, 32)
+
+    def fail(*_args: object) -> None:
+        raise AssertionError("computed again")
+
+    monkeypatch.setattr(lagrangian_data, "transform_window", fail)
+    again = lagrangian_windows([event], refs, 5, 6, tmp_path, wet_only=False, workers=1)
+    np.testing.assert_array_equal(again[0].targets, first[0].targets)
+    other = replace(event, times=tuple(t + timedelta(days=1) for t in times))
+    with pytest.raises(AssertionError, match="computed again"):  # other frames: a new entry
+        lagrangian_windows([other], refs, 5, 6, tmp_path, wet_only=False, workers=1)
+
+
+def test_crops_spread_over_large_grids():
+    assert crop_origins((350, 350), 350) == [(0, 0)]
+    origins = crop_origins((785, 720), 350)  # KNMI 765 x 700 with the disk margin
+    assert len(origins) == 9 and (0, 0) in origins and (435, 370) in origins
+
+
+def test_training_sittings_stop_on_sigterm_and_resume_from_their_state(tmp_path):
+    feed = tmp_path / "events" / "ev"
+    write_synthetic_feed(feed, 120, site_id="s-1", shape=(96, 96))
+    logs, out = tmp_path / "logs", tmp_path / "c.safetensors"
+    argv = [
+        sys.executable, "-m", "service.cli", "train", str(feed.parent), "--arch", "convlstm",
+        "--hidden", "4,4", "--block-frames", "20", "--eval-every-min", "0.05",
+        "--log-dir", str(logs), "--out", str(out), "--no-extra-crops",
+    ]  # fmt: skip
+    env = {**os.environ, **SMALL_GRID_ENV}
+    process = subprocess.Popen(
+        [*argv, "--max-minutes", "30"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    resumable = logs / "convlstm.resume.pt"
+    deadline = time.monotonic() + 240
+    while not resumable.exists():  # written at step 0, before the first training step
+        assert process.poll() is None and time.monotonic() < deadline, "no resumable state"
+        time.sleep(0.5)
+    time.sleep(3)  # some training steps
+    process.send_signal(signal.SIGTERM)
+    output = process.communicate(timeout=120)[0].decode()
+    assert process.returncode == 0, output[-2000:]
+    steps = torch.load(resumable, weights_only=True)
+    import json
+
+    stopped_at = json.loads(steps["state"])["step"]
+    assert stopped_at > 0 and out.exists()
+    result = subprocess.run(
+        [*argv, "--max-minutes", "0.1", "--resume", str(resumable)],
+        env=env, capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    state = json.loads(torch.load(resumable, weights_only=True)["state"])
+    assert state["step"] > stopped_at and len(state["sittings"]) == 2
+    assert state["sittings"][1]["from_step"] == stopped_at
+
+
+def test_the_default_configuration_is_sized_for_the_cpu():
+    config = default_config("convlstm")
+    assert (config.patch_size, config.hidden_channels) == (4, (32, 32))
+    paper = default_config("eulerian-convlstm")
+    assert (paper.patch_size, paper.hidden_channels, paper.kernel_size) == (2, (64, 64), 3)
