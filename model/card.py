@@ -200,7 +200,9 @@ def calibration_section(meta: dict[str, Any]) -> str:
             f"| {_cell(raw['mean_csi'])} ({raw['defined_leads']}) "
             f"| {_cell(fitted['mean_csi'])} ({fitted['defined_leads']}) "
             f"| {part['leads_with_observed_events'] or 'none'} "
-            f"| {_cell(part['mean_csi_raw'])} | {_cell(part['mean_csi_calibrated'])} |"
+            f"| {_cell(part['mean_csi_raw'])} | {_cell(part['mean_csi_calibrated'])} "
+            f"| {_cell(part.get('mean_rain_mse_raw'))} "
+            f"| {_cell(part.get('mean_rain_mse_calibrated'))} |"
         )
 
     return f"""Per-lead probability matching (quantile mapping) of the network's grey levels onto
@@ -211,13 +213,13 @@ forecast's own input frames (`cap_at_inputs`: the tables' upper tail, learnt on 
 training rain, must not turn a light event's blur into heavy rain). Stored in the
 checkpoint's metadata; fitted {cal.get("fitted_utc")} by `nowcast calibrate`.
 **In use: {"yes" if cal["use"] else "no"}** (rule: {cal["decision_rule"]}; judged on: {judged_on}).
-`ConvLSTMMethod(calibrated=False)` or `nowcast evaluate --raw` gives the raw output;
+`get_method("convlstm", calibrated=False)` or `nowcast evaluate --raw` gives the raw output;
 evaluation JSONs say `calibration_applied`.
 
 | windows judged | windows | observed cells >= 0.5 mm/h | raw mean CSI (defined leads) \
 | calibrated mean CSI (defined leads) | leads with observed events | raw CSI over them \
-| calibrated CSI over them |
-| --- | --- | --- | --- | --- | --- | --- | --- |
+| calibrated CSI over them | raw rain MSE | calibrated rain MSE |
+| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
 {row("validation split", val)}
 {row(f"train blocks, {cross['folds']}-fold CV", cross)}
 

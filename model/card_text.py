@@ -32,7 +32,8 @@ def _model_section(meta: dict[str, Any], config: dict[str, Any], params: int) ->
   use, `model.motion.motion_field`); the inputs moved along it to the issue time (Lagrangian
   coordinates); the network forecasts each lead's field at the issue time; each lead k is then
   moved k steps by pysteps' semi-Lagrangian displacements. A network that changes nothing
-  gives exactly the extrapolation nowcast (tested); it learns only what advection cannot.
+  gives the extrapolation nowcast (to float32 rounding, tested); it learns only what
+  advection cannot.
 - Network (`model.lagrangian_net`): the encoder-forecaster of METHOD.md (ConvLSTM cells with
   peepholes, forecaster without input, states copied from the encoder) on {cells} x {cells}
   frames as {grid} x {grid} x {patch**2} patches, {len(config["hidden_channels"])} layers x
@@ -101,12 +102,15 @@ def _training_section(meta: dict[str, Any]) -> str:
         f"| {s.get('hardware')} |"
         for i, s in enumerate(sittings)
     )
-    return f"""- Loss `{train.get("loss")}` (`model.lagrangian_train.LOSSES`) against the targets
-  moved into Lagrangian coordinates, on the cells whose trajectory stayed in the grid;
-  {train.get("optimizer")} lr {train.get("learning_rate")}; batch {train.get("batch_size")};
-  seed {train.get("seed")}; the 8 flips/rotations of the grid, one per window; fp32.
+    return f"""- Loss `{train.get("loss")}` (`model.lagrangian_train.build_loss`: soft CSI at
+  {train.get("soft_csi_mmh")} mm/h, grey MSE x 20, rain-rate MSE x
+  {train.get("rain_mse_weight")}) against the targets moved into Lagrangian coordinates, on
+  the cells whose trajectory stayed in the grid; {train.get("optimizer")} lr
+  {train.get("learning_rate")}; batch {train.get("batch_size")}; seed {train.get("seed")};
+  the 8 flips/rotations of the grid, one per window; fp32.
 - Selection: every {train.get("eval_every_min")} min the validation windows are forecast as
-  served and the weights with the best mean of the 15-lead CSI at 0.5 and 2 mm/h are kept.
+  served and the weights with the best mean of the 15-lead CSI at 0.5 and 2 mm/h are kept,
+  among those whose validation rain MSE is no worse than the zero start's (= extrapolation's).
   Shipped: step {meta.get("step")} after {meta.get("samples_seen")} training samples
   ({meta.get("training_minutes")} min of training over {len(sittings)} sittings); validation
   CSI(0.5) {mean_csi("0.5")}, CSI(2) {mean_csi("2.0")}.

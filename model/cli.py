@@ -85,8 +85,23 @@ def train(
         ),
     ] = None,
     loss: Annotated[
-        str, typer.Option("--loss", help="convlstm: mse, soft_csi or soft_csi+mse.")
-    ] = "soft_csi+mse",
+        str,
+        typer.Option("--loss", help="convlstm: terms mse, soft_csi, rain_mse joined by '+'."),
+    ] = "soft_csi+mse+rain_mse",
+    soft_csi_mmh: Annotated[
+        str, typer.Option("--soft-csi-mmh", help="convlstm: soft CSI thresholds, e.g. 0.5,2.")
+    ] = "0.5,2",
+    rain_mse_weight: Annotated[
+        float, typer.Option("--rain-mse-weight", min=0.0, help="convlstm: rain MSE's weight.")
+    ] = 0.2,
+    target_frame: Annotated[
+        str,
+        typer.Option(
+            "--target-frame",
+            help="convlstm: take the loss in 'lagrangian' coordinates (targets moved back) or "
+            "'eulerian' (outputs moved by a differentiable warp).",
+        ),
+    ] = "lagrangian",
     eval_every_min: Annotated[
         float, typer.Option("--eval-every-min", min=0.05, help="convlstm: validation cadence.")
     ] = 5.0,
@@ -130,6 +145,9 @@ def train(
             loss,
             eval_every_min,
             extra_crops,
+            tuple(float(t) for t in soft_csi_mmh.split(",")),
+            rain_mse_weight,
+            target_frame,
         )
         return
     events = _load_events(folders)
@@ -198,6 +216,9 @@ def _train_lagrangian(
     loss: str,
     eval_every_min: float,
     extra_crops: bool,
+    soft_csi_mmh: tuple[float, ...],
+    rain_mse_weight: float,
+    target_frame: str,
 ) -> None:
     import json as json_lib
 
@@ -218,6 +239,9 @@ def _train_lagrangian(
             max_minutes=max_minutes,
             eval_every_min=eval_every_min,
             loss=loss,
+            soft_csi_mmh=soft_csi_mmh,
+            rain_mse_weight=rain_mse_weight,
+            target_frame=target_frame,
             augment=augment,
             seed=seed,
         )

@@ -50,7 +50,8 @@ class LagrangianWindows:
     """Windows of one view in Lagrangian coordinates (N windows, 100 x 100 cells).
 
     inputs (N, in, H, W) float16 grey; targets (N, out, H, W) float16 grey; inside
-    (N, out, H, W) bool; velocity (N, 2, H, W) float32 cells per step; starts (N,) int.
+    (N, out, H, W) bool; velocity (N, 2, H, W) float32 cells per step; starts (N,) int;
+    observed (N, out, H, W) float16 grey: the targets as observed (Eulerian), from the view.
     """
 
     view: str
@@ -59,6 +60,7 @@ class LagrangianWindows:
     targets: NDArray[np.float16]
     inside: NDArray[np.bool_]
     velocity: NDArray[np.float32]
+    observed: NDArray[np.float16]
 
 
 def crop_origins(shape: tuple[int, int], size: int) -> list[tuple[int, int]]:
@@ -209,8 +211,14 @@ def lagrangian_windows(
             for job in jobs:
                 _compute_view(job)
     out = []
+    by_name = {e.name: e for e in events}
     for name, path in paths:
         with np.load(path) as data:
+            grey = by_name[name].grey
+            observed = np.stack(
+                [grey[s + in_frames : s + in_frames + out_frames] for s in data["starts"]]
+                or [np.zeros((out_frames, *grey.shape[1:]), np.float32)]
+            )[: len(data["starts"])]
             out.append(
                 LagrangianWindows(
                     name,
@@ -219,6 +227,7 @@ def lagrangian_windows(
                     data["targets"],
                     data["inside"],
                     data["velocity"],
+                    observed.astype(np.float16),
                 )
             )
     return out

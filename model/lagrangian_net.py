@@ -5,7 +5,7 @@ It reads the five inputs already moved to the issue time (`model.lagrangian.lagr
 and returns, for each lead, the field at the issue time that the advection then carries k steps
 (`model.lagrangian.to_eulerian`). The field is the last input changed in two smooth ways:
 
-    out_k = clip(last + r_k + sum_j w_kj * (blur_j(last) - last), 0, 1)
+    out_k = clip(min(last + r_k + sum_j w_kj * (blur_j(last) - last), input max), 0, 1)
 
 - ``r_k``: growth (> 0) and decay (< 0) in grey levels;
 - ``w_kj``: how much of the Gaussian blur ``j`` (sigma 1, 2, 4 and 8 cells) replaces the last
@@ -16,8 +16,9 @@ and returns, for each lead, the field at the issue time that the advection then 
 Both come from the same encoder-forecaster wiring as the paper's network (METHOD.md: 2 ConvLSTM
 layers, space-to-depth by ``patch_size``, forecaster without input), whose 1 x 1 head gives the
 ``1 + len(BLUR_SIGMAS_CELLS)`` maps per lead on the coarse grid; they are upsampled bilinearly,
-so no depth-to-space checkerboard reaches the output. The head starts at zero: an untrained
-network returns the last frame at every lead, i.e. exactly the extrapolation nowcast.
+so no depth-to-space checkerboard reaches the output. No cell exceeds the brightest cell of the
+inputs. The head starts at zero: an untrained network returns the last frame at every lead,
+i.e. exactly the extrapolation nowcast.
 """
 
 from __future__ import annotations
@@ -103,7 +104,10 @@ class LagrangianForecaster(FrameSequenceNetwork):
         last = frames[:, -1:]
         blurs = rain_blurs(last, BLUR_SIGMAS_CELLS)  # (B, J, H, W)
         smoothing = (maps[:, :, 1:] * (blurs - last).unsqueeze(1)).sum(dim=2)
-        return (last + maps[:, :, 0] + smoothing).clamp(0.0, 1.0)
+        # no cell brighter than the brightest of the window's own inputs: growth within
+        # 90 minutes is learnt from few events, and an overshoot costs rain MSE dearly
+        ceiling = frames.amax(dim=(1, 2, 3), keepdim=True)
+        return torch.minimum(last + maps[:, :, 0] + smoothing, ceiling).clamp(0.0, 1.0)
 
     @torch.no_grad()
     def predict(self, frames: Tensor) -> Tensor:

@@ -8,8 +8,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ingest.settings import Settings
 from model.architectures import build_model
 from model.config import ConvLSTMConfig
@@ -97,16 +95,7 @@ def run_sitting(
     validation_views = lagrangian_windows(
         events, windows["validation"], c.in_frames, c.out_frames, paths.cache, wet_only=False
     )
-    by_name = {e.name: e for e in events}
-    observed = [
-        np.stack(
-            [
-                by_name[w.view].grey[s + c.in_frames : s + c.in_frames + c.out_frames]
-                for s in w.starts
-            ]
-        )
-        for w in validation_views
-    ]
+    observed = [w.observed for w in validation_views]
     counts = {
         "train": sum(len(w.starts) for w in train),
         "train_views": len(train),

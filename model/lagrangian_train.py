@@ -3,10 +3,11 @@ validation CSI in the observed (Eulerian) frame, and runs that resume across sit
 
 - Loss: taken against the targets moved into Lagrangian coordinates (L-CNN's way; the motion
   and the warps are computed once, `model.lagrangian_data`), on the cells whose trajectory
-  stayed inside the grid. `LOSSES` names the choices.
+  stayed inside the grid; `LOSS_TERMS` names the terms a loss sums (`build_loss`).
 - Selection: every ``eval_every_min`` the validation windows are forecast as served (network,
   then `model.lagrangian.to_eulerian`) and scored against the observed frames; the score is
   the mean of the pooled CSI at 0.5 and 2 mm/h over the 15 leads, and the best weights so far
+  whose validation rain MSE is no worse than the zero start's (the extrapolation nowcast's)
   are written as the shipped-format checkpoint (weights, config, meta).
 - Resume: the whole state (weights, optimiser, both random generators, step, samples seen,
   best score, history, sittings) goes to a resumable file at every evaluation and on SIGTERM;
@@ -22,7 +23,7 @@ import os
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ import torch
 from torch import Tensor
 
 from ingest.normalize import NormParams
+from model import advection_torch
 from model.checkpoint import save_checkpoint
 from model.config import ConvLSTMConfig
 from model.evaluate import grey_to_mmh
@@ -45,8 +47,11 @@ from model.train import dihedral, resolve_device
 
 log = logging.getLogger(__name__)
 
-SOFT_CSI_GREYS = (WET_GREYS[2], WET_GREYS[1])
-"""Thresholds of the soft CSI: 0.5 and 2 mm/h in grey."""
+SOFT_CSI_GREYS = {0.5: WET_GREYS[2], 2.0: WET_GREYS[1], 5.0: WET_GREYS[0]}
+"""Thresholds (mm/h) the soft CSI can be taken at, as grey levels."""
+
+RAIN_CAP_MMH = 100.0
+"""Rain rates are capped here in the rain-rate loss (one cell of hail must not dominate)."""
 
 SOFT_CSI_WIDTH_GREY = 0.02
 """Width of the sigmoid that stands in for the step at a threshold (1.6 dBZ)."""
@@ -58,11 +63,14 @@ def masked_mse(out: Tensor, target: Tensor, inside: Tensor) -> Tensor:
     return ((out - target) ** 2 * weight).sum() / weight.sum().clamp_min(1.0)
 
 
-def soft_csi_loss(out: Tensor, target: Tensor, inside: Tensor) -> Tensor:
-    """1 - the CSI of sigmoid-softened exceedances, pooled over the batch, mean over thresholds."""
+def soft_csi_loss(
+    out: Tensor, target: Tensor, inside: Tensor, thresholds_mmh: tuple[float, ...] = (0.5, 2.0)
+) -> Tensor:
+    """1 - the CSI of sigmoid-softened exceedances, pooled over the batch, mean over the
+    thresholds (keys of `SOFT_CSI_GREYS`)."""
     weight = inside.float()
     losses = []
-    for grey in SOFT_CSI_GREYS:
+    for grey in (SOFT_CSI_GREYS[t] for t in thresholds_mmh):
         forecast = torch.sigmoid((out - grey) / SOFT_CSI_WIDTH_GREY) * weight
         observed = (target >= grey).float() * weight
         hits = (forecast * observed).sum()
@@ -71,12 +79,50 @@ def soft_csi_loss(out: Tensor, target: Tensor, inside: Tensor) -> Tensor:
     return torch.stack(losses).mean()
 
 
-LOSSES: dict[str, Callable[[Tensor, Tensor, Tensor], Tensor]] = {
+def grey_to_rain_mmh(grey: Tensor) -> Tensor:
+    """Rain rate (mm/h) of grey levels with the default normalisation (Marshall-Palmer,
+    grey = (dBZ + 10) / 80), 0 where grey is 0, capped at `RAIN_CAP_MMH`."""
+    dbz = grey * 80.0 - 10.0
+    rain = torch.pow(10.0, dbz / 16.0) / 200.0 ** (1 / 1.6)
+    return torch.where(grey > 0, rain, torch.zeros_like(rain)).clamp(max=RAIN_CAP_MMH)
+
+
+def masked_rain_mse(out: Tensor, target: Tensor, inside: Tensor) -> Tensor:
+    """Mean squared rain-rate error (mm2/h2) over the cells where ``inside``."""
+    return masked_mse(grey_to_rain_mmh(out), grey_to_rain_mmh(target), inside)
+
+
+LOSS_TERMS: dict[str, Callable[..., Tensor]] = {
     "mse": masked_mse,
     "soft_csi": soft_csi_loss,
-    "soft_csi+mse": lambda o, t, m: soft_csi_loss(o, t, m) + 20.0 * masked_mse(o, t, m),
+    "rain_mse": masked_rain_mse,
 }
-"""Loss name -> ``loss(out, target, inside)`` on Lagrangian grey fields."""
+"""Term name -> ``term(out, target, inside)`` on Lagrangian grey fields; a loss is a weighted
+sum of terms, named like ``soft_csi+mse+rain_mse``."""
+
+GREY_MSE_WEIGHT = 20.0
+"""Weight of the grey MSE beside the soft CSI (the MSE is about 0.005, the soft CSI 0.5-0.9)."""
+
+
+def build_loss(config: LagrangianTrainConfig) -> Callable[[Tensor, Tensor, Tensor], Tensor]:
+    """The run's loss: its named terms, the soft CSI at ``config.soft_csi_mmh``, the grey MSE
+    weighted `GREY_MSE_WEIGHT` beside a soft CSI, the rain MSE ``config.rain_mse_weight``."""
+    names = config.loss.split("+")
+    with_csi = "soft_csi" in names
+
+    def loss(out: Tensor, target: Tensor, inside: Tensor) -> Tensor:
+        total = torch.zeros((), device=out.device)
+        for name in names:
+            if name == "soft_csi":
+                total = total + soft_csi_loss(out, target, inside, config.soft_csi_mmh)
+            elif name == "mse":
+                weight = GREY_MSE_WEIGHT if with_csi else 1.0
+                total = total + weight * masked_mse(out, target, inside)
+            else:
+                total = total + config.rain_mse_weight * masked_rain_mse(out, target, inside)
+        return total
+
+    return loss
 
 
 @dataclass(frozen=True)
@@ -88,21 +134,37 @@ class LagrangianTrainConfig:
     max_minutes: float = 60.0  # this sitting's wall-clock budget
     max_steps: int | None = None  # stop once the run (all sittings) has taken this many steps
     eval_every_min: float = 5.0
-    loss: str = "soft_csi+mse"
+    loss: str = "soft_csi+mse+rain_mse"
+    soft_csi_mmh: tuple[float, ...] = (0.5, 2.0)
+    rain_mse_weight: float = 0.2
     augment: bool = True  # the 8 flips/rotations, the same for the whole window
     seed: int = 0
     device: str = "auto"
     optimizer: str = "adam"
+    target_frame: str = "lagrangian"  # or "eulerian": a differentiable warp before the loss
 
     def __post_init__(self) -> None:
-        if self.loss not in LOSSES:
-            raise ValueError(f"unknown loss {self.loss!r}; valid: {', '.join(LOSSES)}")
+        unknown = [t for t in self.loss.split("+") if t not in LOSS_TERMS]
+        if unknown:
+            raise ValueError(
+                f"unknown loss terms {unknown} in {self.loss!r}; valid terms, joined by '+': "
+                f"{', '.join(LOSS_TERMS)}"
+            )
+        if self.target_frame not in ("lagrangian", "eulerian"):
+            raise ValueError(
+                f"target_frame must be lagrangian or eulerian, got {self.target_frame!r}"
+            )
+        bad = [t for t in self.soft_csi_mmh if t not in SOFT_CSI_GREYS]
+        if bad:
+            raise ValueError(f"soft CSI thresholds {bad} mm/h: valid {list(SOFT_CSI_GREYS)}")
 
 
 @dataclass
 class TrainState:
-    """What a sitting leaves for the next one."""
+    """What a sitting leaves for the next one. ``reference_rain_mse``: the validation rain MSE
+    of the zero start (the extrapolation nowcast); a model is kept only at or below it."""
 
+    reference_rain_mse: float | None = None
     step: int = 0
     samples_seen: int = 0
     best_score: float = -1.0
@@ -137,9 +199,9 @@ def validate(
     device: torch.device,
     batch_size: int = 16,
 ) -> tuple[float, dict[str, Any]]:
-    """(selection score, pooled scores) of the model as served on the validation windows.
+    """(CSI score, pooled scores) of the model as served on the validation windows.
 
-    The score is the mean of the 15-lead mean CSI at 0.5 and at 2 mm/h.
+    The score is the mean of the 15-lead mean CSI at 0.5 and at 2 mm/h (`selection_score`).
     """
     model.eval()
     scores = ScoreAccumulator(data.observed.shape[1])
@@ -169,27 +231,80 @@ def selection_score(pooled: dict[str, Any]) -> float:
     return float(np.mean(means))
 
 
+def mean_rain_mse(pooled: dict[str, Any]) -> float:
+    """The 15-lead mean of the pooled rain MSE (mm2/h2)."""
+    return float(np.mean([v or 0.0 for v in pooled["rain_mse"]]))
+
+
+def dihedral_vectors(vectors: np.ndarray, k: int) -> np.ndarray:
+    """A (2, H, W) field of (x, y) vectors under `model.train.dihedral` symmetry ``k``.
+
+    The maps move like any field; the components turn with the grid: a quarter turn
+    (``np.rot90`` on rows, columns) takes (dx, dy) to (dy, -dx), the flip of columns
+    (dx, dy) to (-dx, dy).
+    """
+    out = dihedral(vectors, k)
+    dx, dy = out[0], out[1]
+    for _ in range(k % 4):
+        dx, dy = dy, -dx
+    if k >= 4:
+        dx = -dx
+    return np.stack([dx, dy])
+
+
+@dataclass(frozen=True)
+class Batch:
+    """inputs (B, in, H, W); targets and inside (B, out, H, W) in Lagrangian coordinates;
+    velocity (B, 2, H, W) and observed (B, out, H, W), the targets as observed."""
+
+    inputs: Tensor
+    targets: Tensor
+    inside: Tensor
+    velocity: Tensor
+    observed: Tensor
+
+    def to(self, device: torch.device) -> Batch:
+        return Batch(*(getattr(self, f.name).to(device) for f in fields(self)))
+
+
 def sample_batch(
     train: list[LagrangianWindows], batch_size: int, rng: np.random.Generator, augment: bool
-) -> tuple[Tensor, Tensor, Tensor]:
-    """A random batch: inputs (B, in, H, W), targets (B, out, H, W), inside (B, out, H, W)."""
+) -> Batch:
+    """A random batch of windows (each view weighted by its window count), each under one of
+    the 8 symmetries of the grid when ``augment``."""
     sizes = np.array([len(w.starts) for w in train])
     views = rng.choice(len(train), size=batch_size, p=sizes / sizes.sum())
-    xs, ys, ms = [], [], []
+    parts: list[list[np.ndarray]] = [[], [], [], [], []]
     for v in views:
         i = int(rng.integers(sizes[v]))
-        x, y, m = train[v].inputs[i], train[v].targets[i], train[v].inside[i]
+        w = train[v]
+        fields = [w.inputs[i], w.targets[i], w.inside[i], w.velocity[i], w.observed[i]]
         if augment:
             k = int(rng.integers(8))
-            x, y, m = dihedral(x, k), dihedral(y, k), dihedral(m, k)
-        xs.append(np.ascontiguousarray(x, dtype=np.float32))
-        ys.append(np.ascontiguousarray(y, dtype=np.float32))
-        ms.append(np.ascontiguousarray(m))
-    return (
-        torch.from_numpy(np.stack(xs)),
-        torch.from_numpy(np.stack(ys)),
-        torch.from_numpy(np.stack(ms)),
-    )
+            fields = [dihedral(f, k) for f in fields[:3]] + [
+                dihedral_vectors(fields[3], k),
+                dihedral(fields[4], k),
+            ]
+        for part, f in zip(parts, fields, strict=True):
+            part.append(np.ascontiguousarray(f, dtype=bool if f.dtype == bool else np.float32))
+    return Batch(*(torch.from_numpy(np.stack(p)) for p in parts))
+
+
+def batch_loss(
+    model: torch.nn.Module,
+    batch: Batch,
+    loss_fn: Callable[[Tensor, Tensor, Tensor], Tensor],
+    target_frame: str,
+) -> Tensor:
+    """The loss of a batch: against the targets moved into Lagrangian coordinates (L-CNN), or
+    against the observed frames after moving each lead's output along the motion with a
+    differentiable semi-Lagrangian warp (``target_frame="eulerian"``, LUPIN's way)."""
+    out = model(batch.inputs)
+    if target_frame == "lagrangian":
+        return loss_fn(out, batch.targets, batch.inside)
+    displacements = advection_torch.lead_displacements(batch.velocity, out.shape[1])
+    moved = advection_torch.warp(out, displacements).to(out.dtype)
+    return loss_fn(moved, batch.observed, advection_torch.inside(displacements))
 
 
 def make_optimizer(model: torch.nn.Module, config: LagrangianTrainConfig) -> torch.optim.Optimizer:
@@ -283,7 +398,7 @@ def train_lagrangian(
     if resume:
         state, _ = load_resumable(resume_path, model, optimizer, rng)
         log.info("resumed at step %d (%d samples)", state.step, state.samples_seen)
-    loss_fn = LOSSES[config.loss]
+    loss_fn = build_loss(config)
     sitting = {
         "started_utc": datetime.now(UTC).isoformat(timespec="seconds"),
         "from_step": state.step,
@@ -309,14 +424,23 @@ def train_lagrangian(
             "validation_csi_0_5": float(np.mean([v or 0.0 for v in pooled["csi"]["0.5"]])),
             "validation_csi_2": float(np.mean([v or 0.0 for v in pooled["csi"]["2.0"]])),
         }
+        entry["validation_rain_mse"] = mean_rain_mse(pooled)
+        if state.step == 0 and state.reference_rain_mse is None:
+            state.reference_rain_mse = entry["validation_rain_mse"]
+        eligible = (
+            state.reference_rain_mse is None
+            or entry["validation_rain_mse"] <= state.reference_rain_mse
+        )
+        entry["eligible"] = eligible
         state.history.append(entry)
         running, batches = 0.0, 0
         log.info(
             "step %(step)d samples %(samples_seen)d loss %(train_loss).4f "
-            "val CSI(0.5) %(validation_csi_0_5).3f CSI(2) %(validation_csi_2).3f",
+            "val CSI(0.5) %(validation_csi_0_5).3f CSI(2) %(validation_csi_2).3f "
+            "rain MSE %(validation_rain_mse).3f",
             entry,
         )
-        if score > state.best_score:
+        if eligible and score > state.best_score:
             state.best_score, state.best_step = score, state.step
             save_checkpoint(
                 out_path,
@@ -342,16 +466,15 @@ def train_lagrangian(
         checkpoint_now()  # the zero start: the extrapolation nowcast's validation score
     while True:
         model.train()
-        x, y, m = sample_batch(train, config.batch_size, rng, config.augment)
-        x, y, m = x.to(device), y.to(device), m.to(device)
+        batch = sample_batch(train, config.batch_size, rng, config.augment).to(device)
         optimizer.zero_grad(set_to_none=True)
-        loss = loss_fn(model(x), y, m)
+        loss = batch_loss(model, batch, loss_fn, config.target_frame)
         loss.backward()
         optimizer.step()
         running += float(loss.detach())
         batches += 1
         state.step += 1
-        state.samples_seen += len(x)
+        state.samples_seen += len(batch.inputs)
         now = time.monotonic()
         if stop is not None and stop.set:
             checkpoint_now()

@@ -121,17 +121,30 @@ def motion_field(
 def lead_displacements(velocity: NDArray[np.floating], n_leads: int) -> NDArray[np.float64]:
     """(n_leads, 2, H, W) displacement (cells, x then y) of lead k's semi-Lagrangian trajectory.
 
-    Exactly the displacements pysteps' ``semilagrangian.extrapolate`` applies at each step
-    (its defaults: one midpoint iteration, velocity interpolated with mode "nearest").
+    Exactly the displacements pysteps' ``semilagrangian.extrapolate`` applies at each step with
+    its defaults (one midpoint iteration a step, velocity interpolated bilinearly with mode
+    "nearest"): the same arithmetic as its loop, written out here because pysteps returns only
+    the last step's displacement (`tests/model/test_lagrangian.py` checks the equality).
     """
-    _, extrapolate = pysteps_methods()
-    velocity = np.asarray(velocity, dtype=np.float64)
-    out = np.empty((int(n_leads), *velocity.shape))
-    displacement = np.zeros_like(velocity)
-    for k in range(int(n_leads)):
-        _, displacement = extrapolate(
-            None, velocity, 1, displacement_prev=displacement, return_displacement=True
+    v = np.asarray(velocity, dtype=np.float64)
+    cols, rows = np.meshgrid(np.arange(v.shape[2]), np.arange(v.shape[1]))
+
+    def velocity_at(displacement: NDArray[np.float64]) -> NDArray[np.float64]:
+        coords = [rows + displacement[1], cols + displacement[0]]
+        return np.stack(
+            [
+                map_coordinates(v[i], coords, mode="nearest", order=1, prefilter=False)
+                for i in (0, 1)
+            ]
         )
+
+    out = np.empty((int(n_leads), *v.shape))
+    displacement = np.zeros_like(v)
+    increment = v.copy()
+    for k in range(int(n_leads)):
+        increment = velocity_at(displacement - increment / 2.0)
+        displacement = displacement - increment
+        increment = velocity_at(displacement)
         out[k] = displacement
     return out
 

@@ -17,11 +17,11 @@ from typing import Any, cast
 import numpy as np
 import torch
 
+from model import advection_torch
 from model.calibration import LeadCalibration, apply_calibration, cap_at_inputs
 from model.checkpoint import load_checkpoint, read_config
-from model.lagrangian import lagrangian_inputs, to_eulerian
 from model.methods import check_inputs
-from model.motion import lead_displacements, motion_field
+from model.motion import motion_field
 from model.paths import default_checkpoint
 
 log = logging.getLogger(__name__)
@@ -125,29 +125,27 @@ class LagrangianConvLSTMMethod(LearnedMethod):
     """The Lagrangian ConvLSTM (`model.lagrangian_net`), the served ``convlstm``.
 
     Per site: the shared motion field of the inputs (`model.motion.motion_field`, the one
-    extrapolation uses), the inputs moved to the issue time, the network's Lagrangian forecast
-    of every lead (one batch for all sites), each lead moved k steps along the motion
-    (`model.lagrangian.to_eulerian`). A network that outputs the last frame unchanged gives the
-    extrapolation nowcast exactly.
+    extrapolation uses); then for the whole batch at once (`model.advection_torch`) the inputs
+    moved to the issue time, the network's Lagrangian forecast of every lead, each lead moved k
+    steps along the motion (what `model.lagrangian.to_eulerian` does per site in numpy). A
+    network that outputs the last frame unchanged gives the extrapolation nowcast to rounding.
     """
 
     name = "convlstm"
 
     def network_grey(self, inputs: np.ndarray) -> np.ndarray:
         c = self.config
-        velocities = [motion_field(frames) for frames in inputs]
+        velocity = torch.from_numpy(np.stack([motion_field(frames) for frames in inputs]))
         steps = max(c.in_frames - 1, c.out_frames)
-        displacements = [lead_displacements(v, steps) if v.any() else None for v in velocities]
-        moved = np.stack(
-            [
-                lagrangian_inputs(*site)
-                for site in zip(inputs, velocities, displacements, strict=True)
-            ]
-        )
-        fields = self.run_network(moved.astype(np.float32))
-        return np.stack(
-            [to_eulerian(*site) for site in zip(fields, velocities, displacements, strict=True)]
-        )
+        displacements = advection_torch.lead_displacements(velocity, steps)  # (B, S, 2, H, W)
+        # input j steps before the issue time moved j steps forward; the last one unchanged
+        back = c.in_frames - 1
+        earlier = torch.from_numpy(np.nan_to_num(inputs[:, :back], nan=0.0))
+        moved = advection_torch.warp(earlier, displacements[:, :back].flip(1))
+        frames = torch.cat([moved, torch.from_numpy(inputs[:, back:])], dim=1)
+        fields = self.run_network(frames.clamp(0.0, 1.0).float().numpy())
+        leads = advection_torch.warp(torch.from_numpy(fields), displacements[:, : c.out_frames])
+        return leads.clamp(0.0, 1.0).float().numpy()
 
 
 def learned_method(checkpoint: Path, **options: Any) -> LearnedMethod:

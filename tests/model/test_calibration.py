@@ -159,6 +159,19 @@ def test_judging_uses_only_leads_with_observed_events():
     assert judged["helps"] and judged["observed_event_cells"] == 16
 
 
+def test_tables_that_buy_csi_with_rain_that_never_falls_are_not_used():
+    norm = NormParams()
+    truth = np.zeros((4, 3, 8, 8), np.float32)
+    truth[:, :, :4, :4] = 0.45  # about 1 mm/h
+    raw = np.zeros_like(truth)
+    raw[:, :, :2, :2] = 0.45  # a quarter of the rain, right intensity
+    hotter = np.where(truth > 0, 0.9, 0.0).astype(np.float32)  # all of it, at ~280 mm/h
+    judged = compare(csi_summary(raw, truth, norm), csi_summary(hotter, truth, norm))
+    assert judged["mean_csi_calibrated"] > judged["mean_csi_raw"]
+    assert judged["mean_rain_mse_calibrated"] > judged["mean_rain_mse_raw"]
+    assert not judged["helps"]
+
+
 def test_fit_and_judge_reports_validation_and_train_block_cv():
     rng = np.random.default_rng(6)
     forecast, observed = blurred_and_observed(rng, n=8)
