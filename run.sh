@@ -44,8 +44,16 @@ test_tools() {
   fi
 }
 
-cmd=${1:-demo}
-shift || true
+usage() {
+  echo "usage: ./run.sh {demo|test|setup} [args]   (demo: the whole service on embedded defaults; test: lint, types and the test suite; setup: only create .venv)" >&2
+}
+
+if [ $# -eq 0 ]; then
+  usage
+  exit 2
+fi
+cmd=$1
+shift
 case "$cmd" in
   setup) setup ;;
   demo) setup; exec "$VENV/bin/nowcast" demo "$@" ;;
@@ -57,5 +65,5 @@ case "$cmd" in
     "$VENV/bin/mypy"
     exec "$VENV/bin/python" -m pytest "$@"
     ;;
-  *) echo "usage: ./run.sh {demo|test|setup} [args]" >&2; exit 2 ;;
+  *) usage; exit 2 ;;
 esac

@@ -8,6 +8,10 @@ batch of 4 windows (5 + 15 frames, 100 x 100) of real BOM frames when ../shared/
 present (else synthetic), bf16 autocast as the radar runs train; the median of ``--repeat``
 steps after two warm-up steps, per sample. Each crop size is timed in the same run as whole
 frames, so the ratios compare like with like.
+
+``--arch convlstm`` (the Lagrangian ConvLSTM, whole frames, batch 8) is timed beside the
+paper's Eulerian configuration instead, with the samples each sees in a 150-minute sitting
+(`bench_lagrangian.training_costs`).
 """
 
 from __future__ import annotations
@@ -32,12 +36,20 @@ def main() -> None:
 
     import torch
 
-    from model.architectures import build_model, default_config
+    from model.architectures import LAGRANGIAN, build_model, default_config
     from model.hardware import describe_machine
     from model.train import TrainConfig, make_optimiser, random_crop, train_step
 
-    batch = 4
     event = bench_event()
+    if args.arch in LAGRANGIAN:
+        from bench_lagrangian import training_costs
+
+        lagrangian = {"machine": describe_machine(), **training_costs(event, args.repeat)}
+        print(json.dumps(lagrangian, indent=2))
+        if args.json:
+            args.json.write_text(json.dumps(lagrangian, indent=2))
+        return
+    batch = 4
     windows = np.stack([event.grey[i : i + 20] for i in range(batch)])
     inputs, targets = torch.from_numpy(windows[:, :5]), torch.from_numpy(windows[:, 5:])
     config = default_config(args.arch)

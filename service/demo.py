@@ -5,7 +5,9 @@ delivers files into an incoming folder; the ingest worker takes them into the em
 the inference worker makes the ConvLSTM, extrapolation and persistence nowcasts with the
 shipped checkpoint and verifies them as observations arrive; the API serves forecasts,
 verification, /metrics and the dashboard at http://HOST:PORT/. Ctrl-C stops everything.
-The demo keeps its state under ``<data_dir>/demo`` and starts from an empty embedded Redis.
+The demo keeps its state under ``<data_dir>/demo`` and starts from an empty embedded Redis;
+it first takes ``<data_dir>/demo.lock`` and checks its port (`service.demo_guard`), so a second
+demo fails at once, naming the first, and changes nothing.
 """
 
 from __future__ import annotations
@@ -28,8 +30,6 @@ def demo(
         Path | None,
         typer.Option(
             "--frames",
-            exists=True,
-            file_okay=False,
             help="Folder of real CF-NetCDF frames (one sub-folder per network or site); "
             "default: the synthetic radar feed.",
         ),
@@ -49,6 +49,7 @@ def demo(
     from ingest.settings import get_settings
     from ingest.worker import IngestWorker
     from service.api.app import create_app
+    from service.demo_guard import DemoRefused, claim
     from service.feeds import FolderReplay, SyntheticRadar
     from service.inference import InferenceWorker
     from service.methods_runner import MethodRunner
@@ -56,14 +57,21 @@ def demo(
     base = get_settings()
     settings = base.model_copy(update={"data_dir": base.data_dir / "demo"})
     incoming = settings.data_dir / "incoming"
+    interval_s = RADAR_CADENCE_S / speed
+    replay: FolderReplay | None = None
+    try:  # nothing is touched before the frames, the state folder and the port are checked
+        if frames is not None:
+            replay = FolderReplay(_frames_folder(frames), incoming, interval_s)
+        lock = claim(base.data_dir, host, port)
+    except (DemoRefused, ValueError) as refused:
+        typer.echo(f"nowcast demo: {refused}", err=True)
+        raise typer.Exit(2) from None
     if settings.redis_url is None:  # our own embedded server: start from a clean slate
         shutil.rmtree(settings.data_dir, ignore_errors=True)
     incoming.mkdir(parents=True, exist_ok=True)
-
-    interval_s = RADAR_CADENCE_S / speed
     feed: FolderReplay | SyntheticRadar
-    if frames is not None:
-        feed = FolderReplay(frames, incoming, interval_s)
+    if replay is not None:
+        feed = replay
         source = f"{feed.n_frames} real frames from {frames} ({len(feed.sequences)} networks)"
     else:
         feed = SyntheticRadar(incoming, interval_s)
@@ -109,4 +117,12 @@ def demo(
             inference_worker.request_stop()
             for thread in threads:
                 thread.join(timeout=30)
+    lock.close()
     typer.echo("demo stopped")
+
+
+def _frames_folder(frames: Path) -> Path:
+    """``frames`` if it is a folder; ValueError saying what to give otherwise."""
+    if not frames.is_dir():
+        raise ValueError(f"--frames {frames}: no such folder; give a folder of radar frames")
+    return frames

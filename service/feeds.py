@@ -125,7 +125,10 @@ class FolderReplay:
         self.interval_s = interval_s
         self.sequences = network_sequences(source)
         if not self.sequences:
-            raise ValueError(f"no frame files ({', '.join(FRAME_SUFFIXES)}) under {source}")
+            raise ValueError(
+                f"--frames {source}: no frame files ({', '.join(FRAME_SUFFIXES)}) in it; "
+                "give a folder of radar frames"
+            )
 
     @property
     def n_frames(self) -> int:

@@ -91,3 +91,68 @@ def test_demo_refuses_a_speed_below_one(speed):
     )
     assert result.returncode == 2
     assert "speed" in result.stderr.lower()
+
+
+def _demo_env(data_dir) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NOWCAST_")}
+    env.update(NOWCAST_DATA_DIR=str(data_dir), OMP_NUM_THREADS="1")
+    env.pop("REDIS_URL", None)
+    return env
+
+
+def test_a_second_demo_fails_at_once_naming_the_first_and_changes_nothing(tmp_path):
+    port = free_port()
+    argv = [sys.executable, "-m", "service.cli", "demo", "--port", str(port), "--speed", "360"]
+    first = subprocess.Popen(
+        argv, env=_demo_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_for(lambda: httpx.get(f"{base}/readyz").status_code == 200, 120, first)
+        archived = sorted((tmp_path / "demo" / "archive").rglob("*.nc"))
+        # the same checkout (state folder) and port: refused before anything is touched
+        second = subprocess.run(argv, env=_demo_env(tmp_path), capture_output=True, text=True,
+                                timeout=60)  # fmt: skip
+        assert second.returncode == 2
+        message = second.stderr.strip()
+        assert "\n" not in message and "Traceback" not in message
+        assert f"pid {first.pid}, port {port}" in message
+        # another state folder but the same port: the port is named
+        third = subprocess.run(argv, env=_demo_env(tmp_path / "other"), capture_output=True,
+                               text=True, timeout=60)  # fmt: skip
+        assert third.returncode == 2 and f"port {port}" in third.stderr
+        assert "--port" in third.stderr and not (tmp_path / "other" / "demo").exists()
+        # the first demo is untouched and still healthy
+        assert (tmp_path / "demo" / "incoming").is_dir()
+        assert set(archived) <= set((tmp_path / "demo" / "archive").rglob("*.nc"))
+        assert httpx.get(f"{base}/readyz").status_code == 200
+    finally:
+        first.send_signal(signal.SIGINT)
+        output, _ = first.communicate(timeout=60)
+    assert first.returncode == 0 and "demo stopped" in output, output
+    assert "FileNotFoundError" not in output and "MISCONF" not in output
+
+
+@pytest.mark.parametrize("make", ["missing", "empty"])
+def test_a_missing_or_empty_frames_folder_is_one_line_and_exit_2(tmp_path, make):
+    folder = tmp_path / "frames"
+    if make == "empty":
+        folder.mkdir()
+    result = subprocess.run(
+        [sys.executable, "-m", "service.cli", "demo", "--frames", str(folder)],
+        env=_demo_env(tmp_path / "data"), capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2
+    message = result.stderr.strip()
+    assert "\n" not in message and "Traceback" not in message
+    assert str(folder) in message and "give a folder of radar frames" in message
+    assert not (tmp_path / "data" / "demo").exists()
+
+
+def test_run_sh_without_a_verb_prints_its_usage():
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "run.sh"
+    result = subprocess.run([str(script)], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2
+    assert "usage: ./run.sh {demo|test|setup}" in result.stderr and not result.stdout
