@@ -15,6 +15,7 @@ import redis
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ingest import keys
@@ -89,12 +90,14 @@ def validation_message(exc: RequestValidationError) -> str:
 
 def create_app(settings: Settings, connection: redis.Redis) -> FastAPI:
     """The API around one Redis connection (thread-safe pool)."""
-    app = FastAPI(
+    # /docs and /redoc load Swagger UI and ReDoc from the fastapi-offline package's own
+    # files (under /static-offline-docs), never from a CDN: the service works without network
+    app = FastAPIOffline(
         title="Precipitation nowcasting service",
         version=API_VERSION,
         description=(
             "ConvLSTM radar nowcasts (5 frames in, 15 out, 6-minute cadence) with live "
-            "verification against persistence and optical-flow extrapolation."
+            "verification against persistence, optical-flow extrapolation and S-PROG."
         ),
     )
     ctx = ApiContext(settings, connection)

@@ -188,3 +188,34 @@ def test_dashboard_without_data_then_unreachable_api_shows_the_banner(settings, 
     banner = page.locator("#error-banner")
     banner.wait_for(state="visible", timeout=10_000)
     assert "API unreachable" in banner.inner_text()
+
+
+def test_api_docs_render_their_operations_with_no_network(settings, redis_conn, page):
+    """/docs (Swagger UI) and /redoc draw every operation with every request outside the
+    service refused, as on a machine without network."""
+    with serving(create_app(settings, redis_conn)) as base_url:
+        outside: list[str] = []
+
+        def only_the_service(route) -> None:
+            if route.request.url.startswith(base_url):
+                route.continue_()
+            else:
+                outside.append(f"{route.request.resource_type} {route.request.url}")
+                route.abort()
+
+        page.route("**/*", only_the_service)
+        spec = httpx.get(f"{base_url}/openapi.json").json()
+        operations = sum(len(methods) for methods in spec["paths"].values())
+        page.goto(f"{base_url}/docs")
+        page.wait_for_selector(".opblock", timeout=30_000)
+        assert page.locator(".opblock").count() == operations
+        assert page.get_by_text("/v1/sites/{site}/nowcast/latest", exact=True).count() >= 1
+        page.goto(f"{base_url}/redoc")
+        page.wait_for_selector("[data-section-id^='operation/']", timeout=30_000)
+        sections = page.evaluate(
+            "() => new Set([...document.querySelectorAll(\"[data-section-id^='operation/']\")]"
+            ".map((e) => e.dataset.sectionId)).size"
+        )
+        assert sections == operations
+        # ReDoc's own "by Redocly" logo is an image on its CDN: refused, nothing else asked
+        assert all(entry.startswith("image ") for entry in outside), outside
