@@ -189,6 +189,13 @@ At 5 mm/h:
 
 {observed_events(reports)}
 
+## Forecast strips
+`docs/evaluation/strip-convlstm.png`, `strip-extrapolation.png` and
+`strip-eulerian-convlstm.png`: one test window of the BOM Melbourne event (inputs, observed,
+forecast at every lead; the command under Commands), for the eye: echoes should move with the
+rain, grow or decay, and leave no ghost trail at their earlier places; the Lagrangian output
+has no 2 x 2 checkerboard (no depth-to-space; tested on the network's output).
+
 ## Skill target
 {skill_target(reports)}
 
