@@ -96,7 +96,14 @@ def _training_section(meta: dict[str, Any]) -> str:
         values = [v or 0.0 for v in (pooled.get("csi") or {}).get(threshold, [])]
         return f"{sum(values) / len(values):.3f}" if values else "n/a"
 
-    sittings = meta.get("sittings") or []
+    run = meta.get("run_so_far") or {}
+    sittings = run.get("sittings") or meta.get("sittings") or []
+    so_far = (
+        f" The run has since gone on to step {run['step']} ({run['samples_seen']:,} samples, "
+        f"{run['minutes']} min) without a better validation score."
+        if run
+        else ""
+    )
     sitting_rows = "\n".join(
         f"| {i + 1} | {s.get('started_utc')} | {s.get('from_step')} -> {s.get('to_step')} "
         f"| {s.get('hardware')} |"
@@ -113,7 +120,7 @@ def _training_section(meta: dict[str, Any]) -> str:
   among those whose validation rain MSE is no worse than the zero start's (= extrapolation's).
   Shipped: step {meta.get("step")} after {meta.get("samples_seen")} training samples
   ({meta.get("training_minutes")} min of training over {len(sittings)} sittings); validation
-  CSI(0.5) {mean_csi("0.5")}, CSI(2) {mean_csi("2.0")}.
+  CSI(0.5) {mean_csi("0.5")}, CSI(2) {mean_csi("2.0")}.{so_far}
 - Sittings (`nowcast train --resume` continues one exactly: weights, optimiser, random
   generators, step; the resumable state is committed beside the logs):
 

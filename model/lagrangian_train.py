@@ -440,6 +440,7 @@ def train_lagrangian(
             "rain MSE %(validation_rain_mse).3f",
             entry,
         )
+        sitting["to_step"] = state.step
         if eligible and score > state.best_score:
             state.best_score, state.best_step = score, state.step
             save_checkpoint(
@@ -459,7 +460,6 @@ def train_lagrangian(
                     "sittings": state.sittings,
                 },
             )
-        sitting["to_step"] = state.step
         save_resumable(resume_path, model, optimizer, rng, state, {"meta": meta})
 
     if state.step == 0:
