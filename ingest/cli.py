@@ -14,7 +14,10 @@ from ingest.settings import Settings, get_settings
 log = logging.getLogger(__name__)
 
 FoldersArg = Annotated[
-    list[Path], typer.Argument(help="Folders of CF-NetCDF frames (searched recursively).")
+    list[Path],
+    typer.Argument(
+        help="Folders of CF-NetCDF frames (searched recursively).", exists=True, file_okay=False
+    ),
 ]
 SiteOpt = Annotated[
     str | None, typer.Option("--site", help="Site id to use instead of the file's attributes.")
@@ -30,7 +33,8 @@ def _settings() -> Settings:
 
 def ingest(
     folders: Annotated[
-        list[Path] | None, typer.Argument(help="Folders of CF-NetCDF frames.")
+        list[Path] | None,
+        typer.Argument(help="Folders of CF-NetCDF frames.", exists=True, file_okay=False),
     ] = None,
     watch: Annotated[
         bool, typer.Option(help="Keep watching for new files and pushed frames.")
@@ -64,7 +68,10 @@ def ingest(
 
 
 def push(
-    files: Annotated[list[Path], typer.Argument(help="NetCDF frames to hand to the workers.")],
+    files: Annotated[
+        list[Path],
+        typer.Argument(help="NetCDF frames to hand to the workers.", exists=True, dir_okay=False),
+    ],
     site: SiteOpt = None,
 ) -> None:
     """Push frames onto the incoming Redis stream for a running `nowcast ingest --watch`."""

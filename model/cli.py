@@ -34,7 +34,10 @@ def _load_events(roots: list[Path]) -> list[Event]:
 
 
 def train(
-    folders: Annotated[list[Path], typer.Argument(help="Event folders (or parents of them).")],
+    folders: Annotated[
+        list[Path],
+        typer.Argument(help="Event folders (or parents of them).", exists=True, file_okay=False),
+    ],
     arch: Annotated[
         str, typer.Option("--arch", help="Network: convlstm, saconvlstm or fclstm.")
     ] = "convlstm",
@@ -276,7 +279,10 @@ def _train_lagrangian(
 
 def calibrate(
     folders: Annotated[
-        list[Path], typer.Argument(help="The event folders the checkpoint was trained on.")
+        list[Path],
+        typer.Argument(
+            help="The event folders the checkpoint was trained on.", exists=True, file_okay=False
+        ),
     ],
     checkpoint: Annotated[Path, typer.Option("--checkpoint")] = DEFAULT_CHECKPOINT,
     quantiles: Annotated[int, typer.Option("--quantiles", min=2)] = 201,
@@ -342,7 +348,7 @@ def calibrate(
 def evaluate(
     folders: Annotated[
         list[Path] | None,
-        typer.Argument(help="Event folders (with --compare: evaluation JSON files)."),
+        typer.Argument(help="Event folders (with --compare: evaluation JSON files).", exists=True),
     ] = None,
     method: Annotated[
         str,
@@ -471,7 +477,10 @@ def _write_strip(
 
 
 def model_card(
-    evaluations: Annotated[list[Path], typer.Argument(help="evaluate --json outputs to tabulate.")],
+    evaluations: Annotated[
+        list[Path],
+        typer.Argument(help="evaluate --json outputs to tabulate.", exists=True, dir_okay=False),
+    ],
     checkpoint: Annotated[Path, typer.Option("--checkpoint")] = DEFAULT_CHECKPOINT,
     out: Annotated[Path, typer.Option("--out")] = MODEL_CARD,
     trained_on: Annotated[

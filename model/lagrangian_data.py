@@ -29,7 +29,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ingest.ingestor import norm_params_for
-from ingest.normalize import NormParams, normalise_dbz
+from ingest.normalize import normalise_dbz
 from ingest.settings import Settings
 from model.events import Event, cadence_min, read_fields
 from model.lagrangian import lagrangian_inputs, lagrangian_targets
@@ -256,8 +256,3 @@ def training_refs(
                 if start in starts:
                     refs.append(WindowRef(index, start))
     return refs
-
-
-def normalisation_of(events: list[Event], settings: Settings) -> NormParams:
-    """The normalisation the events were made with (that of the first event's site)."""
-    return norm_params_for(settings, events[0].site_id)

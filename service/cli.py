@@ -45,5 +45,32 @@ publish_cli.register(app)
 app.command("demo")(demo.demo)
 
 
+def run() -> None:
+    """The console entry point. Errors a user can cause (a bad option, a missing or empty
+    folder, an unreadable file) end in one line naming the verb and what to do, exit code 2,
+    no traceback; anything else is a bug and keeps its traceback."""
+    import sys
+
+    if len(sys.argv) <= 1:
+        app()  # no verb: the help, as ``no_args_is_help`` prints it
+        return
+    # typer raises its own (vendored) click's UsageError; BadParameter is one
+    usage_error: type[Exception] = next(
+        c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError"
+    )
+    try:
+        code = app(standalone_mode=False, prog_name="nowcast")
+    except usage_error as error:
+        context = getattr(error, "ctx", None)
+        verb = context.command_path if context is not None else "nowcast"
+        message = " ".join(str(getattr(error, "format_message")()).split())  # noqa: B009
+        typer.echo(f"{verb}: {message} (see {verb} --help)", err=True)
+        sys.exit(2)
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
 if __name__ == "__main__":
-    app()
+    run()

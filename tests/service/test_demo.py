@@ -156,3 +156,23 @@ def test_run_sh_without_a_verb_prints_its_usage():
     result = subprocess.run([str(script)], capture_output=True, text=True, timeout=30)
     assert result.returncode == 2
     assert "usage: ./run.sh {demo|test|setup}" in result.stderr and not result.stdout
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["ingest", "/nonexistent/frames"],
+        ["evaluate", "/nonexistent/events", "--method", "extrapolation"],
+        ["normalize", "/nonexistent/frame.nc", "--out", "/tmp/out.npy"],
+        ["serve", "--port", "70000"],
+        ["evaluate", ".", "--method", "no-such-method"],
+    ],
+)
+def test_user_errors_on_the_command_line_are_one_line_and_exit_2(argv):
+    result = subprocess.run(
+        [sys.executable, "-m", "service.cli", *argv], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 2, result.stderr
+    message = result.stderr.strip().splitlines()
+    assert len(message) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert message[0].startswith(f"nowcast {argv[0]}: ") and "--help" in message[0]
