@@ -36,7 +36,8 @@ def training_costs(event: object, repeat: int) -> dict[str, object]:
 
     from model.architectures import build_model, default_config
     from model.lagrangian_data import transform_window
-    from model.lagrangian_train import LagrangianTrainConfig, build_loss, make_optimizer
+    from model.lagrangian_losses import build_loss
+    from model.lagrangian_train import LagrangianTrainConfig, make_optimizer
     from model.train import TrainConfig, make_optimiser, train_step
 
     grey = event.grey  # type: ignore[attr-defined]
@@ -50,7 +51,8 @@ def training_costs(event: object, repeat: int) -> dict[str, object]:
     config = default_config("convlstm")
     model = build_model(config)
     optimiser = make_optimizer(model, LagrangianTrainConfig())
-    loss_fn = build_loss(LagrangianTrainConfig())
+    default = LagrangianTrainConfig()
+    loss_fn = build_loss(default.loss, default.soft_csi_mmh, default.rain_mse_weight)
 
     def lagrangian_step() -> None:
         optimiser.zero_grad(set_to_none=True)

@@ -109,7 +109,7 @@ def _training_section(meta: dict[str, Any]) -> str:
         f"| {s.get('hardware')} |"
         for i, s in enumerate(sittings)
     )
-    return f"""- Loss `{train.get("loss")}` (`model.lagrangian_train.build_loss`: soft CSI at
+    return f"""- Loss `{train.get("loss")}` (`model.lagrangian_losses.build_loss`: soft CSI at
   {train.get("soft_csi_mmh")} mm/h, grey MSE x 20, rain-rate MSE x
   {train.get("rain_mse_weight")}) against the targets moved into Lagrangian coordinates, on
   the cells whose trajectory stayed in the grid; {train.get("optimizer")} lr

@@ -20,12 +20,12 @@ from model.checkpoint import load_checkpoint, save_checkpoint
 from model.config import ConvLSTMConfig
 from model.lagrangian import lagrangian_inputs, lagrangian_targets, to_eulerian
 from model.lagrangian_data import LagrangianWindows, crop_origins, lagrangian_windows
+from model.lagrangian_losses import soft_csi_loss
 from model.lagrangian_net import LagrangianForecaster
 from model.lagrangian_train import (
     LagrangianTrainConfig,
     ValidationSet,
     load_resumable,
-    soft_csi_loss,
     train_lagrangian,
 )
 from model.methods import get_method
@@ -261,7 +261,8 @@ def test_flipped_and_rotated_windows_turn_their_motion_with_them(k):
 
 
 def test_the_differentiable_warp_trains_against_the_observed_frames():
-    from model.lagrangian_train import LOSS_TERMS, Batch, batch_loss
+    from model.lagrangian_losses import LOSS_TERMS
+    from model.lagrangian_train import Batch, batch_loss
 
     frames = moving_blob(11)
     velocity = motion_field(frames[:5])
