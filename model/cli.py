@@ -15,6 +15,7 @@ from model.paths import DEFAULT_CHECKPOINT, MODEL_CARD, TRAINING_LOGS, default_c
 if TYPE_CHECKING:
     from ingest.normalize import NormParams
     from model.events import Event
+    from model.lagrangian_train import LagrangianTrainConfig
     from model.methods import NowcastMethod
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,8 @@ def train(
         typer.Argument(help="Event folders (or parents of them).", exists=True, file_okay=False),
     ],
     arch: Annotated[
-        str, typer.Option("--arch", help="Network: convlstm, saconvlstm or fclstm.")
+        str,
+        typer.Option("--arch", help="Network: convlstm, eulerian-convlstm, saconvlstm or fclstm."),
     ] = "convlstm",
     out: Annotated[
         Path | None,
@@ -120,7 +122,7 @@ def train(
     """
     from ingest.ingestor import norm_params_for
     from ingest.settings import get_settings
-    from model.architectures import default_config
+    from model.architectures import LAGRANGIAN, default_config
     from model.config import ARCHITECTURES
     from model.events import describe_events
     from model.split import split_windows
@@ -129,28 +131,26 @@ def train(
 
     if arch not in ARCHITECTURES:
         raise typer.BadParameter(f"--arch {arch!r}: valid are {', '.join(ARCHITECTURES)}")
-    from model.architectures import LAGRANGIAN
-
     if arch in LAGRANGIAN:
+        from model.lagrangian_train import LagrangianTrainConfig
+
+        try:
+            train_config = LagrangianTrainConfig(
+                learning_rate=learning_rate,
+                batch_size=batch_size,
+                max_minutes=max_minutes,
+                eval_every_min=eval_every_min,
+                loss=loss,
+                soft_csi_mmh=tuple(float(t) for t in soft_csi_mmh.split(",")),
+                rain_mse_weight=rain_mse_weight,
+                target_frame=target_frame,
+                augment=augment,
+                seed=seed,
+            )
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from exc
         _train_lagrangian(
-            folders,
-            arch,
-            out,
-            log_dir,
-            resume,
-            max_minutes,
-            batch_size,
-            learning_rate,
-            block_frames,
-            augment,
-            hidden,
-            seed,
-            loss,
-            eval_every_min,
-            extra_crops,
-            tuple(float(t) for t in soft_csi_mmh.split(",")),
-            rain_mse_weight,
-            target_frame,
+            folders, arch, hidden, train_config, out, log_dir, resume, block_frames, extra_crops
         )
         return
     events = _load_events(folders)
@@ -206,29 +206,18 @@ def train(
 def _train_lagrangian(
     folders: list[Path],
     arch: str,
+    hidden: str | None,
+    train_config: LagrangianTrainConfig,
     out: Path | None,
     log_dir: Path,
     resume: Path | None,
-    max_minutes: float,
-    batch_size: int,
-    learning_rate: float,
     block_frames: int,
-    augment: bool,
-    hidden: str | None,
-    seed: int,
-    loss: str,
-    eval_every_min: float,
     extra_crops: bool,
-    soft_csi_mmh: tuple[float, ...],
-    rain_mse_weight: float,
-    target_frame: str,
 ) -> None:
-    import json as json_lib
-
+    """One sitting of a Lagrangian network (`model.lagrangian_run`), its logs in ``log_dir``."""
     from ingest.settings import get_settings
     from model.architectures import default_config
     from model.lagrangian_run import RunPaths, run_sitting
-    from model.lagrangian_train import LagrangianTrainConfig
 
     try:
         config = default_config(
@@ -236,23 +225,11 @@ def _train_lagrangian(
             hidden_channels=tuple(int(h) for h in hidden.split(",")) if hidden else None,
             frame_cells=get_settings().target_cells,  # the normalised grid of the settings
         )
-        train_config = LagrangianTrainConfig(
-            learning_rate=learning_rate,
-            batch_size=batch_size,
-            max_minutes=max_minutes,
-            eval_every_min=eval_every_min,
-            loss=loss,
-            soft_csi_mmh=soft_csi_mmh,
-            rain_mse_weight=rain_mse_weight,
-            target_frame=target_frame,
-            augment=augment,
-            seed=seed,
-        )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
-    resumable = resume or log_dir / f"{arch}.resume.pt"
     if resume is not None and not resume.is_file():
         raise typer.BadParameter(f"--resume {resume}: no such file")
+    resumable = resume or log_dir / f"{arch}.resume.pt"
     paths = RunPaths(out or default_checkpoint(arch), resumable, Path("var/cache/lagrangian"))
     try:
         state = run_sitting(
@@ -268,8 +245,8 @@ def _train_lagrangian(
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
     log_dir.mkdir(parents=True, exist_ok=True)
-    (log_dir / f"{arch}-history.json").write_text(json_lib.dumps(state.history, indent=2))
-    (log_dir / f"{arch}-sittings.json").write_text(json_lib.dumps(state.sittings, indent=2))
+    (log_dir / f"{arch}-history.json").write_text(json.dumps(state.history, indent=2))
+    (log_dir / f"{arch}-sittings.json").write_text(json.dumps(state.sittings, indent=2))
     typer.echo(
         f"step {state.step}, {state.samples_seen} samples, best validation score "
         f"{state.best_score:.3f} at step {state.best_step} -> {paths.checkpoint}; "
@@ -353,7 +330,9 @@ def evaluate(
     method: Annotated[
         str,
         typer.Option(
-            "--method", help="convlstm, saconvlstm, fclstm, persistence, extrapolation or sprog."
+            "--method",
+            help="convlstm, eulerian-convlstm, saconvlstm, fclstm, persistence, "
+            "extrapolation or sprog.",
         ),
     ] = "convlstm",
     json_out: Annotated[Path | None, typer.Option("--json", help="Scores as JSON.")] = None,

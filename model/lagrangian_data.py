@@ -199,7 +199,7 @@ def lagrangian_windows(
         event = events[index]
         key = _view_key(event, starts, in_frames, out_frames) + ("-wet" if wet_only else "")
         path = cache_dir / f"{key}.npz"
-        paths.append((event.name, path))
+        paths.append((event, path))
         if not path.exists():
             jobs.append((event, starts, in_frames, out_frames, path, wet_only))
     if jobs:
@@ -211,23 +211,21 @@ def lagrangian_windows(
             for job in jobs:
                 _compute_view(job)
     out = []
-    by_name = {e.name: e for e in events}
-    for name, path in paths:
+    for event, path in paths:
         with np.load(path) as data:
-            grey = by_name[name].grey
-            observed = np.stack(
-                [grey[s + in_frames : s + in_frames + out_frames] for s in data["starts"]]
-                or [np.zeros((out_frames, *grey.shape[1:]), np.float32)]
-            )[: len(data["starts"])]
+            observed = np.asarray(
+                [event.grey[s + in_frames : s + in_frames + out_frames] for s in data["starts"]],
+                dtype=np.float16,
+            ).reshape(-1, out_frames, *event.grey.shape[1:])
             out.append(
                 LagrangianWindows(
-                    name,
+                    event.name,
                     data["starts"],
                     data["inputs"],
                     data["targets"],
                     data["inside"],
                     data["velocity"],
-                    observed.astype(np.float16),
+                    observed,
                 )
             )
     return out

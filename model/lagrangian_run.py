@@ -95,7 +95,6 @@ def run_sitting(
     validation_views = lagrangian_windows(
         events, windows["validation"], c.in_frames, c.out_frames, paths.cache, wet_only=False
     )
-    observed = [w.observed for w in validation_views]
     counts = {
         "train": sum(len(w.starts) for w in train),
         "train_views": len(train),
@@ -111,7 +110,7 @@ def run_sitting(
         model_config,
         train_config,
         train,
-        validation_set(validation_views, observed),
+        validation_set(validation_views),
         norm_params_for(settings, events[0].site_id),
         paths.checkpoint,
         paths.resumable,

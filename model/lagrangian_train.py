@@ -107,12 +107,12 @@ class ValidationSet:
     observed: np.ndarray  # (N, out, H, W) float32 grey, Eulerian
 
 
-def validation_set(windows: list[LagrangianWindows], observed: list[np.ndarray]) -> ValidationSet:
-    """Stack the validation views' windows; ``observed[i]`` (N_i, out, H, W) matches view i."""
+def validation_set(windows: list[LagrangianWindows]) -> ValidationSet:
+    """The validation views' windows stacked into one `ValidationSet`."""
     return ValidationSet(
         np.concatenate([w.inputs for w in windows]).astype(np.float32),
         np.concatenate([w.velocity for w in windows]),
-        np.concatenate(observed).astype(np.float32),
+        np.concatenate([w.observed for w in windows]).astype(np.float32),
     )
 
 

@@ -118,6 +118,25 @@ def motion_field(
     return weighted_flow_pixels_per_step(frames, variant_weights(variant))
 
 
+def forecast_each_site(
+    inputs_grey: NDArray[np.floating],
+    n_leads: int,
+    variant: str,
+    forecast: Callable[[NDArray[np.float64], NDArray[np.float64], int], NDArray[np.floating]],
+) -> NDArray[np.float32]:
+    """Site by site: the motion field of its inputs, then ``forecast(frames, velocity, n_leads)``.
+
+    ``inputs_grey`` (B, T, H, W), NaN read as no echo; ``forecast`` returns (n_leads, H, W)
+    grey. Returns (B, n_leads, H, W) float32.
+    """
+    batch, _, height, width = inputs_grey.shape
+    out = np.empty((batch, int(n_leads), height, width), dtype=np.float32)
+    for b in range(batch):
+        frames = np.nan_to_num(np.asarray(inputs_grey[b], dtype=np.float64), nan=0.0)
+        out[b] = forecast(frames, motion_field(frames, variant), int(n_leads))
+    return out
+
+
 def lead_displacements(velocity: NDArray[np.floating], n_leads: int) -> NDArray[np.float64]:
     """(n_leads, 2, H, W) displacement (cells, x then y) of lead k's semi-Lagrangian trajectory.
 

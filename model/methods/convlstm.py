@@ -135,12 +135,13 @@ class LagrangianConvLSTMMethod(LearnedMethod):
 
     def network_grey(self, inputs: np.ndarray) -> np.ndarray:
         c = self.config
+        inputs = np.nan_to_num(inputs, nan=0.0)  # outside coverage: no echo
         velocity = torch.from_numpy(np.stack([motion_field(frames) for frames in inputs]))
         steps = max(c.in_frames - 1, c.out_frames)
         displacements = advection_torch.lead_displacements(velocity, steps)  # (B, S, 2, H, W)
         # input j steps before the issue time moved j steps forward; the last one unchanged
         back = c.in_frames - 1
-        earlier = torch.from_numpy(np.nan_to_num(inputs[:, :back], nan=0.0))
+        earlier = torch.from_numpy(inputs[:, :back])
         moved = advection_torch.warp(earlier, displacements[:, :back].flip(1))
         frames = torch.cat([moved, torch.from_numpy(inputs[:, back:])], dim=1)
         fields = self.run_network(frames.clamp(0.0, 1.0).float().numpy())

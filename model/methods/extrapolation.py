@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from model.methods import check_inputs
-from model.motion import DEFAULT_VARIANT, advect_grey, motion_field, variant_weights
+from model.motion import DEFAULT_VARIANT, advect_grey, forecast_each_site, variant_weights
 
 
 class ExtrapolationMethod:
@@ -33,10 +33,6 @@ class ExtrapolationMethod:
                 f"{self.variant} needs at least {len(self.weights) + 1} input frames, "
                 f"got {inputs.shape[1]}"
             )
-        batch, _, height, width = inputs.shape
-        out = np.empty((batch, int(n_leads), height, width), dtype=np.float32)
-        for b in range(batch):
-            frames = np.nan_to_num(inputs[b], nan=0.0)
-            velocity = motion_field(frames, self.variant)
-            out[b] = advect_grey(frames[-1], velocity, int(n_leads))
-        return out
+        return forecast_each_site(
+            inputs, n_leads, self.variant, lambda frames, v, n: advect_grey(frames[-1], v, n)
+        )

@@ -43,7 +43,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from model.methods import check_inputs
-from model.motion import DEFAULT_VARIANT, advect_grey, motion_field, variant_weights
+from model.motion import DEFAULT_VARIANT, advect_grey, forecast_each_site, variant_weights
 
 log = logging.getLogger(__name__)
 
@@ -120,13 +120,7 @@ class SprogMethod:
                 f"sprog ({self.variant}, AR({self.ar_order})) needs at least {needed} input "
                 f"frames, got {inputs.shape[1]}"
             )
-        batch, _, height, width = inputs.shape
-        out = np.empty((batch, int(n_leads), height, width), dtype=np.float32)
-        for b in range(batch):
-            frames = np.nan_to_num(inputs[b], nan=0.0)
-            velocity = motion_field(frames, self.variant)
-            out[b] = self.forecast_one(frames, velocity, int(n_leads))
-        return out
+        return forecast_each_site(inputs, n_leads, self.variant, self.forecast_one)
 
     def forecast_one(
         self, frames_grey: NDArray[np.floating], velocity: NDArray[np.float64], n_leads: int
