@@ -238,3 +238,12 @@ def peek_valid_time(path: Path) -> datetime | None:
             return _valid_time(ds)
     except Exception:  # an unreadable file sorts first and is quarantined when processed
         return None
+
+
+def peek_site_id(path: Path) -> str | None:
+    """Site id of a file (as the ingest derives it) without reading its grid; None if unknown."""
+    try:
+        with HDF5_LOCK, netCDF4.Dataset(path, mode="r") as ds:
+            return _site_id(ds)
+    except Exception:  # unreadable or without a site: the ingest says why when it gets there
+        return None

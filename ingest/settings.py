@@ -155,6 +155,12 @@ class Settings(BaseSettings):
     )
     infer_batch_max: Annotated[int, Field(ge=1, le=1024)] = 32
     infer_claim_idle_ms: Annotated[int, Field(ge=1000)] = 60_000
+    infer_max_behind_min: float = Field(
+        default=30.0,
+        ge=0,
+        description="An issue time older than the site's newest frame by more than this is "
+        "skipped (reason 'behind'): a worker that fell behind catches up, newest first.",
+    )
     infer_device: str = Field(default="auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
     infer_bf16: bool = False
     forecast_ttl_s: Annotated[int, Field(ge=60)] = 6 * 3600

@@ -45,3 +45,37 @@ def group_entries(
         )
         for _stream, entries in replies or []:
             yield from entries
+
+
+def group_backlog(
+    connection: redis.Redis, stream: str, group: str, limit: int = 100_000
+) -> tuple[int, int | None]:
+    """(entries ``group`` has not acknowledged yet, stream-id milliseconds of the oldest).
+
+    Counts the pending entries (delivered, not acknowledged) and those not yet delivered
+    (after the group's last-delivered id; at most ``limit`` are counted). Without the group
+    every entry of the stream is backlog. ``(0, None)`` when nothing waits.
+    """
+    groups = connection.xinfo_groups(stream) if connection.exists(stream) else []
+    info = next((g for g in groups if _text(g["name"]) == group), None)
+    if info is None:
+        first = connection.xrange(stream, count=1)
+        return connection.xlen(stream), (_id_ms(first[0][0]) if first else None)
+    oldest: list[int] = []
+    pending = int(info["pending"])
+    if pending:
+        summary = connection.xpending(stream, group)
+        oldest.append(_id_ms(summary["min"]))
+    after = connection.xrange(stream, min=f"({_text(info['last-delivered-id'])}", count=limit)
+    if after:
+        oldest.append(_id_ms(after[0][0]))
+    return pending + len(after), (min(oldest) if oldest else None)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _id_ms(entry_id: bytes | str) -> int:
+    """The millisecond part of a stream entry id (``<ms>-<seq>``)."""
+    return int(_text(entry_id).split("-", 1)[0])

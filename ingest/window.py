@@ -78,6 +78,7 @@ class WindowGapError(WindowError):
             f"at a {cadence_min:g}-minute cadence"
         )
         self.missing = missing
+        self.cadence_min = cadence_min
 
 
 @dataclass(frozen=True)

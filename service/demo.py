@@ -1,7 +1,8 @@
 """``nowcast demo``: the whole service on one machine, on embedded defaults.
 
-A radar feed (real frames replayed from ``--frames``, else the project's synthetic radar)
-delivers files into an incoming folder; the ingest worker takes them into the embedded Redis;
+A radar feed (real frames replayed from ``--frames``, each site's events in time order and
+never faster than the pipeline forecasts them; else the project's synthetic radar) delivers
+files into an incoming folder; the ingest worker takes them into the embedded Redis;
 the inference worker makes the ConvLSTM, extrapolation and persistence nowcasts with the
 shipped checkpoint and verifies them as observations arrive; the API serves forecasts,
 verification, /metrics and the dashboard at http://HOST:PORT/. Ctrl-C stops everything.
@@ -15,10 +16,18 @@ from __future__ import annotations
 import logging
 import shutil
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    import redis
+
+    from ingest.settings import Settings
+    from service.feeds import FolderReplay, SyntheticRadar
+    from service.methods_runner import MethodRunner
 
 log = logging.getLogger(__name__)
 
@@ -44,14 +53,11 @@ def demo(
     """Run feed, ingest, inference, live verification, API and dashboard until Ctrl-C."""
     import uvicorn
 
-    from ingest.ingestor import Ingestor
     from ingest.redis_conn import open_redis
     from ingest.settings import get_settings
-    from ingest.worker import IngestWorker
     from service.api.app import create_app
     from service.demo_guard import DemoRefused, claim
     from service.feeds import FolderReplay, SyntheticRadar
-    from service.inference import InferenceWorker
     from service.methods_runner import MethodRunner
 
     base = get_settings()
@@ -72,26 +78,17 @@ def demo(
     feed: FolderReplay | SyntheticRadar
     if replay is not None:
         feed = replay
-        source = f"{feed.n_frames} real frames from {frames} ({len(feed.sequences)} networks)"
+        source = f"{feed.n_frames} real frames from {frames} ({len(feed.sequences)} sites)"
     else:
         feed = SyntheticRadar(incoming, interval_s)
         source = "the synthetic radar feed (no --frames given)"
     typer.echo("loading the nowcast methods ...")
     runner = MethodRunner(settings)
 
-    stop = threading.Event()
     with open_redis(settings) as connection:
-        ingest_worker = IngestWorker(Ingestor(settings, connection), settings, settle_s=0.0)
-        inference_worker = InferenceWorker(settings, connection, runner)
-        threads = [
-            threading.Thread(target=feed.run, args=(stop,), name="feed", daemon=True),
-            threading.Thread(
-                target=ingest_worker.run, args=([incoming], True), name="ingest", daemon=True
-            ),
-            threading.Thread(target=inference_worker.run, name="inference", daemon=True),
-        ]
-        for thread in threads:
-            thread.start()
+        if replay is not None:  # never feed faster than the pipeline forecasts
+            replay.backlog = pipeline_backlog(connection)
+        pipeline = Pipeline(settings, connection, runner, feed)
         server = uvicorn.Server(
             uvicorn.Config(
                 create_app(settings, connection),
@@ -107,18 +104,79 @@ def demo(
             f"models: {', '.join(runner.versions.values())} on {runner.device}\n"
             "press Ctrl-C to stop"
         )
+        pipeline.start()
         try:
             server.run()  # returns on Ctrl-C / SIGTERM (uvicorn handles the signal) ...
         except KeyboardInterrupt:
             pass  # ... and re-raises Ctrl-C once it has shut down: that is our normal stop
         finally:
-            stop.set()
-            ingest_worker.request_stop()
-            inference_worker.request_stop()
-            for thread in threads:
-                thread.join(timeout=30)
+            pipeline.stop()
     lock.close()
     typer.echo("demo stopped")
+
+
+class Pipeline:
+    """Feed, ingest worker and inference worker, each in its own thread, on one Redis."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        connection: redis.Redis,
+        runner: MethodRunner,
+        feed: FolderReplay | SyntheticRadar,
+    ) -> None:
+        from ingest.ingestor import Ingestor
+        from ingest.worker import IngestWorker
+        from service.inference import InferenceWorker
+
+        self.incoming = settings.data_dir / "incoming"
+        self.ingest = IngestWorker(Ingestor(settings, connection), settings, settle_s=0.0)
+        self.inference = InferenceWorker(settings, connection, runner)
+        self._stop = threading.Event()
+        self.feed_thread = threading.Thread(
+            target=feed.run, args=(self._stop,), name="feed", daemon=True
+        )
+        self._threads = [
+            self.feed_thread,
+            threading.Thread(
+                target=self.ingest.run, args=([self.incoming], True), name="ingest", daemon=True
+            ),
+            threading.Thread(target=self.inference.run, name="inference", daemon=True),
+        ]
+
+    def start(self) -> None:
+        self.incoming.mkdir(parents=True, exist_ok=True)
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """Stop the feed, let each worker finish its current item, wait for the threads."""
+        self._stop.set()
+        self.ingest.request_stop()
+        self.inference.request_stop()
+        for thread in self._threads:
+            thread.join(timeout=timeout_s)
+
+
+def pipeline_backlog(connection: redis.Redis) -> Callable[[int], int]:
+    """``backlog(delivered)``: frames delivered so far and not yet ingested and forecast.
+
+    Frames the ingest has not taken (its outcome counts, from this moment on) plus frame
+    events the inference workers have not handled.
+    """
+    from ingest import keys
+    from ingest.streams import group_backlog
+
+    def ingested() -> int:
+        return sum(int(v) for v in connection.hvals(keys.COUNTS))
+
+    before = ingested()
+
+    def backlog(delivered: int) -> int:
+        events, _oldest = group_backlog(connection, keys.EVENTS_STREAM, keys.INFER_GROUP)
+        return max(0, delivered - (ingested() - before)) + events
+
+    return backlog
 
 
 def _frames_folder(frames: Path) -> Path:

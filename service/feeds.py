@@ -2,8 +2,10 @@
 
 - `SyntheticRadar`: the project's synthetic rain (`ingest.synth`) written as CF-NetCDF, one
   frame per cadence / speed seconds, valid times starting a day ago and never in the future;
-- `FolderReplay`: real frames from a folder, each top-level sub-folder (one network or site)
-  replayed frame by frame in valid-time order, all networks side by side, one frame per tick.
+- `FolderReplay`: real frames from a folder, each radar site's frames (from however many
+  folders) replayed in valid-time order, all sites side by side, one frame per tick; with a
+  backlog probe it never runs ahead of the pipeline (back-pressure) and says how much it
+  was held back.
 Files are written or copied under a hidden name and renamed, so the ingest worker never reads
 a half-written file.
 """
@@ -14,7 +16,9 @@ import logging
 import os
 import shutil
 import threading
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -23,7 +27,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ingest.cf_writer import feed_file_name, write_cf_frame
-from ingest.reader import peek_valid_time
+from ingest.reader import peek_site_id, peek_valid_time
 from ingest.synth import SynthParams, synth_rain_rate_mmh
 from ingest.worker import FRAME_SUFFIXES
 
@@ -32,6 +36,9 @@ log = logging.getLogger(__name__)
 SYNTH_SITE = "synth-01"
 SYNTH_HISTORY = timedelta(hours=24)
 ENDLESS_FRAMES = 1_000_000
+BACKLOG_POLL_S = 0.05
+SLOWED_REPORT_TICKS = 50  # a replay held back says so every this many ticks
+REPLAY_CADENCE_S = 360.0  # the speed a replay reports is relative to one frame per 6 minutes
 
 
 def _publish(write: Callable[[Path], None], target: Path) -> None:
@@ -101,25 +108,55 @@ class SyntheticRadar:
 
 
 def network_sequences(folder: Path) -> list[list[Path]]:
-    """Frame files under ``folder`` in valid-time order, one sequence per top-level entry.
+    """Frame files under ``folder`` in valid-time order, one sequence per radar site.
 
-    Each top-level sub-folder (a network or site, possibly with several events below it) is
-    one sequence, so the events of one site play one after the other, never interleaved;
-    files directly in ``folder`` form one more sequence.
+    The site is the one the ingest will derive from each file (its attributes), so several
+    folders of one site (two events of the same network, years apart) form one sequence whose
+    events play one after the other, never interleaved; a file whose site cannot be read
+    goes with the other files of its top-level folder (the ingest quarantines it with its
+    reason).
     """
     groups: dict[str, list[tuple[datetime, Path]]] = {}
     for path in sorted(folder.rglob("*")):
         if path.suffix.lower() in FRAME_SUFFIXES and path.is_file():
             valid = peek_valid_time(path) or datetime.min.replace(tzinfo=UTC)
             top = path.relative_to(folder).parts[0] if path.parent != folder else ""
-            groups.setdefault(top, []).append((valid, path))
+            site = peek_site_id(path)
+            groups.setdefault(f"site:{site}" if site else f"folder:{top}", []).append((valid, path))
     return [[p for _, p in sorted(items)] for _, items in sorted(groups.items())]
 
 
-class FolderReplay:
-    """Copies real frames into ``incoming``: tick k delivers frame k of every network."""
+@dataclass
+class ReplayProgress:
+    """How a replay went: frames delivered, wall-clock seconds, seconds held back."""
 
-    def __init__(self, source: Path, incoming: Path, interval_s: float) -> None:
+    delivered: int = 0
+    ticks: int = 0
+    elapsed_s: float = 0.0
+    held_s: float = 0.0
+
+    def speed(self, cadence_s: float) -> float:
+        """Achieved replay speed: simulated seconds (one cadence a tick) per wall second."""
+        return self.ticks * cadence_s / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+
+class FolderReplay:
+    """Copies real frames into ``incoming``: tick k delivers frame k of every site.
+
+    ``backlog``, where given, counts the frames delivered but not yet through the pipeline
+    (ingested and forecast); before each tick the replay waits until it is at most
+    ``max_backlog`` (default: one tick's frames), so a slow machine slows the replay down
+    instead of skipping nowcasts.
+    """
+
+    def __init__(
+        self,
+        source: Path,
+        incoming: Path,
+        interval_s: float,
+        backlog: Callable[[int], int] | None = None,
+        max_backlog: int | None = None,
+    ) -> None:
         self.source = source
         self.incoming = incoming
         self.interval_s = interval_s
@@ -129,19 +166,54 @@ class FolderReplay:
                 f"--frames {source}: no frame files ({', '.join(FRAME_SUFFIXES)}) in it; "
                 "give a folder of radar frames"
             )
+        self.backlog = backlog
+        self.max_backlog = len(self.sequences) if max_backlog is None else max_backlog
+        self.progress = ReplayProgress()
 
     @property
     def n_frames(self) -> int:
         return sum(len(s) for s in self.sequences)
 
     def run(self, stop: threading.Event) -> None:
+        progress = self.progress
+        started = time.monotonic()
         longest = max(len(s) for s in self.sequences)
         for k in range(longest):
+            if self.backlog is not None:
+                waited = time.monotonic()
+                while self.backlog(progress.delivered) > self.max_backlog:
+                    if stop.wait(BACKLOG_POLL_S):
+                        return
+                progress.held_s += time.monotonic() - waited
             for i, sequence in enumerate(self.sequences):
                 if k < len(sequence):
                     path = sequence[k]
-                    target = self.incoming / f"network{i:02d}" / path.name
+                    target = self.incoming / f"site{i:02d}" / path.name
                     _publish(partial(_copy_from, path), target)
+                    progress.delivered += 1
+            progress.ticks += 1
+            progress.elapsed_s = time.monotonic() - started
+            asked = REPLAY_CADENCE_S / self.interval_s if self.interval_s else float("inf")
+            achieved = progress.speed(REPLAY_CADENCE_S)
+            if progress.ticks % SLOWED_REPORT_TICKS == 0 and achieved < 0.9 * asked:
+                log.warning(
+                    "replay held back by the pipeline: %.0fx real time so far (asked %.0fx); "
+                    "every issue time is still forecast",
+                    achieved,
+                    asked,
+                )
             if stop.wait(self.interval_s):
                 return
-        log.info("replay of %d frames from %s finished", self.n_frames, self.source)
+        if self.backlog is not None:  # the last tick through the pipeline too
+            while self.backlog(progress.delivered) > 0 and not stop.wait(BACKLOG_POLL_S):
+                pass
+        progress.elapsed_s = time.monotonic() - started
+        log.warning(
+            "replay of %d frames from %s finished in %.0f s: %.0fx real time, held back %.0f s "
+            "by the pipeline",
+            progress.delivered,
+            self.source,
+            progress.elapsed_s,
+            progress.speed(REPLAY_CADENCE_S),
+            progress.held_s,
+        )

@@ -6,7 +6,9 @@ worker; an entry left pending by a dead worker is claimed by another (XAUTOCLAIM
 1. live verification: every kept forecast whose lead lands on t is scored against the frame
    at t (idempotent, see `service.verification_store`);
 2. nowcast: the 5 consecutive frames ending at t are the input (refused, with the reason
-   recorded, across a gap or while the window warms up); the sites ready in one read are run
+   recorded, while the window warms up, across a gap (counted once per gap) or when t is
+   more than ``infer_max_behind_min`` older than the site's newest frame: a worker that fell
+   behind forecasts the newest first and skips the rest); the sites ready in one read are run
    as one batch through every configured method, and the forecasts of each issue time are
    stored at once and exactly once (`service.forecast_store`);
 3. frames that arrived before their forecast (out of order, replays) verify it at once.
@@ -52,6 +54,27 @@ class ReadyInput:
     cadence_min: float
     grey: np.ndarray  # (5, H, W) float32
     norm_version: str
+
+
+def _minute(t: datetime) -> str:
+    return f"{t:%Y-%m-%dT%H:%MZ}"
+
+
+def describe_gap(gap: WindowGapError, before: int | None, resumed: int | None) -> str:
+    """The frames missing in a gap, in words; ``before``/``resumed``: epochs (s) around it."""
+    if before is None or resumed is None:
+        return "missing " + ", ".join(_minute(t) for t in gap.missing)
+    step = timedelta(minutes=gap.cadence_min)
+    first = datetime.fromtimestamp(before, UTC) + step
+    last = datetime.fromtimestamp(resumed, UTC) - step
+    n_missing = round((last - first) / step) + 1
+    if n_missing == 1:
+        return f"missing {_minute(first)}"
+    return f"missing {n_missing:,} frames from {_minute(first)} to {_minute(last)}"
+
+
+def _issue_order(item: ReadyInput) -> tuple[datetime, str]:
+    return item.issue_time, item.site_id
 
 
 def conversion_of(settings: Settings) -> RainConversion:
@@ -125,15 +148,22 @@ class InferenceWorker:
         return handled
 
     def handle(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
-        """Verify, forecast and acknowledge a batch of frame events."""
-        ready: list[ReadyInput] = []
+        """Verify, forecast and acknowledge a batch of frame events, in valid-time order.
+
+        A worker that fell behind forecasts each site's newest issue time and skips those
+        older than the site's newest frame by more than ``infer_max_behind_min`` (reason
+        ``behind``), whichever read they arrive in.
+        """
+        events: list[tuple[str, datetime]] = []
         for _entry_id, fields in entries:
             try:
-                site_id = fields[b"site"].decode()
-                valid_time = parse_time(fields[b"valid_time"].decode())
+                events.append(
+                    (fields[b"site"].decode(), parse_time(fields[b"valid_time"].decode()))
+                )
             except (KeyError, ValueError, UnicodeDecodeError):
                 log.error("malformed frame event %s; skipped", fields)
-                continue
+        ready: list[ReadyInput] = []
+        for site_id, valid_time in sorted(events, key=lambda e: e[1]):
             try:
                 self.verify_observation(site_id, valid_time)
                 prepared = self._prepare(site_id, valid_time)
@@ -144,7 +174,7 @@ class InferenceWorker:
             if prepared is not None:
                 ready.append(prepared)
             ready += self._completed_by(site_id, valid_time)
-        ready = list({(r.site_id, r.issue_time): r for r in ready}.values())
+        ready = sorted({(r.site_id, r.issue_time): r for r in ready}.values(), key=_issue_order)
         if ready:
             try:
                 self._forecast(ready)
@@ -163,26 +193,82 @@ class InferenceWorker:
         if self.forecasts.was_made(site_id, issue_time):
             self._verify_made(site_id, issue_time)
             return None
+        epochs = self.window.epochs(site_id)
+        behind = self._behind(site_id, issue_time, epochs)
         try:
             frames = self.window.consecutive_ending(
                 site_id, issue_time, N_INPUTS, self.settings.site(site_id).cadence_min
             )
         except WindowGapError as exc:
-            epochs = self.window.epochs(site_id)
-            before_first = bool(epochs) and all(t.timestamp() < epochs[0] for t in exc.missing)
-            if before_first:
+            starting = len(epochs) < self.settings.window_frames and all(
+                t.timestamp() < epochs[0] for t in exc.missing
+            )
+            if starting:
                 have = N_INPUTS - len(exc.missing)
                 message = f"warming up: {have} of the {N_INPUTS} input frames are in the window"
                 self._refuse(site_id, issue_time, "warming_up", message)
+            elif behind:
+                self._refuse(site_id, issue_time, "behind", behind)
             else:
-                self._refuse(site_id, issue_time, "gap", str(exc))
+                self._refuse_gap(site_id, issue_time, exc, epochs)
             return None
         except WindowError as exc:
-            self._refuse(site_id, issue_time, "warming_up", str(exc))
+            if behind:
+                self._refuse(site_id, issue_time, "behind", behind)
+            else:
+                self._refuse(site_id, issue_time, "warming_up", str(exc))
+            return None
+        if behind:
+            self._refuse(site_id, issue_time, "behind", behind)
             return None
         cadence = self._cadence(site_id)
         assert cadence is not None  # consecutive_ending succeeded
         return self._ready(site_id, issue_time, cadence, frames)
+
+    def _behind(self, site_id: str, issue_time: datetime, epochs: list[int]) -> str | None:
+        """Why ``issue_time`` is too old to forecast now, or None.
+
+        Too old: more than ``infer_max_behind_min`` before the site's newest frame, or its
+        frames already rolled out of the full window.
+        """
+        if not epochs:
+            return None
+        newest = datetime.fromtimestamp(epochs[-1], UTC)
+        behind_min = (newest - issue_time).total_seconds() / 60
+        rolled_out = (
+            len(epochs) >= self.settings.window_frames
+            and issue_time.timestamp() < epochs[N_INPUTS - 1]
+        )
+        if behind_min <= self.settings.infer_max_behind_min and not rolled_out:
+            return None
+        return (
+            f"behind: {behind_min:g} min older than the newest frame "
+            f"({newest:%Y-%m-%dT%H:%MZ}); skipped to forecast the newest first"
+        )
+
+    def _refuse_gap(
+        self, site_id: str, issue_time: datetime, gap: WindowGapError, epochs: list[int]
+    ) -> None:
+        """Refuse an issue time whose inputs span a gap, counting each gap once.
+
+        The issue times after a gap whose inputs still reach back into it are covered by the
+        gap's one refusal: their status says so, the ``refused:gap`` count does not grow.
+        """
+        last_missing = gap.missing[-1].timestamp()
+        resumed = min((e for e in epochs if e > last_missing), default=None)
+        before = max((e for e in epochs if e < gap.missing[0].timestamp()), default=None)
+        span = describe_gap(gap, before, resumed)
+        gap_id = str(resumed)
+        reported = self.redis.hget(keys.infer_status(site_id), "gap_resumed_epoch")
+        if resumed is not None and reported is not None and reported.decode() == gap_id:
+            have = sum(1 for e in epochs if resumed <= e <= issue_time.timestamp())
+            message = f"after the gap ({span}): {have} of the {N_INPUTS} input frames since it"
+            self._refuse(site_id, issue_time, "gap", message, counted=False)
+            return
+        message = (
+            f"gap in the frames of {site_id}: {span}; nowcasts resume {N_INPUTS} frames after it"
+        )
+        self._refuse(site_id, issue_time, "gap", message, extra={"gap_resumed_epoch": gap_id})
 
     def _completed_by(self, site_id: str, valid_time: datetime) -> list[ReadyInput]:
         """Later issue times whose inputs a frame arriving out of order has just completed.
@@ -200,7 +286,9 @@ class InferenceWorker:
             if not start < epoch <= end:
                 continue
             issue_time = datetime.fromtimestamp(epoch, UTC)
-            if self.forecasts.was_made(site_id, issue_time):
+            if self.forecasts.was_made(site_id, issue_time) or self._behind(
+                site_id, issue_time, self.window.epochs(site_id)
+            ):
                 continue
             try:
                 frames = self.window.consecutive_ending(
@@ -223,16 +311,30 @@ class InferenceWorker:
             norm_version=frames[-1].norm_version,
         )
 
-    def _refuse(self, site_id: str, issue_time: datetime, reason: str, message: str) -> None:
-        log.info("no nowcast for %s at %s: %s", site_id, f"{issue_time:%Y-%m-%dT%H:%MZ}", message)
+    def _refuse(
+        self,
+        site_id: str,
+        issue_time: datetime,
+        reason: str,
+        message: str,
+        counted: bool = True,
+        extra: dict[str, str] | None = None,
+    ) -> None:
+        """Record why ``issue_time`` has no nowcast (status hash; ``refused:<reason>`` count)."""
+        level = logging.INFO if counted else logging.DEBUG
+        log.log(
+            level, "no nowcast for %s at %s: %s", site_id, f"{issue_time:%Y-%m-%dT%H:%MZ}", message
+        )
         pipe = self.redis.pipeline(transaction=False)
-        pipe.hincrby(keys.INFER_COUNTS, f"refused:{reason}", 1)
+        if counted:
+            pipe.hincrby(keys.INFER_COUNTS, f"refused:{reason}", 1)
         pipe.hset(
             keys.infer_status(site_id),
             mapping={
                 "refused_issue_time": issue_time.strftime("%Y-%m-%dT%H:%M:%SZ"),
                 "refused_reason": reason,
                 "refused_message": message,
+                **(extra or {}),
             },
         )
         pipe.execute()

@@ -4,9 +4,10 @@ Two kinds, so that several processes can serve and work:
 - process metrics (HTTP latency, inference latency and batch size) live in the process that
   observes them; with ``PROMETHEUS_MULTIPROC_DIR`` set they are aggregated across processes by
   prometheus-client's multiprocess mode;
-- shared state (frames accepted and quarantined, forecasts issued, ingest lag, per-lead scores,
-  publishing outcomes) is read from Redis at scrape time by `RedisStateCollector`, so every
-  API replica reports the same numbers whichever process did the work.
+- shared state (frames accepted and quarantined, forecasts issued and refused, the inference
+  backlog, ingest lag, per-lead scores, publishing outcomes) is read from Redis at scrape
+  time by `RedisStateCollector`, so every API replica reports the same numbers whichever
+  process did the work.
 Metrics are created on first use, never at import time.
 """
 
@@ -29,6 +30,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import REGISTRY, Collector
 
 from ingest import keys
+from ingest.streams import group_backlog
 from service.publish.metrics import publishing_families
 
 LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
@@ -128,6 +130,7 @@ class RedisStateCollector(Collector):
                 refused.add_metric([label], value)
         yield issued
         yield refused
+        yield from self._backlog()
 
         lag = GaugeMetricFamily(
             "nowcast_ingest_lag_seconds",
@@ -165,6 +168,23 @@ class RedisStateCollector(Collector):
                             family.add_metric([method, f"{lead:g}", threshold], value)
         yield from families.values()
         yield from publishing_families(self._redis)
+
+    def _backlog(self) -> Iterator[Metric]:
+        """The inference workers' backlog: frame events not yet handled, and the oldest's age."""
+        events, oldest_ms = group_backlog(self._redis, keys.EVENTS_STREAM, keys.INFER_GROUP)
+        count = GaugeMetricFamily(
+            "nowcast_inference_backlog_events",
+            "Frame events the inference workers have not handled yet (pending or undelivered).",
+        )
+        count.add_metric([], float(events))
+        age = GaugeMetricFamily(
+            "nowcast_inference_backlog_oldest_age_seconds",
+            "Age of the oldest frame event not handled yet; 0 when none waits.",
+        )
+        now_ms = self._now().timestamp() * 1000
+        age.add_metric([], 0.0 if oldest_ms is None else max(0.0, (now_ms - oldest_ms) / 1000))
+        yield count
+        yield age
 
 
 def exposition(extra: Collector | None) -> tuple[bytes, str]:

@@ -44,7 +44,7 @@ class MissedCycleBody(BaseModel):
 
     site: str = Field(validation_alias="site_id")
     cycle_time: datetime
-    reason: str = Field(description="gap, warming_up, internal_error or no_new_frame.")
+    reason: str = Field(description="warming_up, gap, behind, internal_error or no_new_frame.")
     message: str
     latest_issue_time: datetime | None
 

@@ -13,7 +13,7 @@ class ErrorBody(BaseModel):
 
 class Refusal(BaseModel):
     issue_time: datetime
-    reason: str = Field(description="gap, warming_up or internal_error")
+    reason: str = Field(description="warming_up, gap, behind or internal_error")
     message: str
 
 

@@ -50,7 +50,7 @@ def missed_cycle_reason(
     """(reason, message) for a cycle with no new forecast, from the inference status hash.
 
     The worker's last refusal explains it when it concerns an issue time after the previous
-    cycle's forecast (gap, warming_up, internal_error); else no new radar frame came.
+    cycle's forecast (warming_up, gap, behind, internal_error); else no new radar frame came.
     """
     refused_at = infer_status.get("refused_issue_time")
     reason = infer_status.get("refused_reason")

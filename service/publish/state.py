@@ -110,7 +110,7 @@ class MissedCycle:
 
     site_id: str
     cycle_time: datetime
-    reason: str  # the inference refusal (gap, warming_up ...) or no_new_frame
+    reason: str  # the inference refusal (warming_up, gap, behind ...) or no_new_frame
     message: str
     latest_issue_time: datetime | None
 

@@ -58,6 +58,18 @@ CHART_SERIES = """(id) => {
 }"""
 
 
+# the lead slider moved to ``lead`` (1-based) as a user drags it
+SET_LEAD = """(lead) => {
+  const slider = document.getElementById('lead-slider');
+  slider.value = String(lead - 1);
+  slider.dispatchEvent(new Event('input'));
+}"""
+
+# the valid times the forecast and the observed map show
+VALID_TIMES = """() => ['forecast-canvas', 'observed-canvas'].map(
+  (id) => document.getElementById(id).dataset.valid)"""
+
+
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     if not CHROMIUM.exists():
@@ -138,16 +150,22 @@ def test_dashboard_shows_sites_forecast_animation_and_verification(live_service,
     assert page.locator("#error-banner").is_hidden()
     assert page.locator("#last-updated").inner_text().startswith("Last updated")
 
-    # forecast beside observations, both painted; the animation steps through the leads
+    # the animation steps through the leads; at lead 1 the forecast and the observation of
+    # the same valid time are both painted (auto: the forecast issued 30 min before the newest
+    # frame, the earliest of 90/60/30 min whose inputs are in the window)
+    first = page.locator("#lead-label").inner_text()
+    assert first.startswith("valid ") and " min" in first
+    page.wait_for_function(
+        "(t) => document.getElementById('lead-label').innerText !== t", arg=first, timeout=5_000
+    )
+    page.click("#play-toggle")
+    page.evaluate(SET_LEAD, 1)
     assert page.locator("#forecast-message").is_hidden()
     for canvas in ("forecast-canvas", "observed-canvas"):
         stats = page.evaluate(CANVAS_STATS, canvas)
         assert stats["painted"] > 0.2 and stats["colours"] > 3, (canvas, stats)
-    first = page.locator("#lead-label").inner_text()
-    assert first.startswith("+") and " min" in first
-    page.wait_for_function(
-        "(t) => document.getElementById('lead-label').innerText !== t", arg=first, timeout=5_000
-    )
+    assert page.evaluate(VALID_TIMES) == ["2026-03-01T12:30:00Z"] * 2
+    page.click("#play-toggle")
 
     # verification charts match the API at the selected threshold (default 2 mm/h), then 0.5
     scores = httpx.get(f"{base_url}/v1/verification", params={"site": SITE}).json()
@@ -175,6 +193,72 @@ def test_dashboard_shows_sites_forecast_animation_and_verification(live_service,
     page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 10_000
     assert page.console_errors == []
+
+
+def test_forecast_and_observation_show_one_valid_time_under_one_slider(live_service, page):
+    base_url = live_service
+    page.goto(f"{base_url}/#issued=30")
+    page.wait_for_function(READY, timeout=15_000)
+    assert page.locator("#issue-select").input_value() == "30"
+    past = httpx.get(
+        f"{base_url}/v1/sites/{SITE}/nowcast/2026-03-01T12:24:00Z", params={"frames": "false"}
+    ).json()
+    valid_times = [t.replace("+00:00", "Z") for t in past["valid_times"]]
+
+    # playing: both maps move together, always at one valid time
+    seen = set()
+    for _ in range(8):
+        forecast_valid, observed_valid = page.evaluate(VALID_TIMES)
+        assert forecast_valid == observed_valid
+        seen.add(forecast_valid)
+        page.wait_for_timeout(250)
+    assert len(seen) > 1 and seen <= set(valid_times)
+
+    # paused on a lead that was observed: both painted; on a later one: "not observed yet"
+    page.click("#play-toggle")
+    assert page.locator("#play-toggle").inner_text() == "Play"
+    page.evaluate(SET_LEAD, 3)
+    assert page.evaluate(VALID_TIMES) == [valid_times[2]] * 2
+    assert page.locator("#observed-canvas").get_attribute("data-state") == "drawn"
+    assert "12:42" in page.locator("#lead-label").inner_text()
+    assert "12:42" in page.locator("#observed-label").inner_text()
+    page.evaluate(SET_LEAD, 10)
+    assert page.evaluate(VALID_TIMES) == [valid_times[9]] * 2
+    assert page.locator("#observed-canvas").get_attribute("data-state") == "missing"
+    assert "not observed yet" in page.locator("#observed-message").inner_text()
+    assert page.locator("#forecast-canvas").get_attribute("data-state") == "drawn"
+
+    # the latest forecast: nothing observed at its valid times yet, and the map says so
+    page.select_option("#issue-select", "0")
+    page.wait_for_function(
+        "document.getElementById('nowcast-title').innerText.includes('12:54')", timeout=5_000
+    )
+    page.evaluate(SET_LEAD, 1)
+    assert page.locator("#observed-canvas").get_attribute("data-state") == "missing"
+    assert page.console_errors == []
+
+
+def test_verification_note_and_charts_agree_at_every_threshold(live_service, page):
+    base_url = live_service
+    page.goto(f"{base_url}/#period=all")
+    page.wait_for_function(READY, timeout=15_000)
+    scores = httpx.get(f"{base_url}/v1/verification", params={"site": SITE}).json()
+    pairs = sum(scores["methods"][METHODS[0]]["n_cells"])
+    assert pairs > 0
+    for threshold, key in (("0.5", "0.5"), ("2", "2.0"), ("30", "30.0")):
+        page.select_option("#threshold-select", threshold)
+        scored = [
+            any(scores["methods"][m]["csi"][key][i] is not None for m in METHODS) for i in range(15)
+        ]
+        note = page.locator("#verification-cells").inner_text()
+        assert f"{pairs:,} cell pairs" in note, note
+        assert f"CSI defined at {sum(scored)} of 15 leads" in note, note
+        chart = page.locator("#csi-chart")
+        assert chart.get_attribute("data-state") == ("drawn" if any(scored) else "empty")
+        if not any(scored):
+            assert f"no rain ≥ {threshold} mm/h observed or forecast" in chart.inner_text()
+            assert "no rain" in note
+            assert "no verified pairs" not in chart.inner_text()
 
 
 def test_dashboard_without_data_then_unreachable_api_shows_the_banner(settings, redis_conn, page):

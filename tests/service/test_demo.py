@@ -7,13 +7,10 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import datetime
 
 import httpx
 import pytest
 
-from ingest.reader import peek_valid_time
-from service.feeds import network_sequences
 from tests.service.live_server import free_port
 
 
@@ -68,17 +65,6 @@ def test_demo_serves_moving_forecasts_and_verification_then_stops_on_ctrl_c(tmp_
     state = tmp_path / "demo"
     assert (state / "redis" / "nowcast.rdb").exists(), "the embedded Redis saves its state on stop"
     assert any((state / "archive").rglob("*.nc")), "raw frames are archived"
-
-
-def test_real_frames_replay_one_network_at_a_time_in_time_order(shared_radar):
-    sequences = network_sequences(shared_radar)
-    assert len(sequences) == len([p for p in shared_radar.iterdir() if p.is_dir()])
-    assert sum(len(s) for s in sequences) > 900
-    for sequence in sequences:
-        tops = {p.relative_to(shared_radar).parts[0] for p in sequence}
-        assert len(tops) == 1
-        times: list[datetime] = [peek_valid_time(p) for p in sequence]
-        assert times == sorted(times)
 
 
 @pytest.mark.parametrize("speed", ["0", "-1"])

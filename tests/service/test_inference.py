@@ -161,3 +161,102 @@ def test_forecast_codec_round_trip_and_refuses_garbage(settings, redis_conn, run
     for bad in (b"", b"NWC1", blob[:40], b"XXXX" + blob[4:], blob[:-10]):
         with pytest.raises(ValueError):
             decode_forecast(bad)
+
+
+def _counts(redis_conn) -> dict[str, int]:
+    return {k.decode(): int(v) for k, v in redis_conn.hgetall(keys.INFER_COUNTS).items()}
+
+
+def _status(redis_conn, site: str = "synth-01") -> dict[str, str]:
+    raw = redis_conn.hgetall(keys.infer_status(site))
+    return {k.decode(): v.decode() for k, v in raw.items()}
+
+
+def test_a_worker_behind_forecasts_the_newest_and_says_how_far_behind_it_was(
+    settings, redis_conn, runner, feed
+):
+    # 12 frames queued before the worker reads any (a backlog): 13:06 is the newest frame
+    _ingest(settings, redis_conn, feed[:12])
+    worker = InferenceWorker(settings, redis_conn, runner, consumer="w1")
+    _drain(worker)
+
+    issued = worker.forecasts.issue_times("synth-01", "convlstm")
+    newest = FEED_START + timedelta(minutes=66)
+    assert issued[-1] == newest
+    # within infer_max_behind_min (30) of the newest frame: forecast; older: skipped as behind
+    assert issued == [FEED_START + timedelta(minutes=6 * i) for i in range(6, 12)]
+    counts = _counts(redis_conn)
+    assert counts["refused:behind"] == 2  # 12:24 and 12:30 had their 5 frames, but too late
+    assert counts["refused:warming_up"] == 4  # the first 4 frames of the site, nothing later
+
+    # a frame event that arrives long after its time is skipped too, with how far behind
+    worker.handle([(b"0-1", {b"site": b"synth-01", b"valid_time": b"2026-03-01T12:24:00Z"})])
+    status = _status(redis_conn)
+    assert status["refused_reason"] == "behind"
+    assert status["refused_message"].startswith("behind: 42 min older than the newest frame")
+
+
+def test_issue_times_whose_frames_left_the_window_are_behind_not_warming_up(
+    settings, redis_conn, runner, feed
+):
+    settings = settings.model_copy(update={"window_frames": 20, "infer_max_behind_min": 1e6})
+    _ingest(settings, redis_conn, feed[:24])  # the window keeps frames 4..23
+    worker = InferenceWorker(settings, redis_conn, runner, consumer="w1")
+    _drain(worker)
+    counts = _counts(redis_conn)
+    assert counts.get("refused:warming_up", 0) == 0
+    assert counts["refused:behind"] == 8  # issue times 0..7: frames or inputs rolled out
+    issued = worker.forecasts.issue_times("synth-01", "persistence")
+    assert issued == [FEED_START + timedelta(minutes=6 * i) for i in range(8, 24)]
+
+
+def test_a_gap_between_two_events_is_one_refusal_not_one_per_issue_time(
+    settings, redis_conn, runner, feed
+):
+    worker = InferenceWorker(settings, redis_conn, runner, consumer="w1")
+    for path in [*feed[:5], *feed[10:16]]:  # frames 5..9 (12:30 to 12:54) missing
+        _ingest(settings, redis_conn, [path])
+        _drain(worker)  # in real time: one frame, then its nowcast
+        if path == feed[13]:
+            status = _status(redis_conn)
+            assert status["refused_reason"] == "gap"
+            assert status["refused_message"] == (
+                "after the gap (missing 5 frames from 2026-03-01T12:30Z to "
+                "2026-03-01T12:54Z): 4 of the 5 input frames since it"
+            )
+    counts = _counts(redis_conn)
+    assert counts["refused:gap"] == 1
+    assert counts["refused:warming_up"] == 4
+    issued = worker.forecasts.issue_times("synth-01", "convlstm")
+    assert issued == [FEED_START + timedelta(minutes=6 * i) for i in (4, 14, 15)]
+
+
+def test_metrics_show_the_inference_backlog_and_its_age(settings, redis_conn, runner, feed):
+    from datetime import UTC, datetime
+
+    from service.metrics import RedisStateCollector
+
+    _ingest(settings, redis_conn, feed[:3])
+    now = datetime.now(UTC) + timedelta(seconds=90)
+    collector = RedisStateCollector(redis_conn, lambda _m: None, (), now=lambda: now)
+
+    def backlog() -> tuple[float, float]:
+        samples = {
+            m.name: m.samples[0].value
+            for m in collector.collect()
+            if m.name.startswith("nowcast_inference_backlog")
+        }
+        return (
+            samples["nowcast_inference_backlog_events"],
+            samples["nowcast_inference_backlog_oldest_age_seconds"],
+        )
+
+    events, age_s = backlog()
+    assert events == 3
+    assert 90 <= age_s < 150  # the oldest event was written moments before "now - 90 s"
+    worker = InferenceWorker(settings, redis_conn, runner, consumer="w1")
+    worker.ensure_group()
+    redis_conn.xreadgroup(keys.INFER_GROUP, "w1", {keys.EVENTS_STREAM: ">"}, count=1)
+    assert backlog()[0] == 3  # one delivered but not acknowledged, two not delivered
+    _drain(worker)
+    assert backlog() == (0.0, 0.0)
