@@ -23,6 +23,7 @@ ENV PATH=/opt/venv/bin:$PATH
 RUN pip install "torch==${TORCH_VERSION}" --index-url "${TORCH_INDEX_URL}"
 WORKDIR /src
 COPY pyproject.toml README.md ./
+COPY core core
 COPY ingest ingest
 COPY model model
 COPY service service

@@ -25,13 +25,13 @@ from pathlib import Path
 
 import httpx
 
+from core.redis_conn import embedded_url, open_redis
 from ingest.cf_writer import write_synthetic_feed
 from ingest.ingestor import Ingestor
-from ingest.redis_conn import embedded_url, open_redis
-from ingest.settings import Settings
 from model.hardware import describe_machine
 from service.inference import InferenceWorker
 from service.methods_runner import MethodRunner
+from service.settings import Settings
 
 ROUTES = {
     "healthz": "/healthz",

@@ -26,15 +26,15 @@ import httpx
 import uvicorn
 from prometheus_client import REGISTRY
 
+from core.redis_conn import open_redis
 from ingest.cf_writer import write_synthetic_feed
 from ingest.ingestor import Ingestor
-from ingest.redis_conn import open_redis
-from ingest.settings import Settings
 from ingest.worker import IngestWorker
 from model.hardware import describe_machine
 from service.api.app import create_app
 from service.inference import InferenceWorker
 from service.methods_runner import MethodRunner
+from service.settings import Settings
 
 
 def _serve(app: object, port: int) -> uvicorn.Server:
@@ -69,7 +69,7 @@ def main() -> None:
         ingest = IngestWorker(Ingestor(settings, connection), settings, settle_s=0.0)
         infer = InferenceWorker(settings, connection, runner)
         threads = [
-            threading.Thread(target=ingest.run, args=([incoming], True), daemon=True),
+            threading.Thread(target=ingest.run_folders, args=([incoming], True), daemon=True),
             threading.Thread(target=infer.run, daemon=True),
         ]
         for thread in threads:

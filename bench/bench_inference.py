@@ -32,10 +32,10 @@ def median_s(fn: Callable[[], object], repeat: int) -> float:
 def precision_check(event: Any, options: dict[str, Any]) -> dict[str, Any]:
     """fp32 against bf16 forecasts over every window of ``event`` (see the module docstring)."""
     from ingest.normalize import NormParams
-    from model.calibration import apply_calibration
-    from model.evaluate import forecast_windows, grey_to_mmh
+    from model.evaluation.evaluate import forecast_windows
     from model.methods import get_method
-    from model.scores import pooled_scores
+    from model.verification.calibration import apply_calibration
+    from model.verification.scores import grey_to_mmh, pooled_scores
 
     starts = event.window_starts(5, 15)
     truth = np.stack([event.grey[s + 5 : s + 20] for s in starts])

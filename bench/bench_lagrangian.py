@@ -5,8 +5,8 @@
 1. Training: one optimiser step of the shipped Lagrangian configuration (batch 8, the default
    loss, fp32, whole 100 x 100 frames, inputs and targets already in Lagrangian
    coordinates as the cache holds them) against one step of the paper's Eulerian
-   configuration (`model.train.train_step`, batch 4, fp32 and bf16 autocast), per sample, and
-   the windows each sees in a 150-minute sitting.
+   configuration (`model.training.train.train_step`, batch 4, fp32 and bf16 autocast), per sample,
+   and the windows each sees in a 150-minute sitting.
 2. Serving: one nowcast as served, all in (motion field, inputs moved, network, each lead
    moved), at batch 1 and per nowcast at batches 2, 4 and 8, against pysteps extrapolation
    (motion field + semi-Lagrangian) and S-PROG at batch 1, with the Lagrangian nowcast's parts.
@@ -34,11 +34,11 @@ def median_s(fn: Callable[[], object], repeat: int) -> float:
 def training_costs(event: object, repeat: int) -> dict[str, object]:
     import torch
 
-    from model.architectures import build_model, default_config
-    from model.lagrangian_data import transform_window
-    from model.lagrangian_losses import build_loss
-    from model.lagrangian_train import LagrangianTrainConfig, make_optimizer
-    from model.train import TrainConfig, make_optimiser, train_step
+    from model.nets.architectures import build_model, default_config
+    from model.training.lagrangian_data import transform_window
+    from model.training.lagrangian_losses import build_loss
+    from model.training.lagrangian_train import LagrangianTrainConfig, make_optimizer
+    from model.training.train import TrainConfig, make_optimiser, train_step
 
     grey = event.grey  # type: ignore[attr-defined]
     starts = range(0, min(8, grey.shape[0] - 20) + 1)
@@ -92,9 +92,9 @@ def training_costs(event: object, repeat: int) -> dict[str, object]:
 
 
 def serving_costs(event: object, repeat: int) -> dict[str, object]:
-    from model.lagrangian import lagrangian_inputs, to_eulerian
+    from model.advection.lagrangian import lagrangian_inputs, to_eulerian
+    from model.advection.motion import lead_displacements, motion_field
     from model.methods import get_method
-    from model.motion import lead_displacements, motion_field
 
     grey = event.grey  # type: ignore[attr-defined]
     windows = np.stack([grey[s : s + 5] for s in range(0, 8 * 3, 3)]).astype(np.float32)

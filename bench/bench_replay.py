@@ -22,13 +22,13 @@ from pathlib import Path
 
 
 def main() -> None:
-    from ingest import keys
-    from ingest.redis_conn import open_redis
-    from ingest.settings import get_settings
+    from core import keys
+    from core.redis_conn import open_redis
     from model.hardware import describe_machine
     from service.demo import Pipeline, pipeline_backlog
     from service.feeds import REPLAY_CADENCE_S, FolderReplay
     from service.methods_runner import MethodRunner
+    from service.settings import get_settings
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("frames", type=Path)

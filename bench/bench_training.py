@@ -3,8 +3,8 @@
     python bench/bench_training.py [--arch eulerian-convlstm] [--crops 60,48] [--repeat 3]
         [--json OUT]
 
-One optimiser step (`model.train.train_step`: forward, cross-entropy, backward, RMSProp) of a
-batch of 4 windows (5 + 15 frames, 100 x 100) of real BOM frames when ../shared/data/radar is
+One optimiser step (`model.training.train.train_step`: forward, cross-entropy, backward, RMSProp)
+of a batch of 4 windows (5 + 15 frames, 100 x 100) of real BOM frames when ../shared/data/radar is
 present (else synthetic), bf16 autocast as the radar runs train; the median of ``--repeat``
 steps after two warm-up steps, per sample. Each crop size is timed in the same run as whole
 frames, so the ratios compare like with like.
@@ -36,12 +36,13 @@ def main() -> None:
 
     import torch
 
-    from model.architectures import LAGRANGIAN, build_model, default_config
     from model.hardware import describe_machine
-    from model.train import TrainConfig, make_optimiser, random_crop, train_step
+    from model.nets.architectures import build_model, default_config, get_architecture
+    from model.training.batches import random_crop
+    from model.training.train import TrainConfig, make_optimiser, train_step
 
     event = bench_event()
-    if args.arch in LAGRANGIAN:
+    if get_architecture(args.arch).lagrangian:
         from bench_lagrangian import training_costs
 
         lagrangian = {"machine": describe_machine(), **training_costs(event, args.repeat)}

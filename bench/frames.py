@@ -10,11 +10,11 @@ REAL_EVENT = Path(__file__).resolve().parents[1].parent / "shared/data/radar/bom
 
 
 def bench_event() -> Any:
-    """The BOM Melbourne event (61 real frames) as a `model.events.Event`, normalised to grey;
-    20 synthetic 512 x 512 frames when the shared data is absent. ``.name`` says which."""
+    """The BOM Melbourne event (61 real frames) as a `model.data.events.Event`, normalised to
+    grey; 20 synthetic 512 x 512 frames when the shared data is absent. ``.name`` says which."""
     from ingest.cf_writer import write_synthetic_feed
-    from ingest.settings import Settings
-    from model.events import load_event
+    from model.data.events import load_event
+    from service.settings import Settings
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = REAL_EVENT

@@ -12,7 +12,7 @@ from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 
-from ingest.files import sha256_bytes, write_atomic
+from core.files import sha256_bytes, write_atomic
 
 
 class ArchiveOutcome(StrEnum):

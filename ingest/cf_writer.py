@@ -26,7 +26,7 @@ import numpy as np
 import xarray as xr
 from numpy.typing import ArrayLike, NDArray
 
-from ingest.conversion import rain_rate_mmh_to_dbz
+from core.conversion import rain_rate_mmh_to_dbz
 from ingest.hdf5_lock import HDF5_LOCK
 from ingest.synth import SynthParams, synth_rain_rate_mmh
 

@@ -9,24 +9,18 @@ from typing import Annotated
 import numpy as np
 import typer
 
-from ingest.settings import Settings, get_settings
+from ingest.settings import IngestSettings, get_ingest_settings
 
 log = logging.getLogger(__name__)
 
-FoldersArg = Annotated[
-    list[Path],
-    typer.Argument(
-        help="Folders of CF-NetCDF frames (searched recursively).", exists=True, file_okay=False
-    ),
-]
 SiteOpt = Annotated[
     str | None, typer.Option("--site", help="Site id to use instead of the file's attributes.")
 ]
 
 
-def _settings() -> Settings:
+def _settings() -> IngestSettings:
     try:
-        return get_settings()
+        return get_ingest_settings()
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
 
@@ -49,9 +43,10 @@ def ingest(
     Existing files are taken in valid-time order; with --watch the worker then takes new files
     and frames pushed on the incoming stream until SIGTERM/Ctrl-C. Bad frames go to quarantine.
     """
+    from core.redis_conn import open_redis
+    from core.worker import install_stop_signals
     from ingest.ingestor import Ingestor
     from ingest.rebuild import rebuild_windows
-    from ingest.redis_conn import open_redis
     from ingest.worker import IngestWorker
 
     settings = _settings()
@@ -62,8 +57,8 @@ def ingest(
                 typer.echo(f"rebuilt {report.site_id}: {report.frames} frames")
         if folders or watch:
             worker = IngestWorker(ingestor, settings)
-            worker.install_signal_handlers()
-            tally = worker.run(list(folders or []), watch=watch, site_id=site)
+            install_stop_signals(worker.request_stop, settings.stop_timeout_s)
+            tally = worker.run_folders(list(folders or []), watch=watch, site_id=site)
             typer.echo(f"ingested: {tally.by_outcome}")
 
 
@@ -75,7 +70,7 @@ def push(
     site: SiteOpt = None,
 ) -> None:
     """Push frames onto the incoming Redis stream for a running `nowcast ingest --watch`."""
-    from ingest.redis_conn import open_redis
+    from core.redis_conn import open_redis
     from ingest.worker import push_frame
 
     settings = _settings()
@@ -113,7 +108,7 @@ def normalize(
     ] = None,
 ) -> None:
     """Normalise one frame to grey levels, exactly as ingest does, and save it as .npy."""
-    from ingest.frame import FrameRejected
+    from core.frame import FrameRejected
     from ingest.ingestor import norm_params_for
     from ingest.normalize import normalise_dbz
     from ingest.reader import read_radar_file
@@ -143,10 +138,10 @@ def fit_mask(
     min_frames: Annotated[int, typer.Option("--min-frames", min=1)] = 24,
 ) -> None:
     """Fit the K-Means noise mask from monthly pixel averages and make it current."""
+    from core.redis_conn import open_redis
     from ingest.ingestor import Ingestor
     from ingest.mask_fit import fit_site_mask
     from ingest.noise_mask import MaskFitParams
-    from ingest.redis_conn import open_redis
 
     settings = _settings()
     with open_redis(settings) as connection:
@@ -169,7 +164,7 @@ def fit_mask(
 
 def status() -> None:
     """Print each site's window: frames, newest time, cadence, gaps, mask version."""
-    from ingest.redis_conn import open_redis
+    from core.redis_conn import open_redis
     from ingest.status import format_statuses, ingest_totals, site_statuses
 
     settings = _settings()

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ingest.frame import Frame
+from core.frame import Frame
 
 MAGIC = b"NWF1"
 _DTYPES: dict[int, np.dtype[Any]] = {1: np.dtype("<f4"), 2: np.dtype("<f2"), 3: np.dtype("u1")}

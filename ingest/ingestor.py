@@ -16,14 +16,14 @@ from datetime import UTC, datetime, timedelta
 
 import redis
 
-from ingest import keys
+from core import keys
+from core.frame import Frame, FrameRejected, RadarField, RejectReason
 from ingest.archive import Archive, ArchiveOutcome
-from ingest.frame import Frame, FrameRejected, RadarField, RejectReason
 from ingest.mask_store import MaskStore
 from ingest.normalize import NormParams, normalise_dbz
 from ingest.quarantine import Quarantine
 from ingest.reader import read_radar_bytes
-from ingest.settings import Settings
+from ingest.settings import IngestSettings
 from ingest.window import InsertOutcome, WindowStore
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ class IngestResult:
     elapsed_ms: float = 0.0
 
 
-def norm_params_for(settings: Settings, site_id: str) -> NormParams:
+def norm_params_for(settings: IngestSettings, site_id: str) -> NormParams:
     """Global normalisation parameters with the site's overrides applied."""
     site = settings.site(site_id)
     return NormParams(
@@ -65,7 +65,7 @@ class Ingestor:
 
     def __init__(
         self,
-        settings: Settings,
+        settings: IngestSettings,
         connection: redis.Redis,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:

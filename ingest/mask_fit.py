@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ingest.frame import FrameRejected
+from core.frame import FrameRejected
 from ingest.ingestor import Ingestor, norm_params_for
 from ingest.noise_mask import (
     MaskFitParams,

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import redis
 
-from ingest import keys
-from ingest.files import write_atomic
+from core import keys
+from core.files import write_atomic
 from ingest.noise_mask import NoiseMask
 
 

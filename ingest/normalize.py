@@ -20,7 +20,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage, signal
 
-from ingest.conversion import Float32Array, dbz_to_grey
+from core.conversion import Float32Array, dbz_to_grey
 
 NORMALISATION_SCHEME = 1  # bump when the algorithm (not its parameters) changes
 

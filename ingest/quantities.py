@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from ingest.conversion import (
+from core.conversion import (
     Float32Array,
     accumulation_mm_to_rain_rate_mmh,
     rain_rate_mmh_to_dbz,

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ingest.files import sha256_bytes, write_atomic
-from ingest.frame import RejectReason
+from core.files import sha256_bytes, write_atomic
+from core.frame import RejectReason
 
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -52,10 +52,3 @@ class Quarantine:
             target.with_name(target.name + ".reason.json"), json.dumps(note, indent=2).encode()
         )
         return QuarantineRecord(target, reason, message)
-
-    def records(self) -> list[dict[str, object]]:
-        """Every reason file, oldest first."""
-        if not self.root.is_dir():
-            return []
-        paths = sorted(self.root.glob("*/*.reason.json"))
-        return [json.loads(p.read_text()) for p in paths]

@@ -16,10 +16,10 @@ from typing import Any
 import netCDF4
 import numpy as np
 
-from ingest.frame import FrameRejected, RadarField, RejectReason
+from core.frame import FrameRejected, RadarField, RejectReason
+from core.settings import SITE_ID_PATTERN
 from ingest.hdf5_lock import HDF5_LOCK
 from ingest.quantities import Quantity, get_quantity, quantity_names
-from ingest.settings import SITE_ID_PATTERN
 
 MAX_GRID_CELLS = 4096 * 4096  # refuse absurd grids before loading them into memory
 DBZ_PLAUSIBLE = (-100.0, 120.0)

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import redis
 
-from ingest import keys
-from ingest.settings import Settings
+from core import keys
+from ingest.settings import IngestSettings
 from ingest.window import WindowStatus, WindowStore
 
 
@@ -19,7 +19,7 @@ class SiteStatus:
     counts: dict[str, int]
 
 
-def site_statuses(connection: redis.Redis, settings: Settings) -> list[SiteStatus]:
+def site_statuses(connection: redis.Redis, settings: IngestSettings) -> list[SiteStatus]:
     store = WindowStore(connection, settings.window_frames, settings.events_stream_maxlen)
     out = []
     for site_id in store.sites():

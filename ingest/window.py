@@ -15,9 +15,9 @@ from itertools import pairwise
 
 import redis
 
-from ingest import keys
+from core import keys
+from core.frame import Frame
 from ingest.codec import decode_frame, encode_frame
-from ingest.frame import Frame
 
 _INSERT_LUA = """
 local times, frames, events, sites = KEYS[1], KEYS[2], KEYS[3], KEYS[4]

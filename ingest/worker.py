@@ -9,27 +9,22 @@ current frame finish, then the loop ends; a second signal stops at once.
 from __future__ import annotations
 
 import logging
-import os
-import signal
-import socket
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 
 import redis
 
-from ingest import keys
+from core import keys
+from core.worker import StreamWorker
 from ingest.ingestor import ArchiveUnavailable, Ingestor, IngestResult
 from ingest.reader import peek_valid_time
-from ingest.redis_conn import ReconnectBackoff
-from ingest.settings import Settings
+from ingest.settings import IngestSettings
 
 log = logging.getLogger(__name__)
 
 FRAME_SUFFIXES = (".nc", ".nc4", ".netcdf", ".h5", ".hdf5")
-HEALTH_TTL_S = 30
 
 
 def push_frame(connection: redis.Redis, raw: bytes, name: str, site_id: str | None = None) -> str:
@@ -51,33 +46,21 @@ class WorkerTally:
         self.by_outcome[result.outcome] = self.by_outcome.get(result.outcome, 0) + 1
 
 
-class IngestWorker:
+class IngestWorker(StreamWorker):
     """Runs an `Ingestor` over folders and the incoming stream until told to stop."""
 
-    def __init__(self, ingestor: Ingestor, settings: Settings, settle_s: float = 0.5) -> None:
+    name = "ingest"
+
+    def __init__(self, ingestor: Ingestor, settings: IngestSettings, settle_s: float = 0.5) -> None:
+        super().__init__(ingestor.redis, settings)
         self.ingestor = ingestor
-        self.redis = ingestor.redis
-        self.settings = settings
         self.settle_s = settle_s
-        self.consumer = f"{socket.gethostname()}-{os.getpid()}"
         self.tally = WorkerTally()
-        self._stop = False
-        self._signals = 0
+        self._folders: list[Path] = []
+        self._site_id: str | None = None
 
-    # -- signals ---------------------------------------------------------------------------
-    def install_signal_handlers(self) -> None:
-        signal.signal(signal.SIGTERM, self._on_signal)
-        signal.signal(signal.SIGINT, self._on_signal)
-
-    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
-        self._signals += 1
-        if self._signals > 1:
-            raise SystemExit(f"second signal {signum}: stopping now")
-        log.info("signal %d: finishing the current frame, then stopping", signum)
-        self._stop = True
-
-    def request_stop(self) -> None:
-        self._stop = True
+    def heartbeat_key(self) -> str:
+        return f"{keys.HEALTH}:{self.consumer}"
 
     # -- files -----------------------------------------------------------------------------
     def _candidates(self, folders: Iterable[Path]) -> list[Path]:
@@ -129,7 +112,7 @@ class IngestWorker:
         """Ingest every new file of the folders in time order; returns how many were taken."""
         taken = 0
         for path in self.new_files(folders):
-            if self._stop:
+            if self.stopping:
                 break
             if self.ingest_file(path, site_id) is not None:
                 taken += 1
@@ -147,25 +130,15 @@ class IngestWorker:
 
     def ingest_stream(self, block_ms: int, count: int = 16, claim_idle_ms: int = 60_000) -> int:
         """Process pushed frames: this consumer's pending ones, orphans of dead consumers, new."""
-        self.ensure_group()
-        self.redis.xautoclaim(
-            keys.INCOMING_STREAM, keys.INCOMING_GROUP, self.consumer, claim_idle_ms, count=count
-        )
         taken = 0
-        for start in ("0", ">"):
-            replies = self.redis.xreadgroup(
-                keys.INCOMING_GROUP,
-                self.consumer,
-                {keys.INCOMING_STREAM: start},
-                count=count,
-                block=block_ms if start == ">" else None,
-            )
-            for _stream, entries in replies or []:
-                for entry_id, fields in entries:
-                    if self._stop:
-                        return taken
-                    if self._ingest_entry(entry_id, fields):
-                        taken += 1
+        entries = self.read_group(
+            keys.INCOMING_STREAM, keys.INCOMING_GROUP, claim_idle_ms, count, block_ms
+        )
+        for entry_id, fields in entries:
+            if self.stopping:
+                break
+            if self._ingest_entry(entry_id, fields):
+                taken += 1
         return taken
 
     def _ingest_entry(self, entry_id: bytes, fields: dict[bytes, bytes]) -> bool:
@@ -187,10 +160,12 @@ class IngestWorker:
         return True
 
     # -- loop ------------------------------------------------------------------------------
-    def heartbeat(self) -> None:
-        self.redis.set(f"{keys.HEALTH}:{self.consumer}", str(time.time()), ex=HEALTH_TTL_S)
+    def work_once(self, block_ms: int) -> int:
+        return self.ingest_folders(self._folders, self._site_id) + self.ingest_stream(block_ms)
 
-    def run(self, folders: list[Path], watch: bool, site_id: str | None = None) -> WorkerTally:
+    def run_folders(
+        self, folders: list[Path], watch: bool, site_id: str | None = None
+    ) -> WorkerTally:
         """Ingest the folders; with ``watch`` keep taking new files and pushed frames.
 
         While watching, Redis going away at any point (the first pass, a heartbeat, a frame
@@ -201,22 +176,10 @@ class IngestWorker:
             self.heartbeat()
             self.ingest_folders(folders, site_id)
         else:
-            block_ms = int(self.settings.poll_interval_s * 1000)
+            self._folders, self._site_id = folders, site_id
             log.info("watching %s and stream %s", [str(f) for f in folders], keys.INCOMING_STREAM)
-            backoff = ReconnectBackoff(
-                self.settings.poll_interval_s, self.settings.redis_reconnect_max_s
-            )
-            while not self._stop:
-                try:
-                    self.heartbeat()
-                    self.ingest_folders(folders, site_id)
-                    self.ingest_stream(block_ms)
-                    backoff.reset()
-                except redis.ConnectionError as exc:
-                    delay_s = backoff.next_delay_s()
-                    log.error("redis unavailable (%s); retrying in %.1fs", exc, delay_s)
-                    time.sleep(delay_s)
-        log.info("ingest worker stopped: %s", self.tally.by_outcome)
+            self.run()
+        log.info("ingest worker tally: %s", self.tally.by_outcome)
         return self.tally
 
 

@@ -21,11 +21,19 @@ app = typer.Typer(
 
 @app.callback()
 def main(
+    context: typer.Context,
     log_level: Annotated[
         str, typer.Option("--log-level", help="DEBUG, INFO, WARNING ...")
     ] = "INFO",
 ) -> None:
-    """Configure logging for every verb."""
+    """Configure logging for every verb; refuse a misspelled ``NOWCAST_*`` variable."""
+    from service.settings import check_environment
+
+    try:  # every deployable's settings are known here, at the top; ``health`` reports it
+        if context.invoked_subcommand != "health":  # as a health check's failure instead
+            check_environment()
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="environment") from None
     logging.basicConfig(
         level=log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

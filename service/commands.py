@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import signal
-from types import FrameType
 from typing import Annotated
 
 import typer
@@ -21,12 +19,13 @@ def infer(
     ] = 0,
 ) -> None:
     """Run the inference worker: forecasts and live verification from the frames stream."""
-    from ingest.redis_conn import open_redis
-    from ingest.settings import get_settings
+    from core.redis_conn import open_redis
+    from core.worker import install_stop_signals
     from service.inference import InferenceWorker
     from service.methods_runner import MethodRunner
+    from service.settings import get_inference_settings
 
-    settings = get_settings()
+    settings = get_inference_settings()
     runner = MethodRunner(settings)
     if metrics_port:
         from prometheus_client import start_http_server
@@ -38,13 +37,7 @@ def infer(
             handled = worker.process_once()
             typer.echo(f"handled {handled} frame events")
             return
-
-        def stop(signum: int, _frame: FrameType | None) -> None:
-            log.info("signal %d: finishing the current batch, then stopping", signum)
-            worker.request_stop()
-
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
+        install_stop_signals(worker.request_stop, settings.stop_timeout_s)
         worker.run()
 
 
@@ -66,8 +59,8 @@ def serve(
 
     import uvicorn
 
-    from ingest.redis_conn import embedded_url, open_redis
-    from ingest.settings import get_settings
+    from core.redis_conn import embedded_url, open_redis
+    from service.settings import get_settings
 
     settings = get_settings()
     bind_host, bind_port = host or settings.http_host, port or settings.http_port

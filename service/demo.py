@@ -15,19 +15,24 @@ from __future__ import annotations
 
 import logging
 import shutil
+import signal
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 if TYPE_CHECKING:
     import redis
+    import uvicorn
+    from fastapi import FastAPI
 
-    from ingest.settings import Settings
     from service.feeds import FolderReplay, SyntheticRadar
     from service.methods_runner import MethodRunner
+    from service.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -51,14 +56,13 @@ def demo(
     port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8000,
 ) -> None:
     """Run feed, ingest, inference, live verification, API and dashboard until Ctrl-C."""
-    import uvicorn
 
-    from ingest.redis_conn import open_redis
-    from ingest.settings import get_settings
+    from core.redis_conn import open_redis
     from service.api.app import create_app
     from service.demo_guard import DemoRefused, claim
     from service.feeds import FolderReplay, SyntheticRadar
     from service.methods_runner import MethodRunner
+    from service.settings import get_settings
 
     base = get_settings()
     settings = base.model_copy(update={"data_dir": base.data_dir / "demo"})
@@ -75,13 +79,12 @@ def demo(
     if settings.redis_url is None:  # our own embedded server: start from a clean slate
         shutil.rmtree(settings.data_dir, ignore_errors=True)
     incoming.mkdir(parents=True, exist_ok=True)
-    feed: FolderReplay | SyntheticRadar
-    if replay is not None:
-        feed = replay
-        source = f"{feed.n_frames} real frames from {frames} ({len(feed.sequences)} sites)"
-    else:
-        feed = SyntheticRadar(incoming, interval_s)
-        source = "the synthetic radar feed (no --frames given)"
+    feed: FolderReplay | SyntheticRadar = replay or SyntheticRadar(incoming, interval_s)
+    source = (
+        f"{replay.n_frames} real frames from {frames} ({len(replay.sequences)} sites)"
+        if replay is not None
+        else "the synthetic radar feed (no --frames given)"
+    )
     typer.echo("loading the nowcast methods ...")
     runner = MethodRunner(settings)
 
@@ -89,15 +92,7 @@ def demo(
         if replay is not None:  # never feed faster than the pipeline forecasts
             replay.backlog = pipeline_backlog(connection)
         pipeline = Pipeline(settings, connection, runner, feed)
-        server = uvicorn.Server(
-            uvicorn.Config(
-                create_app(settings, connection),
-                host=host,
-                port=port,
-                log_level="warning",
-                access_log=False,
-            )
-        )
+        server = _server(create_app(settings, connection), host, port)
         typer.echo(
             f"feeding {source}, one frame every {interval_s:g} s\n"
             f"dashboard: http://{host}:{port}/   API docs: http://{host}:{port}/docs\n"
@@ -105,12 +100,17 @@ def demo(
             "press Ctrl-C to stop"
         )
         pipeline.start()
+        # uvicorn handles Ctrl-C and SIGTERM while it serves, then raises the signal again
+        # once it has shut down: both become KeyboardInterrupt, the normal stop below, so a
+        # container runtime's or systemd's SIGTERM also stops the workers and the embedded
+        # Redis (a second signal during that stop ends it cold, still through the finally)
+        signal.signal(signal.SIGTERM, _stop_as_ctrl_c)
         try:
-            server.run()  # returns on Ctrl-C / SIGTERM (uvicorn handles the signal) ...
+            server.run()
         except KeyboardInterrupt:
-            pass  # ... and re-raises Ctrl-C once it has shut down: that is our normal stop
+            pass
         finally:
-            pipeline.stop()
+            pipeline.stop(settings.stop_timeout_s)
     lock.close()
     typer.echo("demo stopped")
 
@@ -139,7 +139,10 @@ class Pipeline:
         self._threads = [
             self.feed_thread,
             threading.Thread(
-                target=self.ingest.run, args=([self.incoming], True), name="ingest", daemon=True
+                target=self.ingest.run_folders,
+                args=([self.incoming], True),
+                name="ingest",
+                daemon=True,
             ),
             threading.Thread(target=self.inference.run, name="inference", daemon=True),
         ]
@@ -150,12 +153,33 @@ class Pipeline:
             thread.start()
 
     def stop(self, timeout_s: float = 30.0) -> None:
-        """Stop the feed, let each worker finish its current item, wait for the threads."""
+        """Stop the feed, let each worker finish its current item; wait ``timeout_s`` in all."""
         self._stop.set()
         self.ingest.request_stop()
         self.inference.request_stop()
+        deadline = time.monotonic() + timeout_s
         for thread in self._threads:
-            thread.join(timeout=timeout_s)
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        left = [t.name for t in self._threads if t.is_alive()]
+        if left:
+            log.error(
+                "still running after %.0f s: %s (daemon threads, ended with the process)",
+                timeout_s,
+                left,
+            )
+
+
+def _server(app: FastAPI, host: str, port: int) -> uvicorn.Server:
+    """The demo's uvicorn server: quiet, no access log."""
+    import uvicorn
+
+    return uvicorn.Server(
+        uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
+    )
+
+
+def _stop_as_ctrl_c(_signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
 
 
 def pipeline_backlog(connection: redis.Redis) -> Callable[[int], int]:
@@ -164,8 +188,8 @@ def pipeline_backlog(connection: redis.Redis) -> Callable[[int], int]:
     Frames the ingest has not taken (its outcome counts, from this moment on) plus frame
     events the inference workers have not handled.
     """
-    from ingest import keys
-    from ingest.streams import group_backlog
+    from core import keys
+    from core.streams import group_backlog
 
     def ingested() -> int:
         return sum(int(v) for v in connection.hvals(keys.COUNTS))

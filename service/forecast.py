@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ingest.conversion import grey_to_rain_rate_mmh
+from core.conversion import grey_to_rain_rate_mmh
+from core.settings import CoreSettings
 
 MAGIC = b"NWC1"
 _GREY_SCALE = 65535.0
@@ -33,6 +34,11 @@ class RainConversion:
     dbz_max: float
     zr_a: float
     zr_b: float
+
+    @classmethod
+    def from_settings(cls, settings: CoreSettings) -> RainConversion:
+        """The conversion the settings prescribe."""
+        return cls(settings.dbz_min, settings.dbz_max, settings.zr_a, settings.zr_b)
 
     def rain_mmh(self, grey: NDArray[np.floating]) -> NDArray[np.float32]:
         """Rain rate (mm/h), same shape as ``grey``; grey 0 is exactly 0 mm/h."""

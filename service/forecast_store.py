@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 import redis
 
-from ingest import keys
+from core import keys
 from service.forecast import Forecast, decode_forecast, encode_forecast
 
 INDEX_MAX_ENTRIES = 2000

@@ -24,8 +24,8 @@ from typing import Annotated
 import redis
 import typer
 
-from ingest import keys
-from ingest.settings import Settings
+from core import keys
+from service.settings import Settings
 
 
 class Target(StrEnum):
@@ -109,7 +109,7 @@ def health(
     timeout_s: Annotated[float, typer.Option("--timeout", min=0.1, max=60.0)] = 5.0,
 ) -> None:
     """Exit 0 when the process in this container is healthy, 1 if not (for health checks)."""
-    from ingest.settings import get_settings
+    from service.settings import get_settings
 
     try:
         settings = get_settings()

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,20 +27,21 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import redis
 
-from ingest import keys
-from ingest.frame import Frame
-from ingest.redis_conn import ReconnectBackoff
-from ingest.settings import Settings
+from core import keys
+from core.frame import Frame
+from core.streams import ensure_group
+from core.worker import StreamWorker
 from ingest.window import WindowError, WindowGapError, WindowStore
 from service.forecast import Forecast, RainConversion, parse_time
 from service.forecast_store import ForecastStore
 from service.methods_runner import N_INPUTS, N_LEADS, MethodRunner
 from service.metrics import process_metrics
+from service.refusals import behind_reason, describe_gap
+from service.settings import InferenceSettings
+from service.status_store import StatusStore
 from service.verification_store import VerificationStore, single_lead_accumulator
 
 log = logging.getLogger(__name__)
-
-HEALTH_TTL_S = 30
 
 
 @dataclass(frozen=True)
@@ -56,96 +55,56 @@ class ReadyInput:
     norm_version: str
 
 
-def _minute(t: datetime) -> str:
-    return f"{t:%Y-%m-%dT%H:%MZ}"
-
-
-def describe_gap(gap: WindowGapError, before: int | None, resumed: int | None) -> str:
-    """The frames missing in a gap, in words; ``before``/``resumed``: epochs (s) around it."""
-    if before is None or resumed is None:
-        return "missing " + ", ".join(_minute(t) for t in gap.missing)
-    step = timedelta(minutes=gap.cadence_min)
-    first = datetime.fromtimestamp(before, UTC) + step
-    last = datetime.fromtimestamp(resumed, UTC) - step
-    n_missing = round((last - first) / step) + 1
-    if n_missing == 1:
-        return f"missing {_minute(first)}"
-    return f"missing {n_missing:,} frames from {_minute(first)} to {_minute(last)}"
-
-
 def _issue_order(item: ReadyInput) -> tuple[datetime, str]:
     return item.issue_time, item.site_id
 
 
-def conversion_of(settings: Settings) -> RainConversion:
-    return RainConversion(settings.dbz_min, settings.dbz_max, settings.zr_a, settings.zr_b)
-
-
-class InferenceWorker:
+class InferenceWorker(StreamWorker):
     """Consumes frame events until told to stop; one instance per thread."""
+
+    name = "inference"
 
     def __init__(
         self,
-        settings: Settings,
+        settings: InferenceSettings,
         connection: redis.Redis,
         runner: MethodRunner,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         consumer: str | None = None,
     ) -> None:
-        self.settings = settings
-        self.redis = connection
+        super().__init__(connection, settings, consumer)
+        self.settings: InferenceSettings = settings
         self.runner = runner
         self.window = WindowStore(connection, settings.window_frames, settings.events_stream_maxlen)
         self.forecasts = ForecastStore(connection, settings.forecast_ttl_s)
         self.verification = VerificationStore(connection, settings.verification_ttl_s)
-        self.conversion = conversion_of(settings)
-        self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}"
+        self.status = StatusStore(connection)
+        self.conversion = RainConversion.from_settings(settings)
         self._now = now
-        self._stop = False
-
-    def request_stop(self) -> None:
-        self._stop = True
 
     # -- stream ----------------------------------------------------------------------------
     def ensure_group(self) -> None:
         """Create the consumer group at the start of the stream (no event is skipped)."""
-        try:
-            self.redis.xgroup_create(keys.EVENTS_STREAM, keys.INFER_GROUP, id="0", mkstream=True)
-        except redis.ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
+        ensure_group(self.redis, keys.EVENTS_STREAM, keys.INFER_GROUP)
 
     def process_once(self, block_ms: int | None = None) -> int:
         """Handle this consumer's pending entries, orphans of dead workers, then new ones.
 
         Returns the number of events handled (acknowledged).
         """
-        self.ensure_group()
-        count = self.settings.infer_batch_max
-        _next, claimed, *_ = self.redis.xautoclaim(
+        entries = self.read_group(
             keys.EVENTS_STREAM,
             keys.INFER_GROUP,
-            self.consumer,
             self.settings.infer_claim_idle_ms,
-            count=count,
+            self.settings.infer_batch_max,
+            block_ms,
         )
-        if claimed:
-            log.info("claimed %d entries left pending by another worker", len(claimed))
-        handled = 0
-        for start in ("0", ">"):
-            replies = self.redis.xreadgroup(
-                keys.INFER_GROUP,
-                self.consumer,
-                {keys.EVENTS_STREAM: start},
-                count=count,
-                block=block_ms if start == ">" else None,
-            )
-            entries = [(eid, fields) for _s, batch in replies or [] for eid, fields in batch]
-            entries = [(eid, fields) for eid, fields in entries if fields]  # deleted entries
-            if entries:
-                self.handle(entries)
-                handled += len(entries)
-        return handled
+        if entries:
+            self.handle(entries)
+        return len(entries)
+
+    def work_once(self, block_ms: int) -> int:
+        return self.process_once(block_ms)
 
     def handle(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
         """Verify, forecast and acknowledge a batch of frame events, in valid-time order.
@@ -156,6 +115,8 @@ class InferenceWorker:
         """
         events: list[tuple[str, datetime]] = []
         for _entry_id, fields in entries:
+            if not fields:  # trimmed from the stream while pending: acknowledged below
+                continue
             try:
                 events.append(
                     (fields[b"site"].decode(), parse_time(fields[b"valid_time"].decode()))
@@ -226,24 +187,9 @@ class InferenceWorker:
         return self._ready(site_id, issue_time, cadence, frames)
 
     def _behind(self, site_id: str, issue_time: datetime, epochs: list[int]) -> str | None:
-        """Why ``issue_time`` is too old to forecast now, or None.
-
-        Too old: more than ``infer_max_behind_min`` before the site's newest frame, or its
-        frames already rolled out of the full window.
-        """
-        if not epochs:
-            return None
-        newest = datetime.fromtimestamp(epochs[-1], UTC)
-        behind_min = (newest - issue_time).total_seconds() / 60
-        rolled_out = (
-            len(epochs) >= self.settings.window_frames
-            and issue_time.timestamp() < epochs[N_INPUTS - 1]
-        )
-        if behind_min <= self.settings.infer_max_behind_min and not rolled_out:
-            return None
-        return (
-            f"behind: {behind_min:g} min older than the newest frame "
-            f"({newest:%Y-%m-%dT%H:%MZ}); skipped to forecast the newest first"
+        """Why ``issue_time`` is too old to forecast now (`service.refusals.behind_reason`)."""
+        return behind_reason(
+            issue_time, epochs, self.settings.window_frames, self.settings.infer_max_behind_min
         )
 
     def _refuse_gap(
@@ -259,8 +205,8 @@ class InferenceWorker:
         before = max((e for e in epochs if e < gap.missing[0].timestamp()), default=None)
         span = describe_gap(gap, before, resumed)
         gap_id = str(resumed)
-        reported = self.redis.hget(keys.infer_status(site_id), "gap_resumed_epoch")
-        if resumed is not None and reported is not None and reported.decode() == gap_id:
+        reported = self.status.get(site_id).gap_resumed_epoch
+        if resumed is not None and reported == gap_id:
             have = sum(1 for e in epochs if resumed <= e <= issue_time.timestamp())
             message = f"after the gap ({span}): {have} of the {N_INPUTS} input frames since it"
             self._refuse(site_id, issue_time, "gap", message, counted=False)
@@ -268,7 +214,7 @@ class InferenceWorker:
         message = (
             f"gap in the frames of {site_id}: {span}; nowcasts resume {N_INPUTS} frames after it"
         )
-        self._refuse(site_id, issue_time, "gap", message, extra={"gap_resumed_epoch": gap_id})
+        self._refuse(site_id, issue_time, "gap", message, gap_resumed_epoch=gap_id)
 
     def _completed_by(self, site_id: str, valid_time: datetime) -> list[ReadyInput]:
         """Later issue times whose inputs a frame arriving out of order has just completed.
@@ -318,26 +264,14 @@ class InferenceWorker:
         reason: str,
         message: str,
         counted: bool = True,
-        extra: dict[str, str] | None = None,
+        gap_resumed_epoch: str | None = None,
     ) -> None:
         """Record why ``issue_time`` has no nowcast (status hash; ``refused:<reason>`` count)."""
         level = logging.INFO if counted else logging.DEBUG
         log.log(
             level, "no nowcast for %s at %s: %s", site_id, f"{issue_time:%Y-%m-%dT%H:%MZ}", message
         )
-        pipe = self.redis.pipeline(transaction=False)
-        if counted:
-            pipe.hincrby(keys.INFER_COUNTS, f"refused:{reason}", 1)
-        pipe.hset(
-            keys.infer_status(site_id),
-            mapping={
-                "refused_issue_time": issue_time.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "refused_reason": reason,
-                "refused_message": message,
-                **(extra or {}),
-            },
-        )
-        pipe.execute()
+        self.status.record_refusal(site_id, issue_time, reason, message, counted, gap_resumed_epoch)
 
     def _forecast(self, ready: list[ReadyInput]) -> None:
         metrics = process_metrics()
@@ -377,13 +311,8 @@ class InferenceWorker:
                     self._verify_backlog(forecasts)
 
     def _record_issue(self, item: ReadyInput) -> None:
-        self.redis.hset(
-            keys.infer_status(item.site_id),
-            mapping={
-                "issue_time": item.issue_time.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "model_version": self.runner.model_version,
-                "made_at": self._now().isoformat(),
-            },
+        self.status.record_issue(
+            item.site_id, item.issue_time, self.runner.model_version, self._now()
         )
 
     # -- live verification -----------------------------------------------------------------
@@ -438,42 +367,14 @@ class InferenceWorker:
         return int(added)  # the store counts it in keys.INFER_COUNTS "verified" too
 
     # -- loop ------------------------------------------------------------------------------
-    def heartbeat(self) -> None:
+    def heartbeat_key(self) -> str:
+        return f"{keys.INFER_HEALTH}:{self.consumer}"
+
+    def heartbeat_state(self) -> str:
         state = {
             "model_version": self.runner.model_version,
             "methods": list(self.runner.versions),
             "device": self.runner.device,
             "at": time.time(),
         }
-        self.redis.set(f"{keys.INFER_HEALTH}:{self.consumer}", json.dumps(state), ex=HEALTH_TTL_S)
-
-    def run(self) -> None:
-        """Work until `request_stop` (or a signal handler calling it)."""
-        block_ms = int(self.settings.poll_interval_s * 1000)
-        log.info("inference worker %s on %s", self.consumer, keys.EVENTS_STREAM)
-        backoff = ReconnectBackoff(
-            self.settings.poll_interval_s, self.settings.redis_reconnect_max_s
-        )
-        while not self._stop:
-            try:
-                self.heartbeat()
-                self.process_once(block_ms)
-                backoff.reset()
-            except redis.ConnectionError as exc:
-                delay_s = backoff.next_delay_s()
-                log.error("redis unavailable (%s); retrying in %.1fs", exc, delay_s)
-                time.sleep(delay_s)
-        log.info("inference worker %s stopped", self.consumer)
-
-
-def live_workers(connection: redis.Redis) -> list[dict[str, object]]:
-    """Heartbeats of the inference workers alive now."""
-    prefix = f"{keys.INFER_HEALTH}:"
-    out = []
-    for key in connection.scan_iter(match=prefix + "*"):
-        value = connection.get(key)
-        if value:
-            state = json.loads(value)
-            state["consumer"] = key.decode()[len(prefix) :]
-            out.append(state)
-    return out
+        return json.dumps(state)

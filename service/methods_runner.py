@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from ingest.settings import Settings
-from model.methods import LEARNED, NowcastMethod, get_method
+from model.methods import NowcastMethod, get_method, learned_names
+from service.settings import InferenceSettings
 
 log = logging.getLogger(__name__)
 
@@ -42,20 +42,16 @@ class MethodOutput:
 class MethodRunner:
     """Builds the methods named in the settings; ``run`` applies each to a batch of inputs."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: InferenceSettings) -> None:
         self.methods: dict[str, NowcastMethod] = {}
         self.versions: dict[str, str] = {}
         self.device = "cpu"
         for name in settings.methods:
             options: dict[str, Any] = {}
-            if name in LEARNED:
+            if name in learned_names():
                 from model.paths import default_checkpoint
 
-                checkpoint = (
-                    settings.checkpoints.get(name)
-                    or (settings.checkpoint if name == "convlstm" else None)
-                    or default_checkpoint(name)
-                )
+                checkpoint = settings.checkpoints.get(name) or default_checkpoint(name)
                 options = {
                     "checkpoint": checkpoint,
                     "device": settings.infer_device,
@@ -73,7 +69,7 @@ class MethodRunner:
     @property
     def model_version(self) -> str:
         """The first learned model's version (convlstm first), else the first method's name."""
-        for name in LEARNED:
+        for name in learned_names():
             if name in self.versions:
                 return self.versions[name]
         return next(iter(self.versions.values()), "none")

@@ -29,8 +29,8 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import REGISTRY, Collector
 
-from ingest import keys
-from ingest.streams import group_backlog
+from core import keys
+from core.streams import group_backlog
 from service.publish.metrics import publishing_families
 
 LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
@@ -70,8 +70,9 @@ def process_metrics() -> ProcessMetrics:
 class RedisStateCollector(Collector):
     """Collects the shared service state from Redis at scrape time.
 
-    ``scores`` returns, per method, the scores of `model.scores.ScoreAccumulator.scores` over
-    the last ``window_h`` hours of verification (all sites pooled).
+    ``scores`` returns, per method, the scores of
+    `model.verification.scores.ScoreAccumulator.scores` over the last ``window_h`` hours of
+    verification (all sites pooled).
     """
 
     def __init__(

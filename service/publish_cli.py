@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import logging
-import signal
 import time
 from collections.abc import Mapping
 from enum import StrEnum
-from types import FrameType
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -43,10 +41,10 @@ def publish(
     SIGTERM or SIGINT: the request in flight is finished, then the publisher stops (a delivery
     not yet done stays for the next run); a second signal stops at once.
     """
-    from ingest.redis_conn import open_redis
-    from ingest.settings import get_settings
+    from core.redis_conn import open_redis
     from service.publish.scheduler import Publisher
     from service.publish.subscribers import build_subscribers
+    from service.settings import get_settings
 
     settings = get_settings()
     if not settings.subscribers:
@@ -60,14 +58,9 @@ def publish(
 
 
 def _run(publisher: Publisher, once: bool, replay: bool, mode: str) -> None:
-    def stop(signum: int, _frame: FrameType | None) -> None:
-        log.info("signal %d: finishing the request in flight, then stopping", signum)
-        publisher.request_stop()
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second signal stops at once
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
+    from core.worker import install_stop_signals
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    install_stop_signals(publisher.request_stop, publisher.settings.stop_timeout_s)
     if replay:
         report = publisher.replay()
         left = publisher.state.dead_letter_count()
@@ -76,7 +69,7 @@ def _run(publisher: Publisher, once: bool, replay: bool, mode: str) -> None:
             raise typer.Exit(1)
         return
     if not once:
-        publisher.run(mode)
+        publisher.run_mode(mode)
         return
     if mode == "cron":
         cycle = publisher.cycle_at_or_before(publisher.now())

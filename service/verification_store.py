@@ -4,7 +4,8 @@ Each verified (method, issue time, lead) adds the contingency counts and squared
 one forecast frame against its observation to the bucket of the observation's hour. A Lua
 script adds them only if that (method, issue time, lead) was not counted before, so a
 re-delivered frame or a re-run worker never counts twice. Reading sums the buckets of a time
-range into a `model.scores.ScoreAccumulator`: the same scoring code as ``nowcast evaluate``.
+range into a `model.verification.scores.ScoreAccumulator`: the same scoring code as ``nowcast
+evaluate``.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from datetime import UTC, datetime
 import numpy as np
 import redis
 
-from ingest import keys
-from model.scores import THRESHOLDS_MMH, ScoreAccumulator, threshold_key
+from core import keys
+from model.verification.scores import THRESHOLDS_MMH, ScoreAccumulator, threshold_key
 
 _COUNT_FIELDS = ("hits", "misses", "false_alarms", "correct_negatives")
 _SUM_FIELDS = ("sum_squared_error_mmh2", "sum_pt", "sum_pp", "sum_tt", "n_cells")

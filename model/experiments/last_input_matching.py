@@ -1,7 +1,8 @@
 """Calibration alternative, measured: match each forecast to its own last input frame.
 
-Instead of the per-lead tables of `model.calibration`, every forecast frame's distribution is
-matched to that of the newest observed frame (pysteps' `nonparam_match_empirical_cdf`: ranks
+Instead of the per-lead tables of `model.verification.calibration`, every forecast frame's
+distribution is matched to that of the newest observed frame (pysteps'
+`nonparam_match_empirical_cdf`: ranks
 kept, values taken from the observation, forecast zeros kept). This prints the mean CSI at
 0.5 mm/h over the leads with observed events, raw against matched, on the checkpoint's train
 and validation windows: the sets `nowcast calibrate` judges on (never the test split).
@@ -33,20 +34,20 @@ def match_to_last_input(forecast_grey: np.ndarray, last_input_grey: np.ndarray) 
 
 def main(argv: Sequence[str] | None = None) -> None:
     from ingest.ingestor import norm_params_for
-    from ingest.settings import get_settings
-    from model.calibrate import collect_forecasts, compare, csi_summary
-    from model.checkpoint import load_checkpoint
-    from model.events import event_folders, load_event
+    from ingest.settings import get_ingest_settings
+    from model.data.events import event_folders, load_event
+    from model.data.split import split_windows
+    from model.evaluation.calibration_fit import collect_forecasts, compare, csi_summary
     from model.methods import get_method
+    from model.nets.checkpoint import load_checkpoint
     from model.paths import default_checkpoint
-    from model.split import split_windows
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folders", nargs="+", type=Path)
     parser.add_argument("--checkpoint", type=Path, default=default_checkpoint("eulerian-convlstm"))
     args = parser.parse_args(argv)
 
-    settings = get_settings()
+    settings = get_ingest_settings()
     events = [load_event(folder, settings) for folder in event_folders(args.folders)]
     _, config, meta = load_checkpoint(args.checkpoint)
     windows, _ = split_windows(

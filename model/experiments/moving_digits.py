@@ -3,8 +3,8 @@
 Shi et al. (2015) first compare models on Moving-MNIST (10 frames in, 10 out, cross-entropy)
 and find: a deeper ConvLSTM does better, a 1 x 1 state-to-state kernel much worse than a
 larger one, and every ConvLSTM far better than the FC-LSTM. `run_experiment` trains small
-variants of our networks (`VARIANTS`, built by `model.architectures.build_model`, trained
-by `model.train.train_step`, RMSProp as for radar) for the same number of samples each on
+variants of our networks (`VARIANTS`, built by `model.nets.architectures.build_model`, trained
+by `model.training.train.train_step`, RMSProp as for radar) for the same number of samples each on
 sequences from `model.experiments.digits_data`, and scores them on fixed test sequences made
 of digits never seen in training.
 
@@ -24,19 +24,25 @@ from typing import Any
 import numpy as np
 import torch
 
-from model.architectures import build_model, default_config
-from model.checkpoint import load_checkpoint, save_checkpoint
-from model.config import ConvLSTMConfig
 from model.experiments import digits_data
-from model.network import count_parameters
-from model.train import TrainConfig, make_optimiser, resolve_device, seed_everything, train_step
+from model.nets.architectures import build_model, default_config
+from model.nets.checkpoint import load_checkpoint, save_checkpoint
+from model.nets.config import NetworkConfig
+from model.nets.network import count_parameters
+from model.training.train import (
+    TrainConfig,
+    make_optimiser,
+    resolve_device,
+    seed_everything,
+    train_step,
+)
 
 log = logging.getLogger(__name__)
 
 IN_FRAMES = OUT_FRAMES = 10
 
 
-def _digits_config(architecture: str, **values: Any) -> ConvLSTMConfig:
+def _digits_config(architecture: str, **values: Any) -> NetworkConfig:
     return default_config(
         architecture,
         in_frames=IN_FRAMES,
@@ -49,7 +55,7 @@ def _digits_config(architecture: str, **values: Any) -> ConvLSTMConfig:
 # name -> network. ConvLSTMs on 4 x 4 patches (a 16 x 16 grid of 16 channels, as the
 # paper), 32 states per layer and 3 x 3 kernels to fit a CPU budget (the paper: 64-256
 # states, 5 x 5); a digit moves 0.5 to 1 grid cell per frame.
-VARIANTS: dict[str, ConvLSTMConfig] = {
+VARIANTS: dict[str, NetworkConfig] = {
     "convlstm-1x32-k3": _digits_config("eulerian-convlstm", patch_size=4, hidden_channels=(32,)),
     "convlstm-2x32-k3": _digits_config("eulerian-convlstm", patch_size=4, hidden_channels=(32, 32)),
     "convlstm-2x32-k3-state1x1": _digits_config(
@@ -113,7 +119,7 @@ def persistence_scores(test: np.ndarray) -> tuple[float, float]:
 
 def train_variant(
     name: str,
-    config: ConvLSTMConfig,
+    config: NetworkConfig,
     train_images: np.ndarray,
     test: np.ndarray,
     samples: int,

@@ -4,17 +4,17 @@ How much of the learned model's gain could a one- or two-parameter smoothing of 
 extrapolation give, and do the validation and test splits agree on it? Each candidate changes
 the last input frame (in Lagrangian coordinates, i.e. at the issue time) per lead k, and the
 result is moved k steps along the motion field exactly as the served model's output is
-(`model.lagrangian.to_eulerian`):
+(`model.advection.lagrangian.to_eulerian`):
 
 - ``blur c``: a Gaussian blur of the rain rate with sigma = c * k cells
-  (`model.lagrangian_net.rain_blurs`; the issue's "blur that widens with lead");
+  (`model.nets.lagrangian_net.rain_blurs`; the issue's "blur that widens with lead");
 - ``blur+gain c g``: that blur, then + g * k / 15 grey on the wet cells (a rain-area bias);
 - ``quantile c q``: the q-th percentile of the grey levels in a disk of radius c * k cells,
   i.e. a neighbourhood probability of exceedance thresholded at 1 - q at every threshold;
 - the checkpoints given with ``--checkpoint``.
 
 Scores are the pooled means over the 15 leads (CSI at 0.5, 2 and 5 mm/h, rain MSE) on the
-validation and the test windows of `model.split` (``--splits``; the training blocks' centre
+validation and the test windows of `model.data.split` (``--splits``; the training blocks' centre
 crops too with ``train``), from the window cache of ``nowcast train``.
 
     python -m model.experiments.smoothing_baselines ../shared/data/radar \
@@ -43,7 +43,7 @@ def blur(c: float, gain_grey: float = 0.0) -> LagrangianForecast:
     """Rain-rate blur with sigma ``c * k`` cells at lead k, plus ``gain_grey * k / 15`` if wet."""
     import torch
 
-    from model.lagrangian_net import rain_blurs
+    from model.nets.lagrangian_net import rain_blurs
 
     def forecast(inputs: np.ndarray) -> np.ndarray:
         last = torch.from_numpy(inputs[:, -1:].astype(np.float32))
@@ -82,7 +82,7 @@ def network(checkpoint: Path) -> LagrangianForecast:
     """The Lagrangian network of ``checkpoint`` (its output before the advection)."""
     import torch
 
-    from model.checkpoint import load_checkpoint
+    from model.nets.checkpoint import load_checkpoint
 
     model = load_checkpoint(checkpoint)[0]
 
@@ -94,11 +94,10 @@ def network(checkpoint: Path) -> LagrangianForecast:
 
 
 def score(forecast: LagrangianForecast, data: Any, norm: Any) -> dict[str, Any]:
-    """Pooled 15-lead means of ``forecast`` on a `model.lagrangian_train.ValidationSet`."""
-    from model.evaluate import grey_to_mmh
-    from model.lagrangian import to_eulerian
-    from model.lagrangian_train import mean_rain_mse
-    from model.scores import ScoreAccumulator
+    """Pooled 15-lead means of ``forecast`` on a `model.training.lagrangian_train.ValidationSet`."""
+    from model.advection.lagrangian import to_eulerian
+    from model.training.lagrangian_validation import mean_rain_mse
+    from model.verification.scores import ScoreAccumulator, grey_to_mmh
 
     scores = ScoreAccumulator(N_LEADS)
     for i in range(0, len(data.inputs), 16):
@@ -133,11 +132,11 @@ def candidates(checkpoints: list[Path]) -> dict[str, LagrangianForecast]:
 
 def main(argv: Sequence[str] | None = None) -> None:
     from ingest.ingestor import norm_params_for
-    from ingest.settings import get_settings
-    from model.lagrangian_data import lagrangian_windows
-    from model.lagrangian_run import load_all_views
-    from model.lagrangian_train import validation_set
-    from model.split import split_windows
+    from ingest.settings import get_ingest_settings
+    from model.data.split import split_windows
+    from model.training.lagrangian_data import lagrangian_windows
+    from model.training.lagrangian_run import load_all_views
+    from model.training.lagrangian_validation import validation_set
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("folders", nargs="+", type=Path)
@@ -154,7 +153,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--only", default=None, help="comma-separated prefixes: the candidates to score"
     )
     args = parser.parse_args(argv)
-    settings = get_settings()
+    settings = get_ingest_settings()
     events, _views = load_all_views(args.folders, settings, extra_crops=False)
     windows, _blocks = split_windows(events, 5, N_LEADS, 30)
     norm = norm_params_for(settings, events[0].site_id)

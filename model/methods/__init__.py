@@ -27,33 +27,40 @@ class NowcastMethod(Protocol):
     def __call__(self, inputs_grey: np.ndarray, n_leads: int) -> np.ndarray: ...
 
 
-_METHODS: dict[str, str] = {
+_BASELINES: dict[str, str] = {
     "persistence": "model.methods.persistence:PersistenceMethod",
     "extrapolation": "model.methods.extrapolation:ExtrapolationMethod",
     "sprog": "model.methods.sprog:SprogMethod",
-    "convlstm": "model.methods.convlstm:LagrangianConvLSTMMethod",
-    "eulerian-convlstm": "model.methods.convlstm:EulerianConvLSTMMethod",
-    "saconvlstm": "model.methods.convlstm:SAConvLSTMMethod",
-    "fclstm": "model.methods.convlstm:FCLSTMMethod",
 }
+"""The methods that need no training, as import paths; the learned ones are the networks of
+the architecture registry (`model.nets.architectures`), each served by its ``method`` class."""
 
-LEARNED = ("convlstm", "eulerian-convlstm", "saconvlstm", "fclstm")
-"""The methods that load a trained checkpoint (the others need no training)."""
+
+def learned_names() -> tuple[str, ...]:
+    """The methods that load a trained checkpoint: every registered architecture."""
+    from model.nets.architectures import architecture_names
+
+    return architecture_names()
 
 
 def method_names() -> tuple[str, ...]:
     """Names accepted by `get_method`."""
-    return tuple(_METHODS)
+    return (*_BASELINES, *learned_names())
 
 
 def get_method(name: str, **options: Any) -> NowcastMethod:
     """The nowcast method ``name`` built with ``options`` (method-specific keywords)."""
-    try:
-        target = _METHODS[name.lower()]
-    except KeyError:
+    from model.nets.architectures import get_architecture
+
+    name = name.lower()
+    if name in _BASELINES:
+        target, options = _BASELINES[name], options
+    elif name in learned_names():
+        target, options = get_architecture(name).method, {"architecture": name, **options}
+    else:
         raise ValueError(
-            f"unknown nowcast method {name!r}; valid names: {', '.join(sorted(_METHODS))}"
-        ) from None
+            f"unknown nowcast method {name!r}; valid names: {', '.join(sorted(method_names()))}"
+        )
     module_name, _, attribute = target.partition(":")
     factory = getattr(importlib.import_module(module_name), attribute)
     method: NowcastMethod = factory(**options)

@@ -1,9 +1,10 @@
-"""The trained networks as nowcast methods (CUDA when present, else CPU): ``convlstm`` (the
-Lagrangian ConvLSTM), ``eulerian-convlstm`` (the paper's network), ``saconvlstm`` and
-``fclstm``, each from its checkpoint ``model/checkpoints/NAME.safetensors``.
+"""The trained networks as nowcast methods (CUDA when present, else CPU): every architecture
+of the registry (`model.nets.architectures`) by its name, each from its checkpoint
+``model/checkpoints/NAME.safetensors``: `LearnedMethod` for the Eulerian networks,
+`LagrangianConvLSTMMethod` for ``convlstm``.
 
 By default the network's grey levels go through the checkpoint's per-lead calibration
-(`model.calibration`, fitted by ``nowcast calibrate`` on the training windows) when the
+(`model.verification.calibration`, fitted by ``nowcast calibrate`` on the training windows) when the
 checkpoint holds one marked for use; ``calibrated=False`` gives the raw network output.
 ``meta["calibration_applied"]`` says which it is.
 """
@@ -17,12 +18,12 @@ from typing import Any, cast
 import numpy as np
 import torch
 
-from model import advection_torch
-from model.calibration import LeadCalibration, apply_calibration, cap_at_inputs
-from model.checkpoint import load_checkpoint, read_config
+from model.advection import advection_torch
+from model.advection.motion import motion_field
 from model.methods import check_inputs
-from model.motion import motion_field
+from model.nets.checkpoint import load_checkpoint, read_config
 from model.paths import default_checkpoint
+from model.verification.calibration import LeadCalibration, apply_calibration, cap_at_inputs
 
 log = logging.getLogger(__name__)
 
@@ -31,21 +32,22 @@ class LearnedMethod:
     """``method(inputs_grey (B, 5, 100, 100), n_leads <= 15) -> (B, n_leads, 100, 100)`` grey.
 
     Loads the checkpoint once (weights only, no pickle); runs batches of sites at once.
+    ``architecture``: the registry's name (`model.nets.architectures`), which is also the method's.
     ``checkpoint``: None for the shipped one of this method; a checkpoint of another
     architecture is refused. ``calibrated``: apply the checkpoint's calibration when it holds
     one marked for use. Subclasses say how the network turns inputs into forecasts
     (`network_grey`).
     """
 
-    name: str = "eulerian-convlstm"
-
     def __init__(
         self,
+        architecture: str = "eulerian-convlstm",
         checkpoint: Path | None = None,
         device: str = "auto",
         bf16: bool = False,
         calibrated: bool = True,
     ) -> None:
+        self.name = architecture
         resolved = "cuda" if device == "auto" and torch.cuda.is_available() else device
         self.device = torch.device("cpu" if resolved == "auto" else resolved)
         checkpoint = Path(checkpoint) if checkpoint else default_checkpoint(self.name)
@@ -103,35 +105,19 @@ class LearnedMethod:
         return torch.sigmoid(logits).numpy().astype(np.float32, copy=False)
 
 
-class EulerianConvLSTMMethod(LearnedMethod):
-    """The paper's encoder-forecaster ConvLSTM (`model.convlstm`), as published."""
-
-    name = "eulerian-convlstm"
-
-
-class SAConvLSTMMethod(LearnedMethod):
-    """The Self-Attention ConvLSTM (`model.sa_cell`), same interface and wiring."""
-
-    name = "saconvlstm"
-
-
-class FCLSTMMethod(LearnedMethod):
-    """The fully connected LSTM baseline (`model.fclstm`), same interface."""
-
-    name = "fclstm"
-
-
 class LagrangianConvLSTMMethod(LearnedMethod):
-    """The Lagrangian ConvLSTM (`model.lagrangian_net`), the served ``convlstm``.
+    """The Lagrangian ConvLSTM (`model.nets.lagrangian_net`), the served ``convlstm``.
 
-    Per site: the shared motion field of the inputs (`model.motion.motion_field`, the one
-    extrapolation uses); then for the whole batch at once (`model.advection_torch`) the inputs
-    moved to the issue time, the network's Lagrangian forecast of every lead, each lead moved k
-    steps along the motion (what `model.lagrangian.to_eulerian` does per site in numpy). A
+    Per site: the shared motion field of the inputs (`model.advection.motion.motion_field`, the one
+    extrapolation uses); then for the whole batch at once (`model.advection.advection_torch`) the
+    inputs moved to the issue time, the network's Lagrangian forecast of every lead, each lead
+    moved k steps along the motion (what `model.advection.lagrangian.to_eulerian` does per site in
+    numpy). A
     network that outputs the last frame unchanged gives the extrapolation nowcast to rounding.
     """
 
-    name = "convlstm"
+    def __init__(self, architecture: str = "convlstm", **options: Any) -> None:
+        super().__init__(architecture, **options)
 
     def network_grey(self, inputs: np.ndarray) -> np.ndarray:
         c = self.config

@@ -1,17 +1,18 @@
 """Extrapolation nowcast (ROVER-like): Lucas-Kanade optical flow + semi-Lagrangian advection.
 
 The open equivalent of the ROVER baselines (METHOD.md, "Baselines the paper beat"): the shared
-motion field of `model.motion` (pysteps' dense Lucas-Kanade on grey levels, linear in dBZ) and
+motion field of `model.advection.motion` (pysteps' dense Lucas-Kanade on grey levels, linear in
+dBZ) and
 pysteps' semi-Lagrangian extrapolation of the last frame. Variants "rover1" (default),
-"rover2" and "rover3" choose the frame pairs the field is taken from (`model.motion`).
+"rover2" and "rover3" choose the frame pairs the field is taken from (`model.advection.motion`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from model.advection.motion import DEFAULT_VARIANT, advect_grey, forecast_each_site, variant_weights
 from model.methods import check_inputs
-from model.motion import DEFAULT_VARIANT, advect_grey, forecast_each_site, variant_weights
 
 
 class ExtrapolationMethod:

@@ -5,7 +5,7 @@ into spatial scales; each level evolves as its own AR(p) process (AR(2) by defau
 lag-1 and lag-2 correlations of the last three frames taken to Lagrangian coordinates), so small
 scales, which decorrelate fast, fade sooner than large ones; the recomposed field keeps the last
 frame's wet-area ratio and (``probmatching="cdf"``) its distribution of values, and is advected
-by the motion field. That field is THE one of `model.motion.motion_field` (the same as
+by the motion field. That field is THE one of `model.advection.motion.motion_field` (the same as
 `extrapolation` and the Lagrangian `convlstm`), so the methods differ only in what they do to
 the rain, never in how they move it.
 
@@ -16,8 +16,8 @@ examples use and the bottom of the dashboard's colour scale. Echo below it still
 cascade, but S-PROG's output is the inputs' minimum (grey 0 where any cell had no echo)
 outside the forecast's rain area.
 
-Where S-PROG has nothing to model the method falls back to `model.motion.advect_grey` of the
-last frame (extrapolation): no rain in the last frame (no echo at all gives zeros), a flat
+Where S-PROG has nothing to model the method falls back to `model.advection.motion.advect_grey` of
+the last frame (extrapolation): no rain in the last frame (no echo at all gives zeros), a flat
 frame among the AR inputs (no correlation to estimate), a pysteps error, or a result with no
 finite value (cells advected in from outside the grid are NaN there and become 0). With zero
 motion S-PROG runs as usual: the cascade evolves in place.
@@ -42,8 +42,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from model.advection.motion import DEFAULT_VARIANT, advect_grey, forecast_each_site, variant_weights
 from model.methods import check_inputs
-from model.motion import DEFAULT_VARIANT, advect_grey, forecast_each_site, variant_weights
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ def octave_levels(height: int, width: int) -> int:
 class SprogMethod:
     """``method(inputs_grey (B, T_in, H, W), n_leads) -> (B, n_leads, H, W)`` float32 grey.
 
-    ``variant``: the motion field's frame pairs ("rover1", default; `model.motion`).
+    ``variant``: the motion field's frame pairs ("rover1", default; `model.advection.motion`).
     ``n_cascade_levels``: None (default) for `octave_levels` of the grid, else that many.
     ``ar_order``: order of the AR model per level (2: S-PROG's; needs T_in >= ar_order + 1).
     ``probmatching``: "cdf" (default: the forecast takes the last frame's distribution of

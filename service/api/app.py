@@ -1,4 +1,5 @@
-"""The FastAPI application: /v1 routes, health and readiness, /metrics and the dashboard at /.
+"""The FastAPI application: one router per resource (sites, nowcasts, frames, verification,
+publishing, health with /metrics and the dashboard at /).
 
 ``create_app(settings, connection)`` builds it around a Redis connection; nothing happens at
 import time. ``nowcast serve`` runs it with uvicorn.
@@ -7,75 +8,34 @@ import time. ``nowcast serve`` runs it with uvicorn.
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
-from importlib import resources
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import redis
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ingest import keys
-from ingest.settings import Settings
-from service.api import routes, routes_publishing, schemas
+from service.api import (
+    routes_frames,
+    routes_health,
+    routes_nowcasts,
+    routes_publishing,
+    routes_sites,
+    routes_verification,
+    schemas,
+)
 from service.api.context import ApiContext
 from service.api.latency import LatencyMiddleware
-from service.inference import live_workers
-from service.methods_runner import N_LEADS
-from service.metrics import RedisStateCollector, exposition, process_metrics
+from service.metrics import process_metrics
+from service.settings import Settings
 
 log = logging.getLogger(__name__)
 
 API_VERSION = "1.0.0"
-
-
-def _scores_for_metrics(ctx: ApiContext, method: str) -> dict[str, Any] | None:
-    sites = ctx.site_ids()
-    if not sites:
-        return None
-    acc = ctx.verification.summed(sites, method, N_LEADS)
-    if not acc.n_cells.any():
-        return None
-    scores = acc.scores()
-    cadences = {ctx.window.cadence_min(s, ctx.settings.site(s).cadence_min) for s in sites}
-    cadence = next(iter(cadences)) if len(cadences) == 1 and None not in cadences else None
-    scores["lead_minutes"] = [(cadence * k if cadence else float(k)) for k in range(1, N_LEADS + 1)]
-    return scores
-
-
-def readiness(ctx: ApiContext) -> schemas.Readiness:
-    """Redis reachable, an inference worker with a loaded model alive, a window fresh."""
-    checks: dict[str, bool] = {}
-    detail: dict[str, str] = {}
-    try:
-        ctx.redis.ping()
-        checks["redis"] = True
-    except redis.RedisError as exc:
-        checks.update(redis=False, model_loaded=False, window_fresh=False)
-        detail["redis"] = f"unreachable: {type(exc).__name__}"
-        return schemas.Readiness(ready=False, checks=checks, detail=detail)
-    workers = [w for w in live_workers(ctx.redis) if w.get("model_version")]
-    checks["model_loaded"] = bool(workers)
-    detail["model_loaded"] = (
-        ", ".join(sorted({str(w["model_version"]) for w in workers}))
-        if workers
-        else "no inference worker with a loaded model has reported in the last 30 s"
-    )
-    now = datetime.now(UTC).timestamp()
-    ages = []
-    for site in ctx.site_ids():
-        stamp = ctx.redis.hget(keys.site_meta(site), "last_ingest_at")
-        if stamp:
-            ages.append(now - datetime.fromisoformat(stamp.decode()).timestamp())
-    limit = ctx.settings.ready_max_ingest_age_s
-    checks["window_fresh"] = bool(ages) and min(ages) <= limit
-    detail["window_fresh"] = (
-        f"newest ingest {min(ages):.0f} s ago (limit {limit:g} s)" if ages else "no frame yet"
-    )
-    return schemas.Readiness(ready=all(checks.values()), checks=checks, detail=detail)
 
 
 def validation_message(exc: RequestValidationError) -> str:
@@ -88,11 +48,26 @@ def validation_message(exc: RequestValidationError) -> str:
     return "; ".join(parts) or "invalid request"
 
 
-def create_app(settings: Settings, connection: redis.Redis) -> FastAPI:
-    """The API around one Redis connection (thread-safe pool)."""
+def create_app(
+    settings: Settings, connection: redis.Redis, owns_connection: bool = False
+) -> FastAPI:
+    """The API around one Redis connection (thread-safe pool).
+
+    ``owns_connection``: the app closes the connection when it shuts down (its lifespan);
+    otherwise whoever opened it closes it (``nowcast serve``, the demo, tests).
+    """
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if owns_connection:
+            connection.close()
+            log.info("redis connection closed")
+
     # /docs and /redoc load Swagger UI and ReDoc from the fastapi-offline package's own
     # files (under /static-offline-docs), never from a CDN: the service works without network
     app = FastAPIOffline(
+        lifespan=lifespan,
         title="Precipitation nowcasting service",
         version=API_VERSION,
         description=(
@@ -102,18 +77,21 @@ def create_app(settings: Settings, connection: redis.Redis) -> FastAPI:
     )
     ctx = ApiContext(settings, connection)
     app.state.ctx = ctx
+    app.state.collector = routes_health.metrics_collector(ctx)
     # every error body is {"detail": "<words>"}, bad parameters included (see `bad_request`)
     bad_parameters: dict[int | str, dict[str, Any]] = {
         422: {"model": schemas.ErrorBody, "description": "Bad parameters."}
     }
-    app.include_router(routes.router, responses=bad_parameters)
-    app.include_router(routes_publishing.router, responses=bad_parameters)
-    collector = RedisStateCollector(
-        connection, lambda m: _scores_for_metrics(ctx, m), tuple(settings.methods)
-    )
-    metrics = process_metrics()
-
-    app.add_middleware(LatencyMiddleware, histogram=metrics.http_latency)
+    for module in (
+        routes_sites,
+        routes_nowcasts,
+        routes_frames,
+        routes_verification,
+        routes_publishing,
+    ):
+        app.include_router(module.router, responses=bad_parameters)
+    app.include_router(routes_health.router)
+    app.add_middleware(LatencyMiddleware, histogram=process_metrics().http_latency)
 
     @app.exception_handler(redis.RedisError)
     async def redis_down(_request: Request, exc: redis.RedisError) -> JSONResponse:
@@ -130,30 +108,6 @@ def create_app(settings: Settings, connection: redis.Redis) -> FastAPI:
             {"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers
         )
 
-    @app.get("/healthz", summary="The process is alive")
-    def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.get(
-        "/readyz",
-        response_model=schemas.Readiness,
-        responses={503: {"model": schemas.Readiness}},
-        summary="Redis reachable, model loaded, a window fresh",
-    )
-    def readyz() -> JSONResponse:
-        state = readiness(ctx)
-        return JSONResponse(state.model_dump(), status_code=200 if state.ready else 503)
-
-    @app.get("/metrics", summary="Prometheus metrics", response_class=Response)
-    def prometheus_metrics() -> Response:
-        body, content_type = exposition(collector)
-        return Response(body, media_type=content_type)
-
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def dashboard() -> HTMLResponse:
-        page = resources.files("service").joinpath("static/dashboard.html").read_text("utf-8")
-        return HTMLResponse(page, headers={"Cache-Control": "no-cache"})
-
     return app
 
 
@@ -163,8 +117,8 @@ def app_from_environment() -> FastAPI:
     Each worker process connects to ``REDIS_URL`` itself (``nowcast serve --workers N`` sets
     it to the embedded server's socket when none is configured).
     """
-    from ingest.redis_conn import connect
-    from ingest.settings import get_settings
+    from core.redis_conn import connect
+    from service.settings import get_settings
 
     settings = get_settings()
     if not settings.redis_url:
@@ -172,7 +126,7 @@ def app_from_environment() -> FastAPI:
     connection = connect(
         settings.redis_url, settings.redis_connect_tries, settings.redis_connect_backoff_s
     )
-    app = create_app(settings, connection)
+    app = create_app(settings, connection, owns_connection=True)
     freeze_startup_heap()
     return app
 

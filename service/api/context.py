@@ -12,14 +12,14 @@ import numpy as np
 import redis
 from fastapi import HTTPException, Request
 
-from ingest import keys
-from ingest.settings import Settings
+from core import keys
 from ingest.status import site_statuses
 from ingest.window import WindowStore
-from model.scores import THRESHOLDS_MMH
-from service.forecast import Forecast
+from model.verification.scores import THRESHOLDS_MMH
+from service.forecast import Forecast, RainConversion
 from service.forecast_store import ForecastStore
-from service.inference import conversion_of
+from service.settings import Settings
+from service.status_store import StatusStore
 from service.verification_store import VerificationStore
 
 RENDER_CACHE_ENTRIES = 256
@@ -47,7 +47,8 @@ class ApiContext:
         self.window = WindowStore(
             self.redis, self.settings.window_frames, self.settings.events_stream_maxlen
         )
-        self.conversion = conversion_of(self.settings)
+        self.conversion = RainConversion.from_settings(self.settings)
+        self.status = StatusStore(self.redis)
         # forecasts never change once stored: cache them and their renderings by key
         self.load_forecast = lru_cache(maxsize=RENDER_CACHE_ENTRIES)(self._load_forecast)
         self.render = lru_cache(maxsize=RENDER_CACHE_ENTRIES)(self._render)
@@ -75,13 +76,12 @@ class ApiContext:
 
     def no_forecast_reason(self, site_id: str, method: str) -> str:
         """Why the site has no forecast of ``method``: the last refusal, or warming up."""
-        status = self.redis.hgetall(keys.infer_status(site_id))
-        fields = {k.decode(): v.decode() for k, v in status.items()}
-        if fields.get("refused_reason"):
+        refusal = self.status.get(site_id).refusal
+        if refusal is not None:
             return (
                 f"no {method} forecast for {site_id}: the newest issue time "
-                f"{fields.get('refused_issue_time')} could not be forecast "
-                f"({fields['refused_reason']}) - {fields.get('refused_message', '')}"
+                f"{refusal.issue_time:%Y-%m-%dT%H:%M:%SZ} could not be forecast "
+                f"({refusal.reason}) - {refusal.message}"
             )
         return f"no {method} forecast for {site_id} yet: warming up (waiting for 5 frames)"
 

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from service.api.context import ApiContext, context
 from service.publish.state import OUTCOMES, PublishState
+from service.publish.subscribers import payload_kind
 
 router = APIRouter(prefix="/v1", tags=["publishing"])
 Ctx = Annotated[ApiContext, Depends(context)]
@@ -79,7 +80,7 @@ def publishing(
         SubscriberDeliveries(
             name=name,
             kind=configured[name].kind if name in configured else None,
-            payload=configured[name].payload_kind if name in configured else None,
+            payload=payload_kind(configured[name]) if name in configured else None,
             counts={o: counts.get(name, {}).get(o, 0) for o in OUTCOMES},
         )
         for name in sorted(set(configured) | set(counts))

@@ -103,3 +103,7 @@ class Readiness(BaseModel):
     ready: bool
     checks: dict[str, bool]
     detail: dict[str, str]
+
+
+class HealthBody(BaseModel):
+    status: str = Field(description="ok while the process serves requests.")

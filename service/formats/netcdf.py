@@ -25,37 +25,38 @@ import xarray as xr
 
 from ingest.cf_writer import TIME_UNITS, _epoch_seconds, _time_attrs
 from ingest.hdf5_lock import HDF5_LOCK
+from model.nets.architectures import PAPER, architecture_names, get_architecture
 from service.forecast import Forecast
 
 TIME_UNITS_UTC = f"{TIME_UNITS} UTC"
 FILL_VALUE = np.float32(-9999.0)
 _ZLIB_LEVEL = 4
-_PAPER = (
-    "Shi et al. (2015), Convolutional LSTM Network: A Machine Learning Approach for "
-    "Precipitation Nowcasting, NIPS 2015, arXiv:1506.04214"
-)
 _PYSTEPS = (
     "Pulkkinen et al. (2019), Pysteps: an open-source Python library for probabilistic "
     "precipitation nowcasting (v1.0), Geosci. Model Dev. 12, 4185-4219"
 )
-METHOD_REFERENCES: dict[str, str] = {  # method -> what it is and where it is described
-    "convlstm": f"encoder-forecaster ConvLSTM: {_PAPER}",
-    "saconvlstm": (
-        "encoder-forecaster Self-Attention ConvLSTM: Lin et al. (2020), Self-Attention ConvLSTM "
-        f"for Spatiotemporal Prediction, AAAI 2020; wiring of {_PAPER}"
-    ),
-    "fclstm": f"encoder-forecaster fully connected LSTM, the baseline of {_PAPER}",
+BASELINE_REFERENCES: dict[str, str] = {  # method -> what it is and where it is described
     "extrapolation": (
         "Lucas-Kanade optical flow and semi-Lagrangian extrapolation (ROVER-like): "
-        f"{_PYSTEPS}; baseline of {_PAPER}"
+        f"{_PYSTEPS}; baseline of {PAPER}"
     ),
-    "persistence": f"Eulerian persistence of the newest observed frame; baseline of {_PAPER}",
+    "sprog": (
+        "S-PROG: cascade decomposition, AR(2) per level and semi-Lagrangian extrapolation "
+        f"(Seed 2003, J. Appl. Meteor. 42, 381-388), as implemented in {_PYSTEPS}"
+    ),
+    "persistence": f"Eulerian persistence of the newest observed frame; baseline of {PAPER}",
 }
+"""The learned methods' references come from the architecture registry."""
 
 
 def method_reference(method: str) -> str:
     """Citation for ``method``; an unregistered method still cites the pre-processing paper."""
-    return METHOD_REFERENCES.get(method.lower(), f"grey-level pre-processing: {_PAPER}")
+    name = method.lower()
+    if name in BASELINE_REFERENCES:
+        return BASELINE_REFERENCES[name]
+    if name in architecture_names():
+        return get_architecture(name).reference
+    return f"grey-level pre-processing: {PAPER}"
 
 
 def _utc_text(t: datetime) -> str:

@@ -1,6 +1,6 @@
 """Pictures of a forecast's rain rate (mm/h): a PNG strip of the leads and an animated GIF.
 
-Colour scale as in `model.plots`: "turbo" on a logarithmic 0.1..100 mm/h scale; below
+Colour scale as in `model.evaluation.plots`: "turbo" on a logarithmic 0.1..100 mm/h scale; below
 0.1 mm/h (no rain, 0 included) is white, NaN (no observation) light grey. Matplotlib is used
 through its object API only (``Figure`` + ``FigureCanvasAgg``, no pyplot state), so these
 functions can run in web-server threads. Panels are laid out in whole pixels (`strip_size_px`);

@@ -16,7 +16,7 @@ from urllib.parse import quote, urlencode
 import numpy as np
 from numpy.typing import NDArray
 
-from model.scores import THRESHOLDS_MMH, threshold_key
+from model.verification.scores import THRESHOLDS_MMH, threshold_key
 from service.forecast import Forecast
 from service.publish.message import DeliveryJob, Message
 

@@ -14,52 +14,45 @@ Several replicas may run in either mode: `service.publish.delivery` makes each d
 from __future__ import annotations
 
 import logging
-import os
 import random
-import socket
-import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from functools import partial
 
 import redis
 from croniter import croniter
 
-from ingest import keys
-from ingest.redis_conn import ReconnectBackoff
-from ingest.settings import Settings
-from ingest.streams import ensure_group, group_entries
+from core import keys
+from core.streams import ensure_group
+from core.worker import StreamWorker
 from ingest.window import WindowStore
 from service.forecast import parse_time
 from service.forecast_store import ForecastStore
 from service.publish.delivery import FINAL_OUTCOMES, Deliverer, Outcome, RetryPolicy
 from service.publish.message import DeliveryJob
+from service.publish.settings import PublishSettings
 from service.publish.state import MissedCycle, PublishState
 from service.publish.subscribers import Subscriber
+from service.status_store import InferenceStatus, StatusStore
 
 log = logging.getLogger(__name__)
 
 READ_COUNT = 16
+PUBLISH_MODES = ("cron", "on_forecast")
 DELIVERED_MARGIN_S = 24 * 3600  # delivered markers outlive the forecast by a day
 CRON_WAIT_STEP_S = 5.0
 
 
 def missed_cycle_reason(
-    infer_status: dict[str, str], previous_issue: datetime | None
+    status: InferenceStatus, previous_issue: datetime | None
 ) -> tuple[str, str]:
-    """(reason, message) for a cycle with no new forecast, from the inference status hash.
+    """(reason, message) for a cycle with no new forecast, from the site's inference status.
 
     The worker's last refusal explains it when it concerns an issue time after the previous
     cycle's forecast (warming_up, gap, behind, internal_error); else no new radar frame came.
     """
-    refused_at = infer_status.get("refused_issue_time")
-    reason = infer_status.get("refused_reason")
-    if (
-        reason
-        and refused_at
-        and (previous_issue is None or parse_time(refused_at) > previous_issue)
-    ):
-        return reason, infer_status.get("refused_message", "")
+    refusal = status.refusal_after(previous_issue)
+    if refusal is not None:
+        return refusal.reason, refusal.message
     if previous_issue is None:
         return "warming_up", "no forecast yet"
     return "no_new_frame", (
@@ -67,26 +60,32 @@ def missed_cycle_reason(
     )
 
 
-class Publisher:
-    """One publisher replica; ``subscribers`` by name (see `service.publish.subscribers`)."""
+class Publisher(StreamWorker):
+    """One publisher replica; ``subscribers`` by name (see `service.publish.subscribers`).
+
+    `run_mode` publishes until `request_stop`: at every cron tick (``cron``) or on each
+    forecast event (``on_forecast``), one pass per `work_once` of the shared worker loop.
+    """
+
+    name = "publisher"
 
     def __init__(
         self,
-        settings: Settings,
+        settings: PublishSettings,
         connection: redis.Redis,
         subscribers: dict[str, Subscriber],
         consumer: str | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         rng: random.Random | None = None,
     ) -> None:
-        self.settings = settings
-        self.redis = connection
+        super().__init__(connection, settings, consumer)
+        self.settings: PublishSettings = settings
         self.subscribers = subscribers
-        self._backoff = ReconnectBackoff(settings.poll_interval_s, settings.redis_reconnect_max_s)
-        self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}"
-        self.stop_event = threading.Event()
+        self.mode: str = settings.publish_mode
+        self._next_cycle: datetime | None = None
         self._now = now
         self.forecasts = ForecastStore(connection, settings.forecast_ttl_s)
+        self.status = StatusStore(connection)
         self.window = WindowStore(connection, settings.window_frames, settings.events_stream_maxlen)
         self.state = PublishState(
             connection,
@@ -109,9 +108,6 @@ class Publisher:
             rng,
             now,
         )
-
-    def request_stop(self) -> None:
-        self.stop_event.set()
 
     def now(self) -> datetime:
         return self._now()
@@ -166,9 +162,7 @@ class Publisher:
     def _check_cycle(self, site_id: str, cycle_time: datetime, latest: datetime | None) -> None:
         previous = self.state.last_cycle_issue(site_id)
         if latest is None or (previous is not None and latest <= previous):
-            raw = self.redis.hgetall(keys.infer_status(site_id))
-            status = {k.decode(): v.decode() for k, v in raw.items()}
-            reason, message = missed_cycle_reason(status, previous)
+            reason, message = missed_cycle_reason(self.status.get(site_id), previous)
             self.state.record_missed(MissedCycle(site_id, cycle_time, reason, message, latest))
             log.warning(
                 "missed cycle %s for %s: %s (%s)",
@@ -187,18 +181,23 @@ class Publisher:
     def next_cycle(self, after: datetime) -> datetime:
         return croniter(self.settings.publish_cron, after).get_next(datetime).astimezone(UTC)
 
-    def run_cron(self) -> None:
-        """Run a cycle at every tick until a stop is requested."""
-        cycle = self.next_cycle(self._now())
-        log.info("publisher %s: cron %r, next %s", self.consumer, self.settings.publish_cron, cycle)
-        while not self.stop_event.is_set():
-            self._guarded(lambda: self.state.heartbeat(self.consumer, "cron"))
-            wait_s = (cycle - self._now()).total_seconds()
-            if wait_s > 0:
-                self.stop_event.wait(min(wait_s, CRON_WAIT_STEP_S))
-                continue
-            self._guarded(partial(self.run_cycle, cycle))
-            cycle = self.next_cycle(max(cycle, self._now()))
+    def cron_once(self, block_ms: int) -> int:
+        """Run the cycle that is due, else wait for it (up to ``block_ms``)."""
+        if self._next_cycle is None:
+            self._next_cycle = self.next_cycle(self._now())
+            log.info(
+                "publisher %s: cron %r, next %s",
+                self.consumer,
+                self.settings.publish_cron,
+                self._next_cycle,
+            )
+        wait_s = (self._next_cycle - self._now()).total_seconds()
+        if wait_s > 0:
+            self.stop_event.wait(min(wait_s, max(block_ms / 1000, CRON_WAIT_STEP_S)))
+            return 0
+        report = self.run_cycle(self._next_cycle)
+        self._next_cycle = self.next_cycle(max(self._next_cycle, self._now()))
+        return len(report)
 
     # -- on each new forecast --------------------------------------------------------------
     def ensure_group(self) -> None:
@@ -209,12 +208,9 @@ class Publisher:
 
         Returns how many entries were acknowledged.
         """
-        self.ensure_group()
-        entries = group_entries(
-            self.redis,
+        entries = self.read_group(
             keys.FORECAST_EVENTS,
             keys.PUBLISH_GROUP,
-            self.consumer,
             self.settings.publish_claim_idle_ms,
             READ_COUNT,
             block_ms,
@@ -244,29 +240,21 @@ class Publisher:
         outcomes = self.publish_issue(site_id, issue_time)
         return all(outcome in FINAL_OUTCOMES for outcome in outcomes.values())
 
-    def run_on_forecast(self) -> None:
-        block_ms = int(self.settings.poll_interval_s * 1000)
-        log.info("publisher %s on %s", self.consumer, keys.FORECAST_EVENTS)
-        while not self.stop_event.is_set():
-            self._guarded(lambda: self.state.heartbeat(self.consumer, "on_forecast"))
-            self._guarded(lambda: self.process_stream_once(block_ms))
-
     # -- loop ------------------------------------------------------------------------------
-    def run(self, mode: str | None = None) -> None:
+    def run_mode(self, mode: str | None = None) -> None:
         """Publish in ``mode`` (default: the setting) until `request_stop`."""
-        loops = {"cron": self.run_cron, "on_forecast": self.run_on_forecast}
         name = mode or self.settings.publish_mode
-        if name not in loops:
-            raise ValueError(f"unknown publish mode {name!r}; valid: {sorted(loops)}")
-        loops[name]()
-        log.info("publisher %s stopped", self.consumer)
+        if name not in PUBLISH_MODES:
+            raise ValueError(f"unknown publish mode {name!r}; valid: {sorted(PUBLISH_MODES)}")
+        self.mode = name
+        if name == "on_forecast":
+            log.info("publisher %s on %s", self.consumer, keys.FORECAST_EVENTS)
+        self.run()
 
-    def _guarded(self, step: Callable[[], object]) -> None:
-        """Run ``step``; a Redis outage is logged and waited out, never fatal."""
-        try:
-            step()
-            self._backoff.reset()
-        except redis.ConnectionError as exc:
-            delay_s = self._backoff.next_delay_s()
-            log.error("redis unavailable (%s); retrying in %.1fs", exc, delay_s)
-            self.stop_event.wait(delay_s)
+    def work_once(self, block_ms: int) -> int:
+        if self.mode == "cron":
+            return self.cron_once(block_ms)
+        return self.process_stream_once(block_ms)
+
+    def heartbeat(self) -> None:
+        self.state.heartbeat(self.consumer, self.mode)

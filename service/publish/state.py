@@ -17,7 +17,8 @@ from datetime import UTC, datetime
 
 import redis
 
-from ingest import keys
+from core import keys
+from core.worker import live_states
 from service.forecast import parse_time
 from service.publish.message import DeliveryJob
 
@@ -116,7 +117,7 @@ class MissedCycle:
 
 
 class PublishState:
-    """Reads and writes the publishing keys of `ingest.keys`.
+    """Reads and writes the publishing keys of `core.keys`.
 
     ``delivered_ttl_s``: how long a delivered marker is kept; it must outlive the forecast
     (then no re-delivery can happen: the forecast is gone). ``dead_letters_max``: the oldest
@@ -282,10 +283,4 @@ class PublishState:
         self._redis.set(f"{keys.PUBLISH_HEALTH}:{consumer}", json.dumps(state), ex=HEARTBEAT_TTL_S)
 
     def live_publishers(self) -> list[dict[str, object]]:
-        prefix = f"{keys.PUBLISH_HEALTH}:"
-        out = []
-        for key in self._redis.scan_iter(match=prefix + "*"):
-            value = self._redis.get(key)
-            if value:
-                out.append({**json.loads(value), "consumer": key.decode()[len(prefix) :]})
-        return sorted(out, key=lambda s: str(s["consumer"]))
+        return live_states(self._redis, keys.PUBLISH_HEALTH)

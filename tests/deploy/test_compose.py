@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 import typer
 
-from ingest.settings import ENV_PREFIX, Settings
+from core.settings import ENV_PREFIX
 from service.cli import app
 from service.health_cli import Target
+from service.settings import Settings
 from tests.conftest import REPO_ROOT
 from tests.deploy.conftest import COMPOSE_FILE, GPU_COMPOSE_FILE, load_yaml
 from tests.deploy.test_dockerfile import dockerfile_args

@@ -59,7 +59,7 @@ def test_ingest_is_healthy_while_a_worker_of_this_host_beats(env, redis_conn, tm
 
 def test_a_worker_on_another_host_does_not_count(env, redis_conn):
     """Each replica of a scaled service checks its own process, not any worker anywhere."""
-    from ingest import keys
+    from core import keys
 
     redis_conn.set(f"{keys.INFER_HEALTH}:elsewhere-1", "{}", ex=30)
     redis_conn.set(f"{keys.HEALTH}:{socket.gethostname()}x-1", "1", ex=30)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ingest.frame import Frame
-from ingest.settings import Settings
+from core.frame import Frame
+from service.settings import Settings
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 SMALL_GRID = (96, 96)

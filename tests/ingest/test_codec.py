@@ -12,8 +12,8 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
+from core.frame import Frame
 from ingest.codec import MAGIC, decode_frame, encode_frame
-from ingest.frame import Frame
 
 T0 = datetime(2018, 6, 16, 15, 24, tzinfo=UTC)
 

@@ -1,4 +1,4 @@
-"""Unit conversions rain rate <-> dBZ <-> grey (ingest.conversion), checked against math/numpy.
+"""Unit conversions rain rate <-> dBZ <-> grey (core.conversion), checked against math/numpy.
 
 The expected values are computed here from the textbook formulas in float64 (Marshall-Palmer
 Z = 200 R^1.6, dBZ = 10 log10 Z, grey = (dBZ - min) / (max - min) clipped), never by calling the
@@ -12,7 +12,7 @@ import math
 import numpy as np
 import pytest
 
-from ingest.conversion import (
+from core.conversion import (
     accumulation_mm_to_rain_rate_mmh,
     dbz_to_grey,
     dbz_to_rain_rate_mmh,

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from ingest import keys
+from core import keys
+from core.frame import RejectReason
 from ingest.cf_writer import write_cf_frame, write_synthetic_feed
-from ingest.frame import RejectReason
 from ingest.ingestor import ArchiveUnavailable, Ingestor
 from ingest.rebuild import rebuild_windows
 from tests.ingest.helpers import SMALL_GRID, START, small_settings

@@ -7,7 +7,7 @@ from datetime import timedelta
 import numpy as np
 import pytest
 
-from ingest import keys
+from core import keys
 from ingest.cf_writer import write_cf_frame
 from ingest.ingestor import Ingestor
 from ingest.mask_fit import fit_site_mask

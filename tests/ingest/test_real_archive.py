@@ -25,7 +25,7 @@ def test_all_real_frames_ingest(shared_radar, tmp_path, redis_conn):
     files = sorted(shared_radar.rglob("*.nc"))
     expected_sites = sites_in(shared_radar)
     assert {"melb-2", "mtstapl-66", "fi-fmi-composite", "nl-knmi-composite"} <= expected_sites
-    tally = worker.run([shared_radar], watch=False)
+    tally = worker.run_folders([shared_radar], watch=False)
     assert tally.by_outcome.get("quarantined", 0) == 0, tally.by_outcome
     assert sum(tally.by_outcome.values()) == len(files)
     assert set(worker.ingestor.window.sites()) == expected_sites

@@ -6,7 +6,7 @@ import os
 
 import redis
 
-from ingest.redis_conn import embedded_url, open_redis, redacted
+from core.redis_conn import embedded_url, open_redis, redacted
 from tests.ingest.helpers import small_settings
 
 
@@ -39,7 +39,7 @@ def test_passwords_never_reach_the_logs():
 
 
 def test_a_worker_waits_longer_each_time_redis_is_still_away_then_starts_over():
-    from ingest.redis_conn import ReconnectBackoff
+    from core.redis_conn import ReconnectBackoff
 
     backoff = ReconnectBackoff(base_s=0.25, max_s=2.0)
     assert [backoff.next_delay_s() for _ in range(6)] == [0.25, 0.5, 1.0, 2.0, 2.0, 2.0]

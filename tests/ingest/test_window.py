@@ -7,7 +7,7 @@ from datetime import timedelta
 import numpy as np
 import pytest
 
-from ingest import keys
+from core import keys
 from ingest.codec import decode_frame
 from ingest.window import (
     InsertOutcome,

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from ingest import keys
+from core import keys
 from ingest.cf_writer import write_synthetic_feed
 from ingest.ingestor import Ingestor
 from ingest.worker import IngestWorker, push_frame
@@ -46,7 +46,7 @@ def test_existing_files_are_taken_in_valid_time_order(worker, tmp_path, redis_co
     for i, path in enumerate(feed):
         shutil.copy(path, incoming / f"z{9 - i}.nc")
     (incoming / "a-broken.nc").write_bytes(b"garbage")
-    tally = worker.run([incoming], watch=False)
+    tally = worker.run_folders([incoming], watch=False)
     assert tally.by_outcome == {"accepted": 6, "quarantined": 1}
     events = redis_conn.xrange(keys.EVENTS_STREAM)
     times = [e[1][b"valid_time"] for e in events]
@@ -65,7 +65,7 @@ def test_watch_takes_new_files_and_pushed_frames_then_stops(worker, tmp_path, re
     feed = write_synthetic_feed(tmp_path / "src", 4, site_id="t-1", shape=SMALL_GRID)
     watched = tmp_path / "watched"
     watched.mkdir()
-    thread = threading.Thread(target=worker.run, args=([watched], True), daemon=True)
+    thread = threading.Thread(target=worker.run_folders, args=([watched], True), daemon=True)
     thread.start()
     shutil.copy(feed[0], watched / feed[0].name)
     _wait_for(lambda: worker.ingestor.window.status("t-1").count == 1)

@@ -11,22 +11,22 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from model.architectures import build_model, default_config
-from model.cell import ConvLSTMCell
-from model.checkpoint import load_checkpoint, read_config, save_checkpoint
-from model.config import ConvLSTMConfig
-from model.fclstm import FCEncoderForecaster
 from model.methods import get_method
+from model.nets.architectures import build_model, default_config
+from model.nets.cell import ConvLSTMCell
+from model.nets.checkpoint import load_checkpoint, read_config, save_checkpoint
+from model.nets.config import NetworkConfig
+from model.nets.fclstm import FCEncoderForecaster
+from model.nets.sa_cell import SAConvLSTMCell, SelfAttentionMemory
 from model.paths import DEFAULT_CHECKPOINT, default_checkpoint
-from model.sa_cell import SAConvLSTMCell, SelfAttentionMemory
-from model.train import transfer_weights
+from model.training.train import transfer_weights
 
-SMALL = ConvLSTMConfig(in_frames=3, out_frames=4, frame_cells=16, hidden_channels=(8, 8))
+SMALL = NetworkConfig(in_frames=3, out_frames=4, frame_cells=16, hidden_channels=(8, 8))
 ARCHITECTURES = ("eulerian-convlstm", "saconvlstm", "fclstm")
 """The networks that output logits (the Lagrangian convlstm: tests/model/test_lagrangian.py)."""
 
 
-def small(architecture: str) -> ConvLSTMConfig:
+def small(architecture: str) -> NetworkConfig:
     extra = {"hidden_channels": (16, 16), "patch_size": 4} if architecture == "fclstm" else {}
     return replace(SMALL, architecture=architecture, attention_channels=8, **extra)
 
@@ -46,7 +46,7 @@ def test_every_architecture_forecasts_and_learns(architecture: str) -> None:
 
 def test_unknown_architecture_is_refused_with_the_valid_names() -> None:
     with pytest.raises(ValueError, match="convlstm, eulerian-convlstm, saconvlstm, fclstm"):
-        ConvLSTMConfig(architecture="transformer")
+        NetworkConfig(architecture="transformer")
     with pytest.raises(ValueError, match="convlstm, eulerian-convlstm, saconvlstm, fclstm"):
         default_config("rover")
 

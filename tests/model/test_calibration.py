@@ -7,9 +7,18 @@ import numpy as np
 import pytest
 
 from ingest.normalize import NormParams
-from model.architectures import build_model
-from model.calibrate import block_cross_validation, compare, csi_summary, fit_and_judge
-from model.calibration import (
+from model.data.split import WindowRef
+from model.evaluation.calibration_fit import (
+    block_cross_validation,
+    compare,
+    csi_summary,
+    fit_and_judge,
+)
+from model.methods import get_method
+from model.nets.architectures import build_model
+from model.nets.checkpoint import load_checkpoint, save_checkpoint, update_meta
+from model.nets.config import NetworkConfig
+from model.verification.calibration import (
     LeadCalibration,
     apply_calibration,
     apply_quantile_pairs,
@@ -18,12 +27,8 @@ from model.calibration import (
     fit_quantile_pairs,
     quantile_levels,
 )
-from model.checkpoint import load_checkpoint, save_checkpoint, update_meta
-from model.config import ConvLSTMConfig
-from model.methods import get_method
-from model.split import WindowRef
 
-TINY = ConvLSTMConfig(out_frames=3, frame_cells=16, hidden_channels=(4,))
+TINY = NetworkConfig(out_frames=3, frame_cells=16, hidden_channels=(4,))
 RAIN_GREY = 0.352  # about 0.5 mm/h under Marshall-Palmer, grey = (dBZ + 10) / 80
 
 

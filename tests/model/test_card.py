@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from model.card import calibration_section, observed_events, skill_target, training_runs
+from model.evaluation.card import calibration_section, observed_events, skill_target, training_runs
 
 
 def report(method: str, csi: list[float | None]) -> dict:

@@ -11,12 +11,12 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from model.architectures import build_model
-from model.checkpoint import FORMAT_VERSION, load_checkpoint, save_checkpoint
-from model.config import ConvLSTMConfig
-from model.convlstm import EncoderForecaster
+from model.nets.architectures import build_model
+from model.nets.checkpoint import FORMAT_VERSION, load_checkpoint, save_checkpoint
+from model.nets.config import NetworkConfig
+from model.nets.convlstm import EncoderForecaster
 
-SMALL = ConvLSTMConfig(in_frames=5, out_frames=3, frame_cells=16, hidden_channels=(8, 4))
+SMALL = NetworkConfig(in_frames=5, out_frames=3, frame_cells=16, hidden_channels=(8, 4))
 META = {
     "normalisation": {"max_dbz": 70.0, "min_dbz": 0.0, "version": "grey-v1"},
     "training_data": {"events": ["a", "b"], "windows": {"train": 10}},
@@ -92,7 +92,7 @@ def test_metadata_is_plain_json(saved: Path) -> None:
 
 
 def test_config_mismatch_is_refused_on_save(tmp_path: Path, model: EncoderForecaster) -> None:
-    other = ConvLSTMConfig(in_frames=5, out_frames=3, frame_cells=16, hidden_channels=(8, 8))
+    other = NetworkConfig(in_frames=5, out_frames=3, frame_cells=16, hidden_channels=(8, 8))
     with pytest.raises(ValueError):
         save_checkpoint(tmp_path / "x.safetensors", model, other, {})
 
@@ -146,7 +146,7 @@ def test_missing_tensor(saved: Path) -> None:
     with safe_open(str(saved), framework="pt") as handle:
         tensors = {k: handle.get_tensor(k) for k in handle.keys()}  # noqa: SIM118
     del tensors["head.bias"]
-    from model.checkpoint import _tensors_digest
+    from model.nets.checkpoint import _tensors_digest
 
     # a consistent digest, so the tensor check itself is what refuses the file
     rewrite(saved, drop="head.bias", tensors_sha256=_tensors_digest(tensors))

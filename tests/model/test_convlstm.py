@@ -10,13 +10,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from model.architectures import build_model
-from model.cell import ConvLSTMCell, State
-from model.config import ConvLSTMConfig
-from model.convlstm import EncoderForecaster
-from model.network import count_parameters
+from model.nets.architectures import build_model
+from model.nets.cell import ConvLSTMCell, State
+from model.nets.config import NetworkConfig
+from model.nets.convlstm import EncoderForecaster
+from model.nets.network import count_parameters
 
-SMALL = ConvLSTMConfig(in_frames=5, out_frames=3, frame_cells=16, hidden_channels=(8, 8))
+SMALL = NetworkConfig(in_frames=5, out_frames=3, frame_cells=16, hidden_channels=(8, 8))
 
 
 def moving_square(batch: int, frames: int, cells: int, side: int = 4) -> Tensor:
@@ -34,16 +34,16 @@ def moving_square(batch: int, frames: int, cells: int, side: int = 4) -> Tensor:
 
 
 def test_config_defaults_are_the_paper() -> None:
-    c = ConvLSTMConfig()
+    c = NetworkConfig()
     assert (c.in_frames, c.out_frames, c.frame_cells, c.patch_size) == (5, 15, 100, 2)
     assert (c.hidden_channels, c.kernel_size, c.peephole) == ((64, 64), 3, True)
     assert (c.grid_cells, c.patch_channels) == (50, 4)
 
 
 def test_config_dict_round_trip_and_unknown_keys() -> None:
-    assert ConvLSTMConfig.from_dict(SMALL.to_dict()) == SMALL
+    assert NetworkConfig.from_dict(SMALL.to_dict()) == SMALL
     with pytest.raises(ValueError, match="unknown"):
-        ConvLSTMConfig.from_dict({**SMALL.to_dict(), "hiden_channels": [8]})
+        NetworkConfig.from_dict({**SMALL.to_dict(), "hiden_channels": [8]})
 
 
 @pytest.mark.parametrize(
@@ -60,7 +60,7 @@ def test_config_dict_round_trip_and_unknown_keys() -> None:
 )
 def test_config_rejects_invalid_values(bad: dict[str, object]) -> None:
     with pytest.raises(ValueError):
-        ConvLSTMConfig(**bad)  # type: ignore[arg-type]
+        NetworkConfig(**bad)  # type: ignore[arg-type]
 
 
 # --- cell ---------------------------------------------------------------------------------
@@ -160,7 +160,7 @@ def test_shapes_and_ranges() -> None:
         model(torch.rand(3, 5, 18, 18))
 
 
-def expected_parameters(config: ConvLSTMConfig) -> int:
+def expected_parameters(config: NetworkConfig) -> int:
     """Independent count: fused conv weights + biases (+ 3 peepholes) per cell, 1 x 1 head."""
     k, grid, hidden = config.kernel_size, config.grid_cells, config.hidden_channels
     total = 0
@@ -174,7 +174,7 @@ def expected_parameters(config: ConvLSTMConfig) -> int:
 
 
 def test_paper_config_parameter_count() -> None:
-    config = ConvLSTMConfig()
+    config = NetworkConfig()
     model = build_model(config)
     assert count_parameters(model) == expected_parameters(config) == 2_815_492
     print(f"default paper config: {count_parameters(model):,} parameters")

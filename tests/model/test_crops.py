@@ -14,16 +14,16 @@ import pytest
 import torch
 
 from ingest.cf_writer import write_synthetic_feed
-from model.architectures import build_model
-from model.card import other_networks
-from model.cell import ConvLSTMCell
-from model.checkpoint import load_checkpoint
-from model.config import ConvLSTMConfig
-from model.network import count_parameters
-from model.train import random_crop
+from model.evaluation.card import other_networks
+from model.nets.architectures import build_model
+from model.nets.cell import ConvLSTMCell
+from model.nets.checkpoint import load_checkpoint
+from model.nets.config import NetworkConfig
+from model.nets.network import count_parameters
+from model.training.batches import random_crop
 from tests.model.test_train import CONFIG, _run
 
-TINY = ConvLSTMConfig(frame_cells=16, hidden_channels=(4, 4))
+TINY = NetworkConfig(frame_cells=16, hidden_channels=(4, 4))
 
 
 def _random_peepholes(cell: ConvLSTMCell) -> None:
@@ -81,7 +81,7 @@ def test_a_crop_off_the_frame_or_the_patch_grid_is_refused(shape, origin):
 
 def test_the_fclstm_reads_whole_frames_only():
     model = build_model(
-        ConvLSTMConfig(frame_cells=16, hidden_channels=(8, 8), architecture="fclstm")
+        NetworkConfig(frame_cells=16, hidden_channels=(8, 8), architecture="fclstm")
     )
     with pytest.raises(ValueError, match="whole frames only"):
         model(torch.rand(1, 5, 8, 8), (0, 0))

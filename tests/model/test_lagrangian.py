@@ -15,25 +15,25 @@ import pytest
 import torch
 
 from ingest.cf_writer import write_synthetic_feed
-from model.architectures import build_model, default_config
-from model.checkpoint import load_checkpoint, save_checkpoint
-from model.config import ConvLSTMConfig
-from model.lagrangian import lagrangian_inputs, lagrangian_targets, to_eulerian
-from model.lagrangian_data import LagrangianWindows, crop_origins, lagrangian_windows
-from model.lagrangian_losses import soft_csi_loss
-from model.lagrangian_net import LagrangianForecaster
-from model.lagrangian_train import (
+from model.advection.lagrangian import lagrangian_inputs, lagrangian_targets, to_eulerian
+from model.advection.motion import motion_field
+from model.data.split import WindowRef
+from model.methods import get_method
+from model.nets.architectures import build_model, default_config
+from model.nets.checkpoint import load_checkpoint, save_checkpoint
+from model.nets.config import NetworkConfig
+from model.nets.lagrangian_net import LagrangianForecaster
+from model.training.lagrangian_data import LagrangianWindows, crop_origins, lagrangian_windows
+from model.training.lagrangian_losses import soft_csi_loss
+from model.training.lagrangian_train import (
     LagrangianTrainConfig,
-    ValidationSet,
     load_resumable,
     train_lagrangian,
 )
-from model.methods import get_method
-from model.motion import motion_field
-from model.split import WindowRef
+from model.training.lagrangian_validation import ValidationSet
 from tests.model.helpers import SMALL_GRID_ENV
 
-SMALL = ConvLSTMConfig(
+SMALL = NetworkConfig(
     in_frames=5, out_frames=6, frame_cells=32, hidden_channels=(8, 8), patch_size=4,
     architecture="convlstm",
 )  # fmt: skip
@@ -175,8 +175,8 @@ def test_a_resumed_run_continues_exactly_where_it_stopped(tmp_path):
 def test_windows_are_moved_once_and_read_back_from_the_cache(tmp_path, monkeypatch):
     from datetime import UTC, datetime, timedelta
 
-    from model import lagrangian_data
-    from model.events import Event
+    from model.data.events import Event
+    from model.training import lagrangian_data
 
     frames = moving_blob(24)
     times = tuple(datetime(2026, 1, 1, tzinfo=UTC) + timedelta(minutes=6 * i) for i in range(24))
@@ -248,8 +248,8 @@ def test_the_default_configuration_is_sized_for_the_cpu():
 
 @pytest.mark.parametrize("k", range(8))
 def test_flipped_and_rotated_windows_turn_their_motion_with_them(k):
-    from model.lagrangian_train import dihedral_vectors
-    from model.train import dihedral
+    from model.training.batches import dihedral
+    from model.training.lagrangian_train import dihedral_vectors
 
     frames = moving_blob(5, speed=1.5)
     frames = frames + np.roll(moving_blob(5, speed=1.0), 8, axis=1)  # a second, slower cell
@@ -261,8 +261,8 @@ def test_flipped_and_rotated_windows_turn_their_motion_with_them(k):
 
 
 def test_the_differentiable_warp_trains_against_the_observed_frames():
-    from model.lagrangian_losses import LOSS_TERMS
-    from model.lagrangian_train import Batch, batch_loss
+    from model.training.lagrangian_losses import LOSS_TERMS
+    from model.training.lagrangian_train import Batch, batch_loss
 
     frames = moving_blob(11)
     velocity = motion_field(frames[:5])

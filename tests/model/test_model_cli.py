@@ -7,14 +7,14 @@ import json
 import numpy as np
 
 from ingest.cf_writer import write_synthetic_feed
-from model.architectures import build_model
-from model.checkpoint import save_checkpoint
-from model.config import ConvLSTMConfig
 from model.methods import get_method
+from model.nets.architectures import build_model
+from model.nets.checkpoint import save_checkpoint
+from model.nets.config import NetworkConfig
 from tests.model.helpers import run_cli
 
-TINY = ConvLSTMConfig(frame_cells=32, hidden_channels=(4, 4))  # the paper's Eulerian network
-TINY_LAGRANGIAN = ConvLSTMConfig(frame_cells=32, hidden_channels=(4, 4), architecture="convlstm")
+TINY = NetworkConfig(frame_cells=32, hidden_channels=(4, 4))  # the paper's Eulerian network
+TINY_LAGRANGIAN = NetworkConfig(frame_cells=32, hidden_channels=(4, 4), architecture="convlstm")
 
 
 def test_convlstm_method_runs_a_checkpoint_and_the_card_tabulates_it(tmp_path):
@@ -66,10 +66,10 @@ def test_convlstm_method_runs_a_checkpoint_and_the_card_tabulates_it(tmp_path):
 
 
 def test_calibrate_fits_on_the_train_blocks_and_rewrites_the_checkpoint(tmp_path):
-    from ingest.settings import Settings
-    from model.checkpoint import load_checkpoint
-    from model.events import load_event
-    from model.split import assign_blocks
+    from model.data.events import load_event
+    from model.data.split import assign_blocks
+    from model.nets.checkpoint import load_checkpoint
+    from service.settings import Settings
 
     feed = tmp_path / "feed" / "ev"
     write_synthetic_feed(feed, 120, site_id="s-1", shape=(96, 96))

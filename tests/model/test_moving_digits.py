@@ -97,8 +97,8 @@ def test_the_experiment_command_writes_its_table_json_and_picture(tmp_path: Path
     assert (out / "predictions.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert len(set(result["pictured_sequences"])) == 3
     # the trained networks are kept as checkpoints that rebuild themselves
-    from model.checkpoint import load_checkpoint
-    from model.network import count_parameters
+    from model.nets.checkpoint import load_checkpoint
+    from model.nets.network import count_parameters
 
     model, config, meta = load_checkpoint(tmp_path / "weights" / "convlstm-1x32-k3.safetensors")
     assert config.to_dict() == result["variants"]["convlstm-1x32-k3"]

@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ingest.settings import Settings
-from model import pretraining
-from model.card import describe_initialisation
-from model.checkpoint import load_checkpoint
-from model.events import load_event
+from model.data.events import load_event
+from model.evaluation.card import describe_initialisation
+from model.nets.checkpoint import load_checkpoint
+from model.training import pretraining
+from service.settings import Settings
 from tests.model.helpers import SMALL_GRID_ENV, run_cli
 
 

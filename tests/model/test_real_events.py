@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 
 from ingest.normalize import NormParams
-from ingest.settings import Settings
-from model.architectures import default_config
-from model.evaluate import evaluate_method, report
-from model.events import event_folders, load_event
-from model.methods import LEARNED, get_method, method_names
+from model.data.events import event_folders, load_event
+from model.data.split import WindowRef, split_windows
+from model.evaluation.evaluate import evaluate_method, report
+from model.methods import get_method, learned_names, method_names
+from model.nets.architectures import default_config
 from model.paths import DEFAULT_CHECKPOINT
-from model.split import WindowRef, split_windows
+from service.settings import Settings
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,7 @@ def test_the_shipped_checkpoint_loads_on_cpu():
     assert method.meta["training_data"]["events"]  # it says what it was trained on
 
 
-@pytest.mark.parametrize("name", LEARNED)
+@pytest.mark.parametrize("name", learned_names())
 def test_every_shipped_network_loads_on_cpu_and_says_what_it_was_trained_on(name):
     method = get_method(name, device="cpu")
     assert method.config.architecture == name and method.config.frame_cells == 100

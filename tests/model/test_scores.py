@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from model.scores import (
+from model.verification.scores import (
     THRESHOLDS_MMH,
     ScoreAccumulator,
     get_score,

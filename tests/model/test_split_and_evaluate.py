@@ -13,10 +13,10 @@ import pytest
 
 from ingest.cf_writer import write_synthetic_feed
 from ingest.normalize import NormParams
-from model.evaluate import evaluate_method, report
-from model.events import Event, event_folders, load_event
+from model.data.events import Event, event_folders, load_event
+from model.data.split import split_windows
+from model.evaluation.evaluate import evaluate_method, report
 from model.methods import get_method
-from model.split import split_windows
 from tests.ingest.helpers import small_settings
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -90,8 +90,8 @@ TEST_BLOCKS = [
 
 @pytest.mark.real_data
 def test_the_real_split_is_fixed_and_validation_and_test_hold_rain_at_every_lead(shared_radar):
-    from ingest.settings import Settings
-    from model.evaluate import grey_to_mmh
+    from model.verification.scores import grey_to_mmh
+    from service.settings import Settings
 
     events = [
         load_event(folder, Settings(), name=f"{folder.parent.name}/{folder.name}")
@@ -188,8 +188,8 @@ def test_evaluate_cli_writes_json_plot_and_strip(tmp_path):
 
 
 def test_observed_event_cells_count_the_windows_truth_per_event():
-    from model.evaluate import observed_event_cells
-    from model.split import WindowRef
+    from model.data.split import WindowRef
+    from model.evaluation.evaluate import observed_event_cells
 
     dry, wet = make_event("dry", 25), make_event("wet", 25)
     wet.grey[:] = 0.0

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import model.advection.motion
 import model.methods.sprog as sprog_module
-import model.motion
-from ingest.conversion import dbz_to_grey, rain_rate_mmh_to_dbz
+from core.conversion import dbz_to_grey, rain_rate_mmh_to_dbz
 from ingest.normalize import NormParams
 from model.methods import NowcastMethod, get_method, method_names
 from model.methods.sprog import RAIN_THRESHOLD_GREY, SprogMethod, octave_levels
@@ -93,9 +93,9 @@ def test_zero_motion_and_rain_appearing_do_not_crash() -> None:
 def test_sprog_and_extrapolation_move_rain_by_the_one_shared_field(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # neither method holds a motion function of its own: both go through model.motion
-    assert getattr(sprog_module, "motion_field", model.motion.motion_field) is (
-        model.motion.motion_field
+    # neither method holds a motion function of its own: both go through model.advection.motion
+    assert getattr(sprog_module, "motion_field", model.advection.motion.motion_field) is (
+        model.advection.motion.motion_field
     )
     u, v = 3.0, -2.0
     frames = np.stack([_blob(30.0 + u * t, 60.0 + v * t) for t in range(IN_FRAMES)])[np.newaxis]
@@ -107,7 +107,7 @@ def test_sprog_and_extrapolation_move_rain_by_the_one_shared_field(
         calls.append(variant)
         return field
 
-    monkeypatch.setattr(model.motion, "motion_field", fixed_field)
+    monkeypatch.setattr(model.advection.motion, "motion_field", fixed_field)
     field[0], field[1] = u, v  # the blob's own motion
     sprog = get_method("sprog")(frames, 1)[0, 0]
     assert calls == ["rover1"]  # once per nowcast: no Lucas-Kanade of its own

@@ -9,14 +9,15 @@ import numpy as np
 import pytest
 
 from ingest.normalize import NormParams
-from model.checkpoint import load_checkpoint
-from model.config import ConvLSTMConfig
-from model.events import Event
-from model.split import split_windows
-from model.train import TrainConfig, dihedral, train
+from model.data.events import Event
+from model.data.split import split_windows
+from model.nets.checkpoint import load_checkpoint
+from model.nets.config import NetworkConfig
+from model.training.batches import dihedral
+from model.training.train import TrainConfig, train
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
-CONFIG = ConvLSTMConfig(frame_cells=16, hidden_channels=(4, 4))
+CONFIG = NetworkConfig(frame_cells=16, hidden_channels=(4, 4))
 
 
 def moving_square_event(name: str, n: int = 60) -> Event:

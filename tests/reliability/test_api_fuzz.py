@@ -23,8 +23,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from ingest import keys
-from ingest.frame import Frame
+from core import keys
+from core.frame import Frame
 from ingest.window import WindowStore
 from service.api.app import create_app
 from tests.service.helpers import API_KEY, service_settings

@@ -13,7 +13,7 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from ingest import keys
+from core import keys
 from ingest.cf_writer import write_synthetic_feed
 from service.api.app import create_app
 from tests.reliability.procs import drop, nowcast, nowcast_env, run_nowcast, wait_until

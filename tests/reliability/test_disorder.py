@@ -11,16 +11,17 @@ across the clock jump are refused with the reason "gap".
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import timedelta
 
 import pytest
 
-from ingest import keys
+from core import keys
+from core.worker import live_states
 from ingest.cf_writer import write_synthetic_feed
 from ingest.worker import push_frame
 from service.forecast import parse_time
-from service.inference import live_workers
 from service.methods_runner import N_INPUTS
 from tests.reliability.procs import nowcast, nowcast_env, wait_until
 from tests.service.helpers import FEED_START
@@ -50,7 +51,7 @@ def test_disordered_duplicated_late_and_jumping_frames_lose_nothing(
     env = nowcast_env(
         tmp_path / "data",
         redis_url,
-        checkpoint=small_checkpoint,
+        checkpoints=json.dumps({"convlstm": str(small_checkpoint)}),
         methods='["persistence"]',
         publish_method="persistence",
         window_frames=20,
@@ -60,7 +61,9 @@ def test_disordered_duplicated_late_and_jumping_frames_lose_nothing(
         nowcast(["infer"], env, tmp_path / "infer.log") as infer,
     ):
         procs = [ingest.proc, infer.proc]
-        wait_until(lambda: live_workers(redis_conn), 60, "the inference worker", procs)
+        wait_until(
+            lambda: live_states(redis_conn, keys.INFER_HEALTH), 60, "the inference worker", procs
+        )
         for path in arrivals:
             push_frame(redis_conn, path.read_bytes(), path.name)
             time.sleep(0.2)  # one at a time: the inference worker sees each arrival

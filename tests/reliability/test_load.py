@@ -27,11 +27,11 @@ import httpx
 import numpy as np
 import pytest
 
-from ingest import keys
+from core import keys
+from core.worker import live_states
 from ingest.cf_writer import feed_file_name, write_cf_frame
 from ingest.synth import SynthParams, synth_rain_rate_mmh
 from ingest.worker import push_frame
-from service.inference import live_workers
 from service.methods_runner import N_INPUTS
 from tests.reliability.procs import nowcast, nowcast_env, redis_server, wait_healthy, wait_until
 from tests.service.helpers import FEED_START
@@ -134,7 +134,7 @@ def run_load(tmp_path: Path, small_checkpoint: Path, plan: LoadPlan) -> dict:
         env = nowcast_env(
             tmp_path / "data",
             server.url,
-            checkpoint=small_checkpoint,
+            checkpoints=json.dumps({"convlstm": str(small_checkpoint)}),
             methods='["convlstm", "persistence"]',
             infer_batch_max=16,
             forecast_ttl_s=plan.forecast_ttl_s,
@@ -153,7 +153,9 @@ def run_load(tmp_path: Path, small_checkpoint: Path, plan: LoadPlan) -> dict:
             }
             procs = list(children.values())
             wait_healthy(base, 90, api.proc)
-            wait_until(lambda: len(live_workers(client)) == 2, 90, "two workers", procs)
+            wait_until(
+                lambda: len(live_states(client, keys.INFER_HEALTH)) == 2, 90, "two workers", procs
+            )
             pusher = Pusher(client, tmp_path, plan)
             readers = [Reader(base, plan, i) for i in range(plan.readers)]
             rss_start: dict[str, float] = {}

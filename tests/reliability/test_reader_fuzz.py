@@ -32,8 +32,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from core.frame import RejectReason
 from ingest.cf_writer import write_synthetic_feed
-from ingest.frame import RejectReason
 from ingest.ingestor import Ingestor
 from ingest.reader import MAX_GRID_CELLS
 from tests.ingest.helpers import small_settings

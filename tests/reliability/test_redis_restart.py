@@ -11,16 +11,17 @@ that follow the restart.
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 import time
 from datetime import timedelta
 
 import pytest
 
-from ingest import keys
+from core import keys
+from core.worker import live_states
 from ingest.cf_writer import write_synthetic_feed
 from ingest.worker import healthy_workers, push_frame
-from service.inference import live_workers
 from service.methods_runner import N_INPUTS, N_LEADS
 from service.verification_store import VerificationStore
 from tests.reliability.procs import (
@@ -67,7 +68,7 @@ def run_feed_through_a_redis_outage(
         env = nowcast_env(
             data,
             server.url,
-            checkpoint=small_checkpoint,
+            checkpoints=json.dumps({"convlstm": str(small_checkpoint)}),
             methods=f'["{METHODS[0]}", "{METHODS[1]}"]',
             infer_claim_idle_ms=2000,
         )
@@ -79,7 +80,9 @@ def run_feed_through_a_redis_outage(
             procs = [ingest.proc, infer_a.proc, infer_b.proc]
             client = server.client()
             wait_until(  # every worker running (not still starting) when Redis goes
-                lambda: len(live_workers(client)) == 2 and healthy_workers(client),
+                lambda: (
+                    len(live_states(client, keys.INFER_HEALTH)) == 2 and healthy_workers(client)
+                ),
                 90,
                 "the workers to start",
                 procs,
@@ -214,7 +217,7 @@ def test_redis_data_lost_the_window_is_rebuilt_from_the_archive_and_forecasts_go
         env = nowcast_env(
             data,
             server.url,
-            checkpoint=small_checkpoint,
+            checkpoints=json.dumps({"convlstm": str(small_checkpoint)}),
             methods='["persistence"]',
             publish_method="persistence",
         )

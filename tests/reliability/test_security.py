@@ -18,12 +18,12 @@ import pytest
 import torch
 from fastapi.testclient import TestClient
 
-from ingest import keys
+from core import keys
+from core.frame import RejectReason
 from ingest.cf_writer import write_synthetic_feed
-from ingest.frame import RejectReason
 from ingest.ingestor import Ingestor
 from ingest.worker import IngestWorker, push_frame
-from model.checkpoint import load_checkpoint
+from model.nets.checkpoint import load_checkpoint
 from service.api.app import create_app
 from service.publish.signing import SIGNATURE_HEADER, SignatureError, verify_signature
 from tests.conftest import REPO_ROOT

@@ -10,6 +10,7 @@ once, by every method, none pending.
 
 from __future__ import annotations
 
+import json
 import signal
 import socket
 import time
@@ -19,8 +20,8 @@ import numpy as np
 import pytest
 import redis
 
-from ingest import keys
-from ingest.frame import Frame
+from core import keys
+from core.frame import Frame
 from ingest.window import WindowStore
 from service.forecast_store import ForecastStore
 from service.inference import InferenceWorker
@@ -61,7 +62,7 @@ def test_a_killed_workers_pending_events_are_claimed_and_each_issue_forecast_onc
     env = nowcast_env(
         tmp_path / "data",
         redis_url,
-        checkpoint=small_checkpoint,
+        checkpoints=json.dumps({"convlstm": str(small_checkpoint)}),
         methods=f'["{METHODS[0]}", "{METHODS[1]}"]',
         infer_batch_max=1,
         infer_claim_idle_ms=1500,

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from ingest.cf_writer import write_synthetic_feed
-from ingest.settings import Settings
-from model.architectures import build_model
-from model.checkpoint import save_checkpoint
+from model.nets.architectures import build_model
+from model.nets.checkpoint import save_checkpoint
+from service.settings import Settings
 from tests.service.helpers import FEED_START, SMALL_MODEL, service_settings
 
 

@@ -7,12 +7,12 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from ingest.settings import Settings
-from model.config import ConvLSTMConfig
+from model.nets.config import NetworkConfig
+from service.settings import Settings
 
 API_KEY = "test-key-7f3a"
 FEED_START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-SMALL_MODEL = ConvLSTMConfig(frame_cells=32, hidden_channels=(8, 8), architecture="convlstm")
+SMALL_MODEL = NetworkConfig(frame_cells=32, hidden_channels=(8, 8), architecture="convlstm")
 
 
 def service_settings(data_dir: Path, checkpoint: Path, **overrides: object) -> Settings:
@@ -23,10 +23,11 @@ def service_settings(data_dir: Path, checkpoint: Path, **overrides: object) -> S
         "target_cells": 32,
         "disk_radius_cells": 3,
         "window_frames": 30,
-        "checkpoint": checkpoint,
+        "checkpoints": {"convlstm": checkpoint},
         "api_keys": (SecretStr(API_KEY),),
         "infer_device": "cpu",
         "poll_interval_s": 0.2,
     }
-    values.update(overrides)
+    checkpoints = {"convlstm": checkpoint, **dict(overrides.pop("checkpoints", {}))}  # type: ignore[call-overload]
+    values.update(overrides, checkpoints=checkpoints)
     return Settings(**values)  # type: ignore[arg-type]

@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import redis
 
-from ingest import keys
-from ingest.settings import Settings
+from core import keys
 from service.forecast import Forecast, RainConversion
 from service.forecast_store import ForecastStore
 from service.publish.scheduler import Publisher
 from service.publish.subscribers import build_subscribers
+from service.settings import Settings
 
 SECRET = "k3y-for-tests-0123456789abcdef"
 ISSUE_START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -65,6 +66,45 @@ def test_demo_serves_moving_forecasts_and_verification_then_stops_on_ctrl_c(tmp_
     state = tmp_path / "demo"
     assert (state / "redis" / "nowcast.rdb").exists(), "the embedded Redis saves its state on stop"
     assert any((state / "archive").rglob("*.nc")), "raw frames are archived"
+
+
+def _redis_servers() -> set[int]:
+    """Pids of the running redis-server processes (from /proc)."""
+    found = set()
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if b"redis-server" in cmdline.read_bytes():
+                found.add(int(cmdline.parent.name))
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def test_sigterm_stops_the_demo_its_workers_and_its_embedded_redis(tmp_path):
+    port = free_port()
+    before = _redis_servers()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "service.cli", "demo", "--port", str(port), "--speed", "360"],
+        env=_demo_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        latest = f"http://127.0.0.1:{port}/v1/sites/synth-01/nowcast/latest?frames=false"
+        _wait_for(lambda: httpx.get(latest).status_code == 200, 120, process)
+        embedded = _redis_servers() - before
+        assert embedded, "the demo runs its own redis-server"
+        process.send_signal(signal.SIGTERM)  # as a container runtime or systemd stops it
+        output, _ = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 0, output
+    assert "demo stopped" in output
+    assert "inference worker" in output and "stopped" in output
+    time.sleep(0.5)
+    assert not embedded & _redis_servers(), "the embedded redis-server is stopped"
+    assert (tmp_path / "demo" / "redis" / "nowcast.rdb").exists(), "Redis saved its state"
 
 
 @pytest.mark.parametrize("speed", ["0", "-1"])

@@ -7,9 +7,9 @@ from datetime import timedelta
 import numpy as np
 import pytest
 
-from ingest import keys
+from core import keys
 from ingest.ingestor import Ingestor
-from model.scores import ScoreAccumulator
+from model.verification.scores import ScoreAccumulator
 from service.forecast import decode_forecast, encode_forecast
 from service.inference import InferenceWorker
 from service.methods_runner import MethodRunner

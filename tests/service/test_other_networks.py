@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from ingest.ingestor import Ingestor
-from model.architectures import build_model
-from model.checkpoint import save_checkpoint
+from model.nets.architectures import build_model
+from model.nets.checkpoint import save_checkpoint
 from service.api.app import create_app
 from service.inference import InferenceWorker
 from service.methods_runner import MethodRunner

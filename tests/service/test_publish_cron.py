@@ -9,9 +9,10 @@ from datetime import timedelta
 
 import httpx
 
-from ingest import keys
+from core import keys
 from service.api.app import create_app
 from service.publish.scheduler import missed_cycle_reason
+from service.status_store import parse_status
 from tests.service.live_server import serving
 from tests.service.publish_helpers import (
     SECRET,
@@ -87,16 +88,18 @@ def test_a_cycle_without_a_new_forecast_is_reported_with_its_reason(tmp_path, re
 
 
 def test_the_reason_of_a_missed_cycle_comes_from_a_recent_refusal_only():
-    refusal = {
-        "refused_issue_time": "2026-03-01T12:06:00Z",
-        "refused_reason": "gap",
-        "refused_message": "frame missing",
-    }
+    refusal = parse_status(
+        {
+            "refused_issue_time": "2026-03-01T12:06:00Z",
+            "refused_reason": "gap",
+            "refused_message": "frame missing",
+        }
+    )
     assert missed_cycle_reason(refusal, issue(0)) == ("gap", "frame missing")
     assert missed_cycle_reason(refusal, None) == ("gap", "frame missing")
     stale = missed_cycle_reason(refusal, issue(2))  # refused before the last forecast
     assert stale[0] == "no_new_frame" and "12:12Z" in stale[1]
-    assert missed_cycle_reason({}, None) == ("warming_up", "no forecast yet")
+    assert missed_cycle_reason(parse_status({}), None) == ("warming_up", "no forecast yet")
 
 
 def test_two_replicas_at_the_same_tick_deliver_each_latest_nowcast_once(tmp_path, redis_conn):

@@ -12,7 +12,7 @@ import time
 
 import httpx
 
-from ingest import keys
+from core import keys
 from service.api.app import create_app
 from service.publish.message import DeliveryJob
 from service.publish.state import DeadLetter

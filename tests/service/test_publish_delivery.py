@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from ingest import keys
+from core import keys
 from service.forecast_store import ForecastStore
 from service.publish.message import DeliveryFailed, DeliveryJob, Message
 from service.publish.signing import verify_signature

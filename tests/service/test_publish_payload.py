@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 import pytest
 
-from model.scores import THRESHOLDS_MMH
+from model.verification.scores import THRESHOLDS_MMH
 from service.forecast import Forecast
 from service.publish.delivery import RetryPolicy, backoff_delay_s
 from service.publish.message import DeliveryJob

@@ -7,7 +7,8 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from ingest.settings import Settings
+from service.publish.subscribers import payload_kind
+from service.settings import Settings
 from tests.service.publish_helpers import SECRET, webhook
 
 
@@ -21,7 +22,7 @@ def test_subscribers_come_from_json_and_secrets_never_show(monkeypatch, tmp_path
     settings = Settings()
     hook, archive = settings.subscribers
     assert hook.secret is not None and hook.secret.get_secret_value() == SECRET
-    assert hook.payload_kind == "summary" and archive.payload_kind == "netcdf"
+    assert payload_kind(hook) == "summary" and payload_kind(archive) == "netcdf"
     assert settings.publish_mode == "on_forecast" and settings.publish_cron == "*/6 * * * *"
     assert SECRET not in repr(settings) and SECRET not in str(settings.model_dump())
 

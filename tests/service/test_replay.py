@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest import keys
+from core import keys
 from ingest.reader import peek_site_id, peek_valid_time
 from service.demo import Pipeline, pipeline_backlog
 from service.feeds import FolderReplay, network_sequences

@@ -5,6 +5,7 @@ Every (site, issue time) must be forecast exactly once, whichever worker takes i
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -14,8 +15,8 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
-from ingest import keys
-from ingest.frame import Frame
+from core import keys
+from core.frame import Frame
 from ingest.window import WindowStore
 
 N_SITES = 8
@@ -50,7 +51,7 @@ def test_three_worker_processes_forecast_every_issue_time_exactly_once(
     env.update(
         REDIS_URL=redis_url,
         NOWCAST_DATA_DIR=str(tmp_path),
-        NOWCAST_CHECKPOINT=str(small_checkpoint),
+        NOWCAST_CHECKPOINTS=json.dumps({"convlstm": str(small_checkpoint)}),
         NOWCAST_TARGET_CELLS="32",
         NOWCAST_CROP_CELLS="64",
         NOWCAST_INFER_BATCH_MAX="3",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from ingest.settings import Settings
+from service.settings import Settings
 
 
 def test_unknown_method_is_refused_naming_the_valid_ones(monkeypatch):

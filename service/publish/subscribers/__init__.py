@@ -1,6 +1,6 @@
 """The registry of subscriber kinds: ``get_kind(name)`` (pysteps style), ``build_subscribers``.
 
-A kind declares the configuration fields it needs (`ingest.settings.SubscriberConfig`), the
+A kind declares the configuration fields it needs (`core.settings.SubscriberConfig`), the
 payloads it can send (the first is its default) and how to build it. Importing this module
 imports neither numpy nor the network stack.
 """
@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from ingest.settings import Settings, SubscriberConfig
+    from core.settings import SubscriberConfig
     from service.publish.message import Message
+    from service.publish.settings import PublishSettings
 
 
 class Subscriber(Protocol):
@@ -29,7 +30,7 @@ class Subscriber(Protocol):
     def close(self) -> None: ...
 
 
-Builder = Callable[["SubscriberConfig", "Settings", Callable[[], float]], Subscriber]
+Builder = Callable[["SubscriberConfig", "PublishSettings", Callable[[], float]], Subscriber]
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,7 @@ class SubscriberKind:
 
 
 def _build_webhook(
-    config: SubscriberConfig, settings: Settings, clock: Callable[[], float]
+    config: SubscriberConfig, settings: PublishSettings, clock: Callable[[], float]
 ) -> Subscriber:
     from service.publish.subscribers.webhook import WebhookSubscriber
 
@@ -49,7 +50,7 @@ def _build_webhook(
 
 
 def _build_folder(
-    config: SubscriberConfig, settings: Settings, clock: Callable[[], float]
+    config: SubscriberConfig, settings: PublishSettings, clock: Callable[[], float]
 ) -> Subscriber:
     from service.publish.subscribers.folder import FolderSubscriber
 
@@ -74,6 +75,13 @@ def get_kind(name: str) -> SubscriberKind:
         raise ValueError(f"unknown subscriber kind {name!r}; valid: {list(_KINDS)}") from None
 
 
-def build_subscribers(settings: Settings, clock: Callable[[], float]) -> dict[str, Subscriber]:
+def payload_kind(config: SubscriberConfig) -> str:
+    """The payload ``config`` sends: its own choice, else its kind's default."""
+    return config.payload or get_kind(config.kind).payloads[0]
+
+
+def build_subscribers(
+    settings: PublishSettings, clock: Callable[[], float]
+) -> dict[str, Subscriber]:
     """Every configured subscriber by name; ``clock`` gives unix seconds for signatures."""
     return {c.name: get_kind(c.kind).build(c, settings, clock) for c in settings.subscribers}

@@ -2,7 +2,7 @@
 
 ``<folder>/<site>/nowcast_<site>_<method>_<YYYYmmddTHHMMZ>.<nc|json>``: written to a temporary
 file in the same folder, flushed to disk (fsync), then renamed over the final name
-(`ingest.files.write_atomic`), so a reader never sees a partial file.
+(`core.files.write_atomic`), so a reader never sees a partial file.
 """
 
 from __future__ import annotations
@@ -10,12 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ingest.files import write_atomic
+from core.files import write_atomic
 from service.publish.message import DeliveryFailed, Message
 from service.publish.payload import file_name
+from service.publish.subscribers import payload_kind
 
 if TYPE_CHECKING:
-    from ingest.settings import SubscriberConfig
+    from core.settings import SubscriberConfig
 
 
 class FolderSubscriber:
@@ -27,7 +28,7 @@ class FolderSubscriber:
     @classmethod
     def from_config(cls, config: SubscriberConfig) -> FolderSubscriber:
         assert config.folder is not None  # checked by the settings
-        return cls(config.name, config.folder, config.payload_kind)
+        return cls(config.name, config.folder, payload_kind(config))
 
     def path_for(self, message: Message) -> Path:
         job = message.job

@@ -9,9 +9,11 @@ import httpx
 
 from service.publish.message import DeliveryFailed, Message
 from service.publish.signing import DELIVERY_HEADER, SIGNATURE_HEADER, sign
+from service.publish.subscribers import payload_kind
 
 if TYPE_CHECKING:
-    from ingest.settings import Settings, SubscriberConfig
+    from core.settings import SubscriberConfig
+    from service.publish.settings import PublishSettings
 
 USER_AGENT = "nowcast-publisher/1"
 RETRYABLE_STATUS = frozenset({408, 425, 429})  # besides every 5xx
@@ -41,14 +43,14 @@ class WebhookSubscriber:
 
     @classmethod
     def from_config(
-        cls, config: SubscriberConfig, settings: Settings, clock: Callable[[], float]
+        cls, config: SubscriberConfig, settings: PublishSettings, clock: Callable[[], float]
     ) -> WebhookSubscriber:
         assert config.url is not None and config.secret is not None  # checked by the settings
         return cls(
             config.name,
             config.url,
             config.secret.get_secret_value(),
-            config.payload_kind,
+            payload_kind(config),
             settings.publish_timeout_s,
             clock,
         )

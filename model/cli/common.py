@@ -1,0 +1,26 @@
+"""What the model stage's verbs share."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+if TYPE_CHECKING:
+    from model.data.events import Event
+
+
+def load_events(roots: list[Path]) -> list[Event]:
+    """The events under ``roots`` (event folders or their parents), normalised; a usage error
+    when there are none."""
+    from ingest.settings import get_ingest_settings
+    from model.data.events import event_folders, load_event
+
+    settings = get_ingest_settings()
+    events = []
+    for folder in event_folders(roots):
+        events.append(load_event(folder, settings, name=f"{folder.parent.name}/{folder.name}"))
+    if not events:
+        raise typer.BadParameter(f"no frames under {[str(r) for r in roots]}")
+    return events

@@ -1,0 +1,117 @@
+"""Radar events for training and offline verification: folders of frames, normalised once.
+
+An event is one folder of one site's frames ordered by valid time. Frames go through the
+ingest reader and normaliser (`ingest.reader`, `ingest.normalize`: one implementation of the
+pre-processing everywhere); unreadable frames are skipped with a warning. Noise masks live in
+Redis and are not applied here: offline work uses unmasked frames.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from core.frame import FrameRejected, RadarField
+from ingest.ingestor import norm_params_for
+from ingest.normalize import normalise_dbz
+from ingest.reader import read_radar_file
+from ingest.settings import IngestSettings
+from ingest.window import infer_cadence_min
+
+log = logging.getLogger(__name__)
+
+FRAME_GLOB = "*.nc"
+
+
+@dataclass(frozen=True)
+class Event:
+    """One site's frames: grey (T, H, W) float32 in [0, 1] at ``times`` (UTC, increasing)."""
+
+    name: str
+    site_id: str
+    times: tuple[datetime, ...]
+    grey: NDArray[np.float32]
+    cadence_min: float
+    norm_version: str
+
+    def window_starts(self, in_frames: int, out_frames: int, stride: int = 1) -> list[int]:
+        """Start indices of every (in + out)-frame run at an unbroken cadence."""
+        length = in_frames + out_frames
+        step = timedelta(minutes=self.cadence_min)
+        starts: list[int] = []
+        run_start = 0
+        for i in range(1, len(self.times) + 1):
+            if i == len(self.times) or self.times[i] - self.times[i - 1] != step:
+                starts.extend(range(run_start, i - length + 1, stride))
+                run_start = i
+        return starts
+
+
+def read_fields(folder: Path, settings: IngestSettings) -> list[RadarField]:
+    """Every readable frame of ``folder`` (one site) in valid-time order; unreadable frames
+    are skipped with a warning; ValueError when none is left or the sites differ."""
+    fields = []
+    for path in sorted(folder.rglob(FRAME_GLOB)):
+        try:
+            fields.append(read_radar_file(path, None, (settings.zr_a, settings.zr_b)))
+        except FrameRejected as rejected:
+            log.warning("skipping %s: %s", path, rejected)
+    if not fields:
+        raise ValueError(f"{folder}: no readable frame")
+    sites = {f.site_id for f in fields}
+    if len(sites) != 1:
+        raise ValueError(f"{folder}: one event holds one site, found {sorted(sites)}")
+    return sorted(fields, key=lambda f: f.valid_time)
+
+
+def describe_events(events: list[Event]) -> list[dict[str, object]]:
+    """What a checkpoint records of each event it was trained on."""
+    return [
+        {
+            "name": e.name,
+            "site": e.site_id,
+            "frames": len(e.times),
+            "cadence_min": e.cadence_min,
+            "first": e.times[0].isoformat(),
+            "last": e.times[-1].isoformat(),
+        }
+        for e in events
+    ]
+
+
+def load_event(folder: Path, settings: IngestSettings, name: str | None = None) -> Event:
+    """Read and normalise every frame of ``folder`` (one site); raises ValueError if none."""
+    fields = read_fields(folder, settings)
+    site_id = fields[0].site_id
+    params = norm_params_for(settings, site_id)
+    grey = np.stack([normalise_dbz(f.dbz, params)[0] for f in fields])
+    times = tuple(f.valid_time for f in fields)
+    cadence = cadence_min(folder, times, settings, site_id)
+    return Event(name or folder.name, site_id, times, grey, cadence, params.version)
+
+
+def cadence_min(
+    folder: Path, times: tuple[datetime, ...], settings: IngestSettings, site_id: str
+) -> float:
+    """The site's configured cadence, else the one its frames' valid times show (minutes)."""
+    epochs = [int(t.timestamp()) for t in times]
+    cadence = settings.site(site_id).cadence_min or infer_cadence_min(epochs)
+    if cadence is None:
+        raise ValueError(f"{folder}: a single frame has no cadence")
+    return float(cadence)
+
+
+def event_folders(roots: list[Path]) -> Iterator[Path]:
+    """Each root that holds frames directly is an event; else each of its sub-folders that do."""
+    for root in roots:
+        if any(root.glob(FRAME_GLOB)):
+            yield root
+            continue
+        for child in sorted(p for p in root.iterdir() if p.is_dir()):
+            yield from event_folders([child])

@@ -1,0 +1,308 @@
+"""The model card (``model/MODEL_CARD.md``), written from the checkpoint and evaluation JSONs.
+
+Every number in the card comes from a file a committed command wrote: the checkpoint's own
+metadata (`nowcast train`) and `nowcast evaluate ... --split test --json` outputs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from model.nets.architectures import get_architecture
+
+SOURCES = (
+    "Radar frames: Bureau of Meteorology (Australia) Rainfields 3 accumulations of the Melbourne "
+    "and Mt Stapylton radars and the Finnish Meteorological Institute composite (both from the "
+    "pysteps example data collection), the KNMI (Netherlands) reflectivity composite "
+    "(KNMI open data) and the Italian Civil Protection Department's (DPC) national mosaic "
+    "(column maximum reflectivity); converted to CF-NetCDF, read from ../shared/data/radar."
+)
+
+
+def _mean(values: list[float | None]) -> str:
+    defined = [v for v in values if v is not None]
+    return f"{sum(defined) / len(defined):.3f}" if defined else "n/a"
+
+
+def _cell(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def describe_initialisation(previous: dict[str, Any] | None) -> str:
+    """Where a run's weights started, for the card: random, or an earlier run's best weights
+    (and the synthetic corpus when that run was pre-trained on it)."""
+    if not previous:
+        return "random initialisation"
+    cfg = previous.get("train_config") or {}
+    return (
+        f"an earlier run's best weights (epoch {previous.get('epoch')}, "
+        f"{previous.get('samples_seen')} samples, selected by validation "
+        f"{cfg.get('select_by', 'loss')}, {cfg.get('max_minutes')} min budget"
+        f"{_pretraining_data(previous)})"
+    )
+
+
+def _pretraining_data(previous: dict[str, Any]) -> str:
+    """', pre-trained on N synthetic events ...' when the earlier run trained on the corpus."""
+    from model.training.pretraining import SITE_PREFIX
+
+    data = previous.get("training_data") or {}
+    events = [str(name) for name in data.get("events") or []]
+    synthetic = [name for name in events if name.rsplit("/", 1)[-1].startswith(SITE_PREFIX)]
+    if not synthetic:
+        return ""
+    windows = (data.get("windows") or {}).get("train")
+    real = len(events) - len(synthetic)
+    return (
+        f", pre-trained on {len(synthetic)} synthetic events of `nowcast synth-corpus`"
+        f"{f' and {real} real ones' if real else ''} ({windows} training windows)"
+    )
+
+
+def score_table(reports: list[dict[str, Any]], threshold: str = "0.5") -> str:
+    """Markdown: 15-lead averages per method, then CSI/FAR/POD by lead."""
+    lines = [
+        "| method | forecasts | CSI | FAR | POD | rain MSE | correlation |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in reports:
+        lines.append(
+            f"| {r['method']} | {r['forecasts']} | {_mean(r['csi'][threshold])} | "
+            f"{_mean(r['far'][threshold])} | {_mean(r['pod'][threshold])} | "
+            f"{_mean(r['rain_mse'])} | {_mean(r['correlation'])} |"
+        )
+    lines += ["", f"By lead time, at >= {threshold} mm/h (CSI / FAR / POD):", ""]
+    header = "| lead (min) | " + " | ".join(r["method"] for r in reports) + " |"
+    lines += [header, "| --- |" + " --- |" * len(reports)]
+    for k, lead in enumerate(reports[0]["lead_minutes"]):
+        cells = [
+            f"{_cell(r['csi'][threshold][k])} / {_cell(r['far'][threshold][k])} / "
+            f"{_cell(r['pod'][threshold][k])}"
+            for r in reports
+        ]
+        lines.append(f"| {lead:g} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _mean_value(values: list[float | None]) -> float | None:
+    defined = [v for v in values if v is not None]
+    return sum(defined) / len(defined) if defined else None
+
+
+def skill_target(reports: list[dict[str, Any]], threshold: str = "0.5") -> str:
+    """The skill issue's target, judged on the test reports: convlstm's mean CSI >= 1.10 x
+    extrapolation's and >= sprog's (when evaluated), higher than persistence's at every lead;
+    CSI at 2 and 5 mm/h and rain MSE no worse than extrapolation's (when reported)."""
+    by_method = {r["method"]: r for r in reports}
+    if not {"convlstm", "extrapolation", "persistence"} <= set(by_method):
+        return "Not assessed: the convlstm, extrapolation and persistence evaluations are needed."
+    model, extrapolation, persistence = (
+        by_method[m]["csi"][threshold] for m in ("convlstm", "extrapolation", "persistence")
+    )
+    c, e = _mean_value(model), _mean_value(extrapolation)
+    if c is None or e is None or e == 0:
+        return "Not assessed: CSI undefined."
+    leads = by_method["convlstm"]["lead_minutes"]
+    behind = [
+        f"{lead:g}"
+        for lead, mine, theirs in zip(leads, model, persistence, strict=True)
+        if mine is None or (theirs is not None and mine <= theirs)
+    ]
+    checks = [c >= 1.10 * e, not behind]
+    sprog = by_method.get("sprog")
+    s = _mean_value(sprog["csi"][threshold]) if sprog else None
+    against_sprog = ""
+    if s is not None:
+        checks.append(c >= s)
+        against_sprog = f"; S-PROG {s:.3f}, so it is {'at or above' if c >= s else 'below'} S-PROG"
+    others = []
+    for other in ("2.0", "5.0"):
+        mine_o = _mean_value(by_method["convlstm"]["csi"].get(other, []))
+        theirs_o = _mean_value(by_method["extrapolation"]["csi"].get(other, []))
+        if mine_o is not None and theirs_o is not None:
+            checks.append(mine_o >= theirs_o)
+            others.append(f"CSI({float(other):g}) {mine_o:.3f} against {theirs_o:.3f}")
+    mse, mse_e = (
+        _mean_value(by_method[m].get("rain_mse", [])) for m in ("convlstm", "extrapolation")
+    )
+    if mse is not None and mse_e is not None:
+        checks.append(mse <= mse_e)
+        others.append(f"rain MSE {mse:.3f} against {mse_e:.3f}")
+    against_persistence = (
+        "beats persistence at every lead"
+        if not behind
+        else f"does not beat persistence at {len(behind)} of {len(leads)} leads "
+        f"({', '.join(behind)} min)"
+    )
+    return (
+        f"**{'Met' if all(checks) else 'Not met'}.** Target: convlstm mean CSI(>= {threshold} "
+        "mm/h) >= 1.10 x extrapolation's and >= S-PROG's, higher than persistence's at every "
+        "lead; CSI(2), CSI(5) and rain MSE no worse than extrapolation's. convlstm "
+        f"{c:.3f} = {c / e:.2f} x extrapolation ({e:.3f}; the target is {1.10 * e:.3f})"
+        f"{against_sprog}; it {against_persistence}"
+        + (f"; against extrapolation: {', '.join(others)}" if others else "")
+        + "."
+    )
+
+
+def observed_events(reports: list[dict[str, Any]], threshold: str = "0.5") -> str:
+    """Where the test split's observed events are (from the evaluation's counts)."""
+    for r in reports:
+        by_event = r.get("observed_event_cells_by_event", {}).get(threshold)
+        if by_event:
+            wet = {name: n for name, n in by_event.items() if n}
+            total = sum(by_event.values())
+            names = ", ".join(f"{name} ({n:,} cells)" for name, n in wet.items())
+            return (
+                f"Observed cells >= {threshold} mm/h over all test windows and leads: {total:,}, "
+                f"in {len(wet)} of the {len(by_event)} events with test windows: {names or 'none'}."
+            )
+    return ""
+
+
+def training_runs(logs: dict[str, list[dict[str, Any]]]) -> str:
+    """A table of the training logs (one row per run) in `model/training_logs/`: the epoch
+    logs of the Eulerian networks and the evaluation logs of the Lagrangian ConvLSTM's runs."""
+    if not logs:
+        return "No training logs were given."
+    lines = [
+        "| log | evaluations | best validation loss (epoch) | best validation CSI(0.5) "
+        "(epoch or step) |",
+        "| --- | --- | --- | --- |",
+    ]
+    for name, rows in logs.items():
+        if rows and "step" in rows[0]:
+            by_score = max(rows, key=lambda r: r["validation_score"])
+            lines.append(
+                f"| `{name}` | {len(rows)} | (selected by CSI) "
+                f"| {_cell(by_score['validation_csi_0_5'])} (step {by_score['step']}) |"
+            )
+            continue
+        by_loss = min(rows, key=lambda r: r["validation_loss"])
+        by_csi = max(rows, key=lambda r: r.get("validation_csi_0_5") or 0.0)
+        lines.append(
+            f"| `{name}` | {len(rows)} | {by_loss['validation_loss']:.4f} ({by_loss['epoch']}) "
+            f"| {_cell(by_csi.get('validation_csi_0_5'))} ({by_csi['epoch']}) |"
+        )
+    return "\n".join(lines)
+
+
+def calibration_section(meta: dict[str, Any]) -> str:
+    """What the calibration is, how it did on validation, whether it is in use."""
+    cal = meta.get("calibration")
+    if not cal:
+        return "None: the forecasts are the network's raw output (`nowcast calibrate` not run)."
+    val, cross = cal["validation"], cal["train_block_cross_validation"]
+    judged_on = _JUDGED_ON.get(cal.get("judged_on"), "the validation split")
+
+    def row(name: str, part: dict[str, Any]) -> str:
+        raw, fitted = part["raw"], part["calibrated"]
+        return (
+            f"| {name} | {part['windows']} | {part['observed_event_cells']:,} "
+            f"| {_cell(raw['mean_csi'])} ({raw['defined_leads']}) "
+            f"| {_cell(fitted['mean_csi'])} ({fitted['defined_leads']}) "
+            f"| {part['leads_with_observed_events'] or 'none'} "
+            f"| {_cell(part['mean_csi_raw'])} | {_cell(part['mean_csi_calibrated'])} "
+            f"| {_cell(part.get('mean_rain_mse_raw'))} "
+            f"| {_cell(part.get('mean_rain_mse_calibrated'))} |"
+        )
+
+    return f"""Per-lead probability matching (quantile mapping) of the network's grey levels onto
+the observed ones: for each lead, {cal["n_quantiles"]} quantile pairs (forecast grey,
+observed grey), fitted on the raw forecasts of the {cal["fitted_on"]} only; applied by linear
+interpolation (monotone, 0 -> 0, 1 -> 1), then capped at the brightest cell of the
+forecast's own input frames (`cap_at_inputs`: the tables' upper tail, learnt on convective
+training rain, must not turn a light event's blur into heavy rain). Stored in the
+checkpoint's metadata; fitted {cal.get("fitted_utc")} by `nowcast calibrate`.
+**In use: {"yes" if cal["use"] else "no"}** (rule: {cal["decision_rule"]}; judged on: {judged_on}).
+`get_method("convlstm", calibrated=False)` or `nowcast evaluate --raw` gives the raw output;
+evaluation JSONs say `calibration_applied`.
+
+| windows judged | windows | observed cells >= 0.5 mm/h | raw mean CSI (defined leads) \
+| calibrated mean CSI (defined leads) | leads with observed events | raw CSI over them \
+| calibrated CSI over them | raw rain MSE | calibrated rain MSE |
+| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
+{row("validation split", val)}
+{row(f"train blocks, {cross['folds']}-fold CV", cross)}
+
+At a lead with no observed event CSI is 0 as soon as anything is forecast (calibrated) or
+undefined and skipped (raw), so the plain means over "defined leads" compare unlike sets of
+leads; the rule uses the leads with observed events. A validation split whose rain ends after
+a few leads cannot judge a calibration meant for the long leads (where the raw forecast has
+blurred below the threshold), so the rule then rests on the cross-validation over training
+blocks, which judges the tables out of sample (fitted on the other folds) although the network
+saw those windows in training."""
+
+
+_JUDGED_ON = {
+    "validation": "the validation split",
+    "train_block_cross_validation": "the cross-validation over training blocks (the validation "
+    "split lacks observed events at some leads)",
+}
+
+
+def _validation_caveat(meta: dict[str, Any]) -> str:
+    validation = (meta.get("calibration") or {}).get("validation")
+    if not validation:
+        return ""
+    return (
+        f"\nThe validation split holds {validation['observed_event_cells']:,} observed cells "
+        f">= 0.5 mm/h over its {validation['windows']} windows, at leads "
+        f"{validation['leads_with_observed_events'] or 'none'} only: a selection by validation "
+        "CSI rests on those few cells."
+    )
+
+
+def _report_notes(reports: list[dict[str, Any]]) -> str:
+    notes = [f"Lead times: {reports[0].get('lead_minutes_note', 'as delivered')}."]
+    for r in reports:
+        if "calibration_applied" in r:
+            applied = "applied" if r["calibration_applied"] else "not applied"
+            notes.append(f"`{r['method']}`: calibration {applied}.")
+    return " ".join(notes) + "\n"
+
+
+def other_networks(others: list[dict[str, Any]]) -> str:
+    """A table of the family's other trained networks (``eulerian-convlstm``, ``saconvlstm``,
+    ``fclstm``).
+
+    Each entry: ``name``, ``config`` (dict), ``params``, ``meta`` (the checkpoint's).
+    """
+    if not others:
+        return "None trained yet."
+    lines = [
+        "| network | architecture | parameters | started from | training | best epoch "
+        "(samples) | validation cross-entropy |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for other in others:
+        config, meta = other["config"], other["meta"]
+        train = meta.get("train_config", {})
+        cells = config["frame_cells"]
+        shape = get_architecture(config["architecture"]).describe(config)
+        started = meta.get("initialised_from")
+        origin = "random initialisation"
+        if started and started.get("weights_transferred"):
+            origin = (
+                f"the ConvLSTM checkpoint's {len(started['weights_transferred'])} tensors "
+                "that fit (cells and head); the attention memory from scratch"
+            )
+        elif started:
+            origin = describe_initialisation(started)
+            earlier = (started.get("train_config") or {}).get("init_from")
+            if earlier:
+                origin += f", which itself started from `{earlier}`"
+        training = (
+            f"{train.get('max_minutes')} min budget, "
+            f"{'bf16' if train.get('bf16') else 'fp32'}, selected by validation "
+            f"{train.get('select_by', 'loss')}"
+        )
+        if train.get("crop_cells"):
+            crop = train["crop_cells"]
+            training += f", on random {crop} x {crop}-cell crops of the {cells} x {cells} frames"
+        loss = (meta.get("validation") or {}).get("loss")
+        lines.append(
+            f"| `{other['name']}` | {shape} | {other['params']:,} | {origin} | {training} "
+            f"| {meta.get('epoch')} ({meta.get('samples_seen')}) | {_cell(loss)} |"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,120 @@
+"""One training sitting of the Lagrangian ConvLSTM from event folders: views, split, cached
+windows, then `model.training.lagrangian_train.train_lagrangian` (the side effects at this edge)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ingest.settings import IngestSettings
+from model.data.events import Event, describe_events, event_folders
+from model.data.split import split_windows
+from model.nets.architectures import build_model
+from model.nets.config import NetworkConfig
+from model.training.lagrangian_data import lagrangian_windows, load_views, training_refs
+from model.training.lagrangian_train import (
+    LagrangianTrainConfig,
+    StopFlag,
+    TrainState,
+    train_lagrangian,
+)
+from model.training.lagrangian_validation import validation_set
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """Where a run writes: the shipped-format checkpoint, its resumable state, the window cache."""
+
+    checkpoint: Path
+    resumable: Path
+    cache: Path
+
+
+def load_all_views(
+    roots: list[Path], settings: IngestSettings, extra_crops: bool
+) -> tuple[list[Event], list[Event]]:
+    """(centre-crop events, every view incl. the centre crops) of the event folders."""
+    centres, views = [], []
+    for folder in event_folders(roots):
+        name = f"{folder.parent.name}/{folder.name}"
+        event_views = load_views(folder, settings, name, extra_crops)
+        centres.append(event_views[0])
+        views.extend(event_views)
+    if not centres:
+        raise ValueError(f"no frames under {[str(r) for r in roots]}")
+    return centres, views
+
+
+def describe(
+    events: list[Event],
+    views: list[Event],
+    blocks: list[Any],
+    block_frames: int,
+    counts: dict[str, int],
+) -> dict[str, Any]:
+    """The ``training_data`` record of the checkpoint."""
+    return {
+        "events": describe_events(events),
+        "views": [v.name for v in views],
+        "block_frames": block_frames,
+        "split": "stratified by rain (model.data.split)",
+        "blocks": [b.__dict__ for b in blocks],
+        "windows": counts,
+    }
+
+
+def run_sitting(
+    roots: list[Path],
+    settings: IngestSettings,
+    model_config: NetworkConfig,
+    train_config: LagrangianTrainConfig,
+    paths: RunPaths,
+    block_frames: int = 30,
+    extra_crops: bool = True,
+    resume: bool = False,
+) -> TrainState:
+    """Assemble the data and train one sitting (resuming from ``paths.resumable``)."""
+    from ingest.ingestor import norm_params_for
+
+    c = model_config
+    events, views = load_all_views(roots, settings, extra_crops)
+    windows, blocks = split_windows(events, c.in_frames, c.out_frames, block_frames)
+    train_blocks = {(b.event, b.first) for b in blocks if b.split == "train"}
+    train_refs = training_refs(views, train_blocks, block_frames, c.in_frames, c.out_frames)
+    train = [
+        w
+        for w in lagrangian_windows(
+            views, train_refs, c.in_frames, c.out_frames, paths.cache, wet_only=True
+        )
+        if len(w.starts)
+    ]
+    validation_views = lagrangian_windows(
+        events, windows["validation"], c.in_frames, c.out_frames, paths.cache, wet_only=False
+    )
+    counts = {
+        "train": sum(len(w.starts) for w in train),
+        "train_views": len(train),
+        "validation": len(windows["validation"]),
+        "test": len(windows["test"]),
+    }
+    log.info("windows %s", counts)
+    meta = {"training_data": describe(events, views, blocks, block_frames, counts)}
+    stop = StopFlag()
+    stop.install()
+    return train_lagrangian(
+        build_model(model_config),
+        model_config,
+        train_config,
+        train,
+        validation_set(validation_views),
+        norm_params_for(settings, events[0].site_id),
+        paths.checkpoint,
+        paths.resumable,
+        meta,
+        resume=resume,
+        stop=stop,
+    )

@@ -1,0 +1,46 @@
+"""What the /v1 routers share: path and query parameters, the context, error responses."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import Depends, Path, Query, Request
+
+from core.settings import SITE_ID_PATTERN
+from service.api import schemas
+from service.api.context import FORMAT_MEDIA_TYPES, ApiContext, context
+
+SiteId = Annotated[str, Path(pattern=SITE_ID_PATTERN, description="Radar site id.")]
+MethodName = Annotated[
+    str,
+    Query(
+        description="Nowcast method, one of those the service runs (NOWCAST_METHODS): convlstm, "
+        "saconvlstm, fclstm, extrapolation, sprog, persistence"
+    ),
+]
+Format = Literal["json", "netcdf", "png", "gif"]
+Ctx = Annotated[ApiContext, Depends(context)]
+
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": schemas.ErrorBody, "description": "Unknown site or no forecast."}
+}
+_ACCEPT_FORMATS = {media: name for name, media in FORMAT_MEDIA_TYPES.items()}
+
+
+def utc(t: datetime | None) -> datetime | None:
+    """``t`` in UTC; a naive time is taken as UTC."""
+    if t is None:
+        return None
+    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+
+
+def negotiate_format(request: Request, fmt: Format | None) -> str:
+    """``format=`` wins; else the first media type of the Accept header we serve; else JSON."""
+    if fmt is not None:
+        return fmt
+    for part in request.headers.get("accept", "").split(","):
+        media = part.split(";")[0].strip().lower()
+        if media in _ACCEPT_FORMATS:
+            return _ACCEPT_FORMATS[media]
+    return "json"

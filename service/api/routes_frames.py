@@ -1,0 +1,78 @@
+"""/v1/sites/{site}/frames...: the newest observed frames, and pushing a frame (with a key)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import numpy as np
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.concurrency import run_in_threadpool
+
+from ingest.ingestor import ArchiveUnavailable, Ingestor
+from service.api import schemas
+from service.api.params import NOT_FOUND, Ctx, SiteId
+
+router = APIRouter(prefix="/v1", tags=["frames"])
+
+
+@router.get(
+    "/sites/{site}/frames/latest",
+    response_model=schemas.ObservedFrames,
+    responses=NOT_FOUND,
+    summary="The newest observed (normalised) frames in mm/h",
+)
+def latest_frames(
+    ctx: Ctx,
+    site: SiteId,
+    n: Annotated[int, Query(ge=1, le=40)] = 5,
+    stride: Annotated[int, Query(ge=1, le=50)] = 1,
+) -> schemas.ObservedFrames:
+    ctx.require_site(site)
+    times, rain = ctx.observed_mmh(site, n)
+    return schemas.ObservedFrames(
+        site=site,
+        valid_times=times,
+        stride=stride,
+        frames=np.round(rain[:, ::stride, ::stride], 3).tolist(),
+    )
+
+
+@router.post(
+    "/sites/{site}/frames",
+    status_code=201,
+    response_model=schemas.FrameAccepted,
+    responses={
+        401: {"model": schemas.ErrorBody, "description": "Missing or invalid API key."},
+        409: {"model": schemas.ErrorBody, "description": "Duplicate or conflicting frame."},
+        413: {"model": schemas.ErrorBody, "description": "Frame larger than the limit."},
+        422: {"model": schemas.ErrorBody, "description": "Frame quarantined, with the reason."},
+        503: {"model": schemas.ErrorBody, "description": "Archive unavailable; retry."},
+    },
+    summary="Push one CF-NetCDF frame (needs X-API-Key)",
+)
+async def push_frame(request: Request, ctx: Ctx, site: SiteId) -> schemas.FrameAccepted:
+    ctx.check_api_key(request)
+    limit = ctx.settings.max_frame_bytes
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise HTTPException(413, f"frame of {declared} bytes exceeds the limit of {limit}")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise HTTPException(413, f"frame exceeds the limit of {limit} bytes")
+    if not body:
+        raise HTTPException(422, "empty body: send the NetCDF file's bytes")
+    ingestor = Ingestor(ctx.settings, ctx.redis)
+    try:
+        result = await run_in_threadpool(ingestor.ingest_bytes, bytes(body), f"http:{site}", site)
+    except ArchiveUnavailable as exc:
+        raise HTTPException(503, f"{exc}; the frame was not accepted, retry later") from exc
+    if result.outcome == "quarantined":
+        code = 409 if result.reason and result.reason.value in ("duplicate", "conflict") else 422
+        reason = result.reason.value if result.reason else "unknown"
+        raise HTTPException(code, f"frame quarantined ({reason}): {result.message}")
+    assert result.valid_time is not None and result.site_id is not None
+    return schemas.FrameAccepted(
+        outcome=result.outcome, site=result.site_id, valid_time=result.valid_time
+    )

@@ -1,0 +1,102 @@
+"""Health, readiness, /metrics and the operator dashboard at /."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from importlib import resources
+from typing import Any
+
+import redis
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import HTMLResponse, JSONResponse
+
+from core import keys
+from core.worker import HEARTBEAT_TTL_S, live_states
+from service.api import schemas
+from service.api.context import ApiContext, context
+from service.methods_runner import N_LEADS
+from service.metrics import RedisStateCollector, exposition
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", response_model=schemas.HealthBody, summary="The process is alive")
+def healthz() -> schemas.HealthBody:
+    return schemas.HealthBody(status="ok")
+
+
+@router.get(
+    "/readyz",
+    response_model=schemas.Readiness,
+    responses={503: {"model": schemas.Readiness}},
+    summary="Redis reachable, model loaded, a window fresh",
+)
+def readyz(request: Request) -> JSONResponse:
+    state = readiness(context(request))
+    return JSONResponse(state.model_dump(), status_code=200 if state.ready else 503)
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+def prometheus_metrics(request: Request) -> Response:
+    collector: RedisStateCollector = request.app.state.collector
+    body, content_type = exposition(collector)
+    return Response(body, media_type=content_type)
+
+
+@router.get("/", response_class=HTMLResponse, include_in_schema=False)
+def dashboard() -> HTMLResponse:
+    page = resources.files("service").joinpath("static/dashboard.html").read_text("utf-8")
+    return HTMLResponse(page, headers={"Cache-Control": "no-cache"})
+
+
+def metrics_collector(ctx: ApiContext) -> RedisStateCollector:
+    """The shared-state collector of /metrics over ``ctx``'s Redis."""
+    return RedisStateCollector(
+        ctx.redis, lambda m: scores_for_metrics(ctx, m), tuple(ctx.settings.methods)
+    )
+
+
+def scores_for_metrics(ctx: ApiContext, method: str) -> dict[str, Any] | None:
+    sites = ctx.site_ids()
+    if not sites:
+        return None
+    acc = ctx.verification.summed(sites, method, N_LEADS)
+    if not acc.n_cells.any():
+        return None
+    scores = acc.scores()
+    cadences = {ctx.window.cadence_min(s, ctx.settings.site(s).cadence_min) for s in sites}
+    cadence = next(iter(cadences)) if len(cadences) == 1 and None not in cadences else None
+    scores["lead_minutes"] = [(cadence * k if cadence else float(k)) for k in range(1, N_LEADS + 1)]
+    return scores
+
+
+def readiness(ctx: ApiContext) -> schemas.Readiness:
+    """Redis reachable, an inference worker with a loaded model alive, a window fresh."""
+    checks: dict[str, bool] = {}
+    detail: dict[str, str] = {}
+    try:
+        ctx.redis.ping()
+        checks["redis"] = True
+    except redis.RedisError as exc:
+        checks.update(redis=False, model_loaded=False, window_fresh=False)
+        detail["redis"] = f"unreachable: {type(exc).__name__}"
+        return schemas.Readiness(ready=False, checks=checks, detail=detail)
+    workers = [w for w in live_states(ctx.redis, keys.INFER_HEALTH) if w.get("model_version")]
+    checks["model_loaded"] = bool(workers)
+    detail["model_loaded"] = (
+        ", ".join(sorted({str(w["model_version"]) for w in workers}))
+        if workers
+        else f"no inference worker with a loaded model has reported in the last {HEARTBEAT_TTL_S} s"
+    )
+    now = datetime.now(UTC).timestamp()
+    ages = []
+    for site in ctx.site_ids():
+        stamp = ctx.redis.hget(keys.site_meta(site), "last_ingest_at")
+        if stamp:
+            ages.append(now - datetime.fromisoformat(stamp.decode()).timestamp())
+    limit = ctx.settings.ready_max_ingest_age_s
+    checks["window_fresh"] = bool(ages) and min(ages) <= limit
+    detail["window_fresh"] = (
+        f"newest ingest {min(ages):.0f} s ago (limit {limit:g} s)" if ages else "no frame yet"
+    )
+    return schemas.Readiness(ready=all(checks.values()), checks=checks, detail=detail)

@@ -1,0 +1,45 @@
+"""/v1/sites: the sites, their windows and what inference last did there."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from core import keys
+from service.api import schemas
+from service.api.params import Ctx
+
+router = APIRouter(prefix="/v1", tags=["sites"])
+
+
+@router.get("/sites", response_model=list[schemas.SiteStatus], summary="Sites and their windows")
+def list_sites(ctx: Ctx) -> list[schemas.SiteStatus]:
+    out = []
+    for status in ctx.statuses():
+        w = status.window
+        infer = ctx.status.get(w.site_id)
+        meta = ctx.redis.hget(keys.site_meta(w.site_id), "last_ingest_at")
+        refusal = None
+        if infer.refusal is not None:
+            refusal = schemas.Refusal(
+                issue_time=infer.refusal.issue_time,
+                reason=infer.refusal.reason,
+                message=infer.refusal.message,
+            )
+        out.append(
+            schemas.SiteStatus(
+                id=w.site_id,
+                frames=w.count,
+                oldest_frame=w.oldest,
+                newest_frame=w.newest,
+                cadence_min=w.cadence_min,
+                gaps=w.missing,
+                mask_version=status.mask_version,
+                norm_version=status.norm_version,
+                model_version=infer.model_version,
+                last_issue_time=infer.issue_time,
+                last_ingest_at=meta.decode() if meta else None,
+                last_refusal=refusal,
+                counts=status.counts,
+            )
+        )
+    return out

@@ -1,0 +1,115 @@
+"""The service's settings: inference, API and publishing on the shared base, and `Settings`,
+all of them, for the API and the all-in-one demo.
+
+Each deployable reads its own class (`InferenceSettings`,
+`service.publish.settings.PublishSettings`, `ingest.settings.IngestSettings`);
+`get_settings` reads `Settings` and refuses an unknown ``NOWCAST_*`` variable, as the
+command line does before any verb runs.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+
+from core.settings import CoreSettings, unknown_env_settings
+from ingest.settings import IngestSettings
+from service.publish.settings import PublishSettings
+
+
+class InferenceSettings(CoreSettings):
+    """The inference worker's: which methods, which checkpoints, how it batches and catches up."""
+
+    checkpoints: dict[str, Path] = Field(
+        default_factory=dict,
+        description='Checkpoint per learned method, e.g. {"convlstm": "/models/c.safetensors"};'
+        " a method not named: the one shipped, model/checkpoints/NAME.safetensors.",
+    )
+    methods: tuple[str, ...] = Field(
+        default=("convlstm", "extrapolation", "sprog", "persistence"),
+        description="Nowcast methods the inference worker runs for every issue time.",
+    )
+    infer_batch_max: Annotated[int, Field(ge=1, le=1024)] = Field(
+        default=32,
+        description="Most frame events a worker takes at once; the sites ready among them "
+        "run as one batch.",
+    )
+    infer_claim_idle_ms: Annotated[int, Field(ge=1000)] = Field(
+        default=60_000,
+        description="A frame event pending this long (ms) with another worker, taken for dead, "
+        "is claimed.",
+    )
+    infer_max_behind_min: float = Field(
+        default=30.0,
+        ge=0,
+        description="An issue time older than the site's newest frame by more than this is "
+        "skipped (reason 'behind'): a worker that fell behind catches up, newest first.",
+    )
+    infer_device: str = Field(
+        default="auto",
+        pattern=r"^(auto|cpu|cuda(:\d+)?)$",
+        description="Device of the learned networks; auto: CUDA when torch sees one, else CPU.",
+    )
+    infer_bf16: bool = Field(
+        default=False,
+        description="Run the learned networks under bfloat16 autocast; false: fp32, the "
+        "precision the model card's scores were computed in.",
+    )
+
+    @field_validator("methods")
+    @classmethod
+    def _methods_are_known(cls, methods: tuple[str, ...]) -> tuple[str, ...]:
+        from model.methods import method_names  # the registry; imports neither torch nor pysteps
+
+        unknown = [m for m in methods if m not in method_names()]
+        if unknown or not methods:
+            raise ValueError(
+                f"methods {list(methods)}: unknown {unknown}; valid: {list(method_names())}"
+            )
+        return methods
+
+
+class Settings(IngestSettings, InferenceSettings, PublishSettings):
+    """Everything: the API's settings (it ingests uploads, serves every method's forecasts and
+    the publishing state) and the all-in-one demo's."""
+
+    api_keys: tuple[SecretStr, ...] = Field(
+        default=(), description="Keys accepted on write routes (X-API-Key); none: writes refused."
+    )
+    ready_max_ingest_age_s: Annotated[float, Field(gt=0)] = Field(
+        default=3600.0,
+        description="/readyz is not ready while no site has ingested a frame within this "
+        "many seconds.",
+    )
+
+    @model_validator(mode="after")
+    def _published_method_is_run(self) -> Settings:
+        if self.publish_method not in self.methods:
+            raise ValueError(
+                f"publish_method {self.publish_method!r} is not among the methods the worker "
+                f"runs {list(self.methods)}"
+            )
+        return self
+
+
+def check_environment() -> None:
+    """ValueError naming every ``NOWCAST_*`` variable that is no setting (misspelled?)."""
+    unknown = unknown_env_settings(Settings)
+    if unknown:
+        raise ValueError(f"unknown settings in the environment (misspelled?): {unknown}")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings; tests call ``get_settings.cache_clear()`` or pass their own."""
+    check_environment()
+    return Settings()
+
+
+@lru_cache
+def get_inference_settings() -> InferenceSettings:
+    check_environment()
+    return InferenceSettings()
