@@ -8,9 +8,12 @@ idle for ``claim_idle_ms`` (XAUTOCLAIM: a dead worker's), then new ones (blockin
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 
 import redis
+
+log = logging.getLogger(__name__)
 
 Entry = tuple[bytes, dict[bytes, bytes]]  # (entry id, fields); fields {} when trimmed away
 
@@ -34,7 +37,9 @@ def group_entries(
     block_ms: int | None = None,
 ) -> Iterator[Entry]:
     """Pending entries of ``consumer`` (claimed orphans included), then new ones."""
-    connection.xautoclaim(stream, group, consumer, claim_idle_ms, count=count)
+    _next, claimed, *_ = connection.xautoclaim(stream, group, consumer, claim_idle_ms, count=count)
+    if claimed:
+        log.info("%s: claimed %d entries left pending by another consumer", stream, len(claimed))
     for start in ("0", ">"):
         replies = connection.xreadgroup(
             group,

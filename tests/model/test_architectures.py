@@ -46,7 +46,7 @@ def test_every_architecture_forecasts_and_learns(architecture: str) -> None:
 
 def test_unknown_architecture_is_refused_with_the_valid_names() -> None:
     with pytest.raises(ValueError, match="convlstm, eulerian-convlstm, saconvlstm, fclstm"):
-        NetworkConfig(architecture="transformer")
+        build_model(NetworkConfig(architecture="transformer"))  # the registry builds, and checks
     with pytest.raises(ValueError, match="convlstm, eulerian-convlstm, saconvlstm, fclstm"):
         default_config("rover")
 
