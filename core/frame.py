@@ -9,6 +9,8 @@ from enum import StrEnum
 import numpy as np
 from numpy.typing import NDArray
 
+from core.georef import GridGeoref
+
 
 class RejectReason(StrEnum):
     """Why a frame went to quarantine; the value is the short code used in counters."""
@@ -53,6 +55,7 @@ class RadarField:
     quantity: str  # standard_name of the source variable
     source_units: str
     accumulation_min: float | None = None  # only for precipitation_amount
+    georef: GridGeoref | None = None  # where the (H, W) grid lies; None: grid indices only
 
 
 @dataclass(frozen=True)

@@ -181,6 +181,7 @@ def _build_dataset(
     quantity: str,
     pixel_km: float,
     accumulation_min: float | None,
+    grid_mapping: dict[str, Any] | None = None,
 ) -> tuple[xr.Dataset, dict[str, dict[str, Any]]]:
     """The dataset and its per-variable encoding for one frame (see `write_cf_frame`)."""
     if quantity in _GRIDDED_VARIABLES:
@@ -193,6 +194,11 @@ def _build_dataset(
         raise ValueError(f"unknown quantity {quantity!r}; expected one of {QUANTITIES}")
     encoding["x"] = _NO_FILL
     encoding["y"] = _NO_FILL
+    if grid_mapping is not None:
+        ds["crs"] = xr.Variable((), np.int32(0), dict(grid_mapping))
+        for name in ds.data_vars:
+            if name != "crs" and ds[name].ndim >= 2:
+                ds[name].attrs["grid_mapping"] = "crs"
     ds.attrs = {
         "Conventions": "CF-1.8",
         "title": title,
@@ -210,19 +216,23 @@ def write_cf_frame(
     quantity: str,
     pixel_km: float = 1.0,
     accumulation_min: float | None = None,
+    grid_mapping: dict[str, Any] | None = None,
 ) -> None:
     """Write one (ny, nx) frame to `path` as CF-NetCDF, atomically.
 
     quantity: "rain_rate" (field in mm/h), "reflectivity" (dBZ) or "accumulation" (mm over
     `accumulation_min` minutes, which is then required). valid_time: tz-aware; stored in UTC.
-    pixel_km: grid spacing (km). NaN cells become _FillValue.
+    pixel_km: grid spacing (km). NaN cells become _FillValue. grid_mapping: the CF attributes
+    of the projection the km grid is in (written as variable ``crs``); None: no georeference.
     """
     values = np.asarray(field, dtype=np.float32)
     if values.ndim != 2:
         raise ValueError(f"field must be 2-D (ny, nx), got shape {values.shape}")
     if not pixel_km > 0:
         raise ValueError(f"pixel_km must be positive, got {pixel_km}")
-    ds, encoding = _build_dataset(values, valid_time, site_id, quantity, pixel_km, accumulation_min)
+    ds, encoding = _build_dataset(
+        values, valid_time, site_id, quantity, pixel_km, accumulation_min, grid_mapping
+    )
     path = Path(path)
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
@@ -236,6 +246,18 @@ def write_cf_frame(
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
         raise
+
+
+SYNTH_GRID_MAPPING: dict[str, Any] = {
+    "grid_mapping_name": "azimuthal_equidistant",
+    "longitude_of_projection_origin": 5.18,
+    "latitude_of_projection_origin": 52.1,
+    "false_easting": 0.0,
+    "false_northing": 0.0,
+    "semi_major_axis": 6378137.0,
+    "inverse_flattening": 298.257223563,
+}
+"""A radar-centred projection for synthetic sites (a fictional radar at 52.1 N, 5.18 E)."""
 
 
 def feed_file_name(site_id: str, valid_time: datetime) -> str:
@@ -253,6 +275,7 @@ def write_synthetic_feed(
     start: datetime | None = None,
     shape: tuple[int, int] = (512, 512),
     params: SynthParams | None = None,
+    grid_mapping: dict[str, Any] | None = None,
 ) -> list[Path]:
     """Write `n_frames` synthetic frames (`ingest.synth`) every `cadence_min` minutes.
 
@@ -260,7 +283,8 @@ def write_synthetic_feed(
     output is reproducible). "reflectivity" is Marshall-Palmer dBZ (-32 dBZ where dry);
     "accumulation" is R * cadence_min / 60 mm over cadence_min minutes. Grid cells of 1 km.
     `params` (optional) replaces the generator's defaults; its shape and cadence then win over
-    the `shape` and `cadence_min` arguments. Returns the written paths in time order.
+    the `shape` and `cadence_min` arguments; ``grid_mapping`` georeferences the frames (see
+    `write_cf_frame`). Returns the written paths in time order.
     """
     if quantity not in QUANTITIES:
         raise ValueError(f"unknown quantity {quantity!r}; expected one of {QUANTITIES}")
@@ -283,7 +307,14 @@ def write_synthetic_feed(
             accumulation_min = cadence_min
         path = out_dir / feed_file_name(site_id, valid_time)
         write_cf_frame(
-            path, field, valid_time, site_id, quantity, params.pixel_km, accumulation_min
+            path,
+            field,
+            valid_time,
+            site_id,
+            quantity,
+            params.pixel_km,
+            accumulation_min,
+            grid_mapping,
         )
         paths.append(path)
     return paths

@@ -18,9 +18,10 @@ import redis
 
 from core import keys
 from core.frame import Frame, FrameRejected, RadarField, RejectReason
+from core.georef import GridGeoref
 from ingest.archive import Archive, ArchiveOutcome
 from ingest.mask_store import MaskStore
-from ingest.normalize import NormParams, normalise_dbz
+from ingest.normalize import NormParams, normalise_dbz, target_georef
 from ingest.quarantine import Quarantine
 from ingest.reader import read_radar_bytes
 from ingest.settings import IngestSettings
@@ -129,6 +130,7 @@ class Ingestor:
         self._check_time(field)
         self._check_grid(field)
         frame = self.normalise(field)
+        georef = self._check_georef(field)
         try:
             archived = self.archive.store(field.site_id, field.valid_time, raw)
         except OSError as exc:
@@ -146,7 +148,7 @@ class Ingestor:
                 f"identical frame for {field.site_id} at {field.valid_time:%Y-%m-%dT%H:%M:%SZ} "
                 "was ingested already",
             )
-        self._record_site(field, frame)
+        self._record_site(field, frame, georef)
         outcome = "archived_only" if placed is InsertOutcome.TOO_OLD else "accepted"
         self._count(field.site_id, outcome)
         return IngestResult(outcome, source, field.site_id, field.valid_time)
@@ -200,7 +202,28 @@ class Ingestor:
         rows, cols = value.decode().split("x")
         return int(rows), int(cols)
 
-    def _record_site(self, field: RadarField, frame: Frame) -> None:
+    def _check_georef(self, field: RadarField) -> GridGeoref | None:
+        """The normalised grid's geometry, refused when it differs from the site's.
+
+        The site's first georeferenced frame fixes it, like the grid shape; a frame without
+        georeference is taken on the site's grid.
+        """
+        if field.georef is None:
+            return None
+        params = norm_params_for(self.settings, field.site_id)
+        georef = target_georef(field.georef, params)
+        known = self.redis.hget(keys.site_meta(field.site_id), "georef")
+        if known:
+            site = GridGeoref.from_json(known)
+            if not georef.same_grid(site):
+                raise FrameRejected(
+                    RejectReason.WRONG_GRID,
+                    f"the frame's grid lies elsewhere than site {field.site_id}'s (another "
+                    "projection, origin or cell size)",
+                )
+        return georef
+
+    def _record_site(self, field: RadarField, frame: Frame, georef: GridGeoref | None) -> None:
         meta = {
             "grid": f"{field.dbz.shape[0]}x{field.dbz.shape[1]}",
             "quantity": field.quantity,
@@ -208,6 +231,8 @@ class Ingestor:
             "mask_version": frame.mask_version or "",
             "last_ingest_at": self._now().isoformat(),
         }
+        if georef is not None:
+            meta["georef"] = georef.to_json()
         self.redis.hset(keys.site_meta(field.site_id), mapping=meta)
 
     def _count(self, site_id: str | None, outcome: str) -> None:

@@ -21,6 +21,7 @@ from numpy.typing import NDArray
 from scipy import ndimage, signal
 
 from core.conversion import Float32Array, dbz_to_grey
+from core.georef import GridGeoref
 
 NORMALISATION_SCHEME = 1  # bump when the algorithm (not its parameters) changes
 
@@ -45,6 +46,21 @@ class NormParams:
         return f"n{NORMALISATION_SCHEME}-{hashlib.sha256(blob).hexdigest()[:8]}"
 
 
+def crop_origin(h: int, w: int, size: int) -> tuple[int, int]:
+    """(top row, left column) of the central ``size`` square of an (h, w) grid."""
+    if h < size or w < size:
+        raise ValueError(f"grid {h} x {w} is smaller than the {size} x {size} centre crop")
+    return (h - size) // 2, (w - size) // 2
+
+
+def target_georef(georef: GridGeoref, params: NormParams) -> GridGeoref:
+    """Where the cells of the normalised (target, target) grid lie: the centre crop of the
+    file's grid, resized (edges aligned, as `resize`)."""
+    top, left = crop_origin(georef.ny, georef.nx, params.crop_cells)
+    crop = georef.cropped(top, left, params.crop_cells, params.crop_cells)
+    return crop.resized(params.target_cells, params.target_cells)
+
+
 def centre_crop(field: NDArray[np.floating], size: int, margin: int = 0) -> Float32Array:
     """Central (size + 2 margin) square of a (H, W) field; H, W >= size.
 
@@ -52,9 +68,7 @@ def centre_crop(field: NDArray[np.floating], size: int, margin: int = 0) -> Floa
     mirrored (reflect) so that the crop always has the requested shape.
     """
     h, w = field.shape
-    if h < size or w < size:
-        raise ValueError(f"grid {h} x {w} is smaller than the {size} x {size} centre crop")
-    top, left = (h - size) // 2, (w - size) // 2
+    top, left = crop_origin(h, w, size)
     r0, r1 = top - margin, top + size + margin
     c0, c1 = left - margin, left + size + margin
     window = field[max(r0, 0) : min(r1, h), max(c0, 0) : min(c1, w)].astype(np.float32)

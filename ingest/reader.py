@@ -18,6 +18,7 @@ import numpy as np
 
 from core.frame import FrameRejected, RadarField, RejectReason
 from core.settings import SITE_ID_PATTERN
+from ingest.cf_georef import cf_georef
 from ingest.hdf5_lock import HDF5_LOCK
 from ingest.quantities import Quantity, get_quantity, quantity_names
 
@@ -106,6 +107,7 @@ def _read_dataset(ds: netCDF4.Dataset, site_id: str | None, zr: tuple[float, flo
         quantity=quantity.standard_name,
         source_units=units,
         accumulation_min=accumulation_min,
+        georef=cf_georef(ds, var),
     )
 
 

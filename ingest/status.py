@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import redis
 
 from core import keys
+from core.georef import GridGeoref
 from ingest.settings import IngestSettings
 from ingest.window import WindowStatus, WindowStore
 
@@ -63,3 +64,9 @@ def format_statuses(statuses: list[SiteStatus], totals: dict[str, int]) -> str:
 
 def ingest_totals(connection: redis.Redis) -> dict[str, int]:
     return {k.decode(): int(v) for k, v in connection.hgetall(keys.COUNTS).items()}
+
+
+def site_georef(connection: redis.Redis, site_id: str) -> GridGeoref | None:
+    """Where the site's normalised grid lies, as the ingest recorded it; None if unknown."""
+    text = connection.hget(keys.site_meta(site_id), "georef")
+    return GridGeoref.from_json(text) if text else None

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from ingest.cf_writer import feed_file_name, write_cf_frame
+from ingest.cf_writer import SYNTH_GRID_MAPPING, feed_file_name, write_cf_frame
 from ingest.reader import peek_site_id, peek_valid_time
 from ingest.synth import SynthParams, synth_rain_rate_mmh
 from ingest.worker import FRAME_SUFFIXES
@@ -52,7 +52,9 @@ def _publish(write: Callable[[Path], None], target: Path) -> None:
 def _write_rain_frame(
     tmp: Path, rain_mmh: NDArray[np.float32], valid_time: datetime, site_id: str, pixel_km: float
 ) -> None:
-    write_cf_frame(tmp, rain_mmh, valid_time, site_id, "rain_rate", pixel_km)
+    write_cf_frame(
+        tmp, rain_mmh, valid_time, site_id, "rain_rate", pixel_km, grid_mapping=SYNTH_GRID_MAPPING
+    )
 
 
 def _copy_from(source: Path, tmp: Path) -> None:

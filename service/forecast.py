@@ -18,6 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from core.conversion import grey_to_rain_rate_mmh
+from core.georef import GridGeoref
 from core.settings import CoreSettings
 
 MAGIC = b"NWC1"
@@ -63,6 +64,7 @@ class Forecast:
     norm_version: str
     conversion: RainConversion
     created_at: datetime
+    georef: GridGeoref | None = None  # where the (H, W) cells lie; None: grid indices only
 
     @property
     def n_leads(self) -> int:
@@ -106,6 +108,7 @@ class Forecast:
                 "zr_b": self.conversion.zr_b,
             },
             "created_at": _iso(self.created_at),
+            "georef": json.loads(self.georef.to_json()) if self.georef else None,
         }
 
 
@@ -164,4 +167,5 @@ def _decode(blob: bytes) -> Forecast:
             float(c["dbz_min"]), float(c["dbz_max"]), float(c["zr_a"]), float(c["zr_b"])
         ),
         created_at=parse_time(head["created_at"]),
+        georef=GridGeoref.from_json(json.dumps(head["georef"])) if head.get("georef") else None,
     )

@@ -31,6 +31,7 @@ from core import keys
 from core.frame import Frame
 from core.streams import ensure_group
 from core.worker import StreamWorker
+from ingest.status import site_georef
 from ingest.window import WindowError, WindowGapError, WindowStore
 from service.forecast import Forecast, RainConversion, parse_time
 from service.forecast_store import ForecastStore
@@ -286,6 +287,7 @@ class InferenceWorker(StreamWorker):
                 metrics.inference_latency.labels(output.name).observe(output.seconds)
             created = self._now()
             for i, item in enumerate(items):
+                georef = site_georef(self.redis, item.site_id)
                 forecasts = [
                     Forecast(
                         site_id=item.site_id,
@@ -297,6 +299,7 @@ class InferenceWorker(StreamWorker):
                         norm_version=item.norm_version,
                         conversion=self.conversion,
                         created_at=created,
+                        georef=georef,
                     )
                     for output in outputs
                 ]

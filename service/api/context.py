@@ -13,7 +13,8 @@ import redis
 from fastapi import HTTPException, Request
 
 from core import keys
-from ingest.status import site_statuses
+from core.georef import GridGeoref
+from ingest.status import site_georef, site_statuses
 from ingest.window import WindowStore
 from model.verification.scores import THRESHOLDS_MMH
 from service.forecast import Forecast, RainConversion
@@ -28,6 +29,15 @@ FORMAT_MEDIA_TYPES = {
     "netcdf": "application/x-netcdf",
     "png": "image/png",
     "gif": "image/gif",
+    "geojson": "application/geo+json",
+    "geotiff": "image/tiff; application=geotiff; profile=cloud-optimized",
+}
+FORMAT_SUFFIXES = {
+    "netcdf": "nc",
+    "png": "png",
+    "gif": "gif",
+    "geojson": "geojson",
+    "geotiff": "tif",
 }
 
 
@@ -61,6 +71,9 @@ class ApiContext:
     def require_site(self, site_id: str) -> None:
         if not self.redis.sismember(keys.SITES, site_id):
             raise HTTPException(404, f"unknown site {site_id!r}; GET /v1/sites lists them")
+
+    def site_georef(self, site_id: str) -> GridGeoref | None:
+        return site_georef(self.redis, site_id)
 
     def statuses(self) -> list[Any]:
         return site_statuses(self.redis, self.settings)
@@ -119,13 +132,25 @@ class ApiContext:
             raise KeyError((site_id, method, issue_epoch))
         return found
 
-    def _render(self, site_id: str, method: str, issue_epoch: int, fmt: str) -> bytes:
-        """The forecast as NetCDF, PNG or GIF bytes (cached: forecasts never change)."""
+    def _render(
+        self, site_id: str, method: str, issue_epoch: int, fmt: str, lead: int | None = None
+    ) -> bytes:
+        """The forecast as NetCDF, PNG, GIF, GeoJSON or GeoTIFF (of all leads, or ``lead``)
+        bytes (cached: forecasts never change). ValueError where the format needs a
+        georeference the site has not."""
         forecast = self.load_forecast(site_id, method, issue_epoch)
+        if fmt == "geojson":
+            from service.formats.geojson import forecast_to_geojson
+
+            return forecast_to_geojson(forecast)
+        if fmt == "geotiff":
+            from service.formats.geotiff import forecast_to_geotiff
+
+            return forecast_to_geotiff(forecast, lead)
         if fmt == "netcdf":
             from service.formats.netcdf import forecast_to_netcdf
 
-            return forecast_to_netcdf(forecast)
+            return forecast_to_netcdf(forecast, self.settings.public_url)
         if fmt == "png":
             from service.formats.png import forecast_strip_png
 

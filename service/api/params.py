@@ -15,17 +15,21 @@ SiteId = Annotated[str, Path(pattern=SITE_ID_PATTERN, description="Radar site id
 MethodName = Annotated[
     str,
     Query(
-        description="Nowcast method, one of those the service runs (NOWCAST_METHODS): convlstm, "
-        "saconvlstm, fclstm, extrapolation, sprog, persistence"
+        description="Nowcast method, one of those the service runs (NOWCAST_METHODS; "
+        "GET /v1/verification lists them)"
     ),
 ]
-Format = Literal["json", "netcdf", "png", "gif"]
+Format = Literal["json", "netcdf", "png", "gif", "geojson", "geotiff"]
 Ctx = Annotated[ApiContext, Depends(context)]
 
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": schemas.ErrorBody, "description": "Unknown site or no forecast."}
 }
-_ACCEPT_FORMATS = {media: name for name, media in FORMAT_MEDIA_TYPES.items()}
+_ACCEPT_FORMATS = {
+    **{media.split(";")[0]: name for name, media in FORMAT_MEDIA_TYPES.items()},
+    "image/tiff": "geotiff",
+    "image/geotiff": "geotiff",
+}
 
 
 def utc(t: datetime | None) -> datetime | None:

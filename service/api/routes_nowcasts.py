@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 
 from service.api import schemas
-from service.api.context import FORMAT_MEDIA_TYPES, ApiContext
+from service.api.context import FORMAT_MEDIA_TYPES, FORMAT_SUFFIXES, ApiContext
 from service.api.params import NOT_FOUND, Ctx, Format, MethodName, SiteId, negotiate_format, utc
 from service.forecast import Forecast
 
@@ -17,25 +17,42 @@ router = APIRouter(prefix="/v1", tags=["nowcasts"])
 
 
 def _nowcast_response(
-    ctx: ApiContext, forecast: Forecast, fmt: str, stride: int, frames: bool
+    ctx: ApiContext,
+    forecast: Forecast,
+    fmt: str,
+    stride: int,
+    frames: bool,
+    lead: int | None = None,
 ) -> Response:
     epoch = int(forecast.issue_time.timestamp())
+    version = f"{forecast.site_id}-{forecast.method}-{epoch}-{fmt}-{stride}-{int(frames)}-{lead}"
     headers = {
         "Cache-Control": "public, max-age=60",
-        "ETag": f'"{forecast.site_id}-{forecast.method}-{epoch}-{fmt}-{stride}-{int(frames)}"',
+        "ETag": f'"{version}"',
         "X-Model-Version": forecast.model_version,
     }
     if fmt != "json":
-        body = ctx.render(forecast.site_id, forecast.method, epoch, fmt)
+        if lead is not None and fmt != "geotiff":
+            raise HTTPException(422, "lead= selects one lead of format=geotiff only")
+        try:
+            body = ctx.render(forecast.site_id, forecast.method, epoch, fmt, lead)
+        except ValueError as exc:  # no georeference, or a lead the forecast has not
+            raise HTTPException(422, str(exc)) from exc
         name = f"nowcast_{forecast.site_id}_{forecast.method}_{forecast.issue_time:%Y%m%dT%H%MZ}"
-        suffix = {"netcdf": "nc", "png": "png", "gif": "gif"}[fmt]
-        headers["Content-Disposition"] = f'inline; filename="{name}.{suffix}"'
+        headers["Content-Disposition"] = f'inline; filename="{name}.{FORMAT_SUFFIXES[fmt]}"'
         return Response(body, media_type=FORMAT_MEDIA_TYPES[fmt], headers=headers)
     body = ctx.render_json(forecast.site_id, forecast.method, epoch, stride, frames)
     return Response(body, media_type="application/json", headers=headers)
 
 
-_FORMAT_DOC = "json, netcdf (CF-1.8), png (strip) or gif (animation); else from Accept."
+_FORMAT_DOC = (
+    "json, netcdf (CF-1.8, ACDD-1.3), png (strip), gif (animation), geojson (rain areas per "
+    "lead and threshold, lon/lat) or geotiff (Cloud-Optimized, a band per lead); else from "
+    "Accept. geojson and geotiff need a georeferenced site."
+)
+LeadParam = Annotated[
+    int | None, Query(ge=1, le=15, description="format=geotiff: only this lead (1-based).")
+]
 
 
 @router.get(
@@ -51,39 +68,73 @@ def latest_nowcast(
     format: Annotated[Format | None, Query(description=_FORMAT_DOC)] = None,
     stride: Annotated[int, Query(ge=1, le=50, description="JSON: keep every n-th cell.")] = 1,
     frames: Annotated[bool, Query(description="JSON: include the frames.")] = True,
+    lead: LeadParam = None,
 ) -> Response:
     forecast = ctx.forecast(site, ctx.require_method(method), None)
-    return _nowcast_response(ctx, forecast, negotiate_format(request, format), stride, frames)
+    fmt = negotiate_format(request, format)
+    return _nowcast_response(ctx, forecast, fmt, stride, frames, lead)
 
 
 @router.get(
     "/sites/{site}/nowcast/latest/point",
     response_model=schemas.PointSeries,
     responses=NOT_FOUND,
-    summary="Rain-rate series of the latest nowcast at one grid cell",
+    summary="Rain-rate series of the latest nowcast at one grid cell (by row/col or lat/lon)",
 )
 def latest_point(
     ctx: Ctx,
     site: SiteId,
-    row: Annotated[int, Query(ge=0, description="Grid row (0 = first row).")],
-    col: Annotated[int, Query(ge=0, description="Grid column.")],
+    row: Annotated[int | None, Query(ge=0, description="Grid row (0 = first row).")] = None,
+    col: Annotated[int | None, Query(ge=0, description="Grid column.")] = None,
+    lat: Annotated[float | None, Query(ge=-90, le=90, description="Latitude, deg N.")] = None,
+    lon: Annotated[float | None, Query(ge=-180, le=180, description="Longitude, deg E.")] = None,
     method: MethodName = "convlstm",
 ) -> schemas.PointSeries:
     forecast = ctx.forecast(site, ctx.require_method(method), None)
-    rows, cols = forecast.grey.shape[1:]
-    if row >= rows or col >= cols:
-        raise HTTPException(422, f"row/col must be inside the {rows} x {cols} grid")
+    row, col = _cell(forecast, row, col, lat, lon)
     rain = forecast.conversion.rain_mmh(forecast.grey[:, row, col])
+    cell_lat = cell_lon = None
+    if forecast.georef is not None:
+        lons, lats = forecast.georef.lonlat()
+        cell_lat, cell_lon = round(float(lats[row, col]), 5), round(float(lons[row, col]), 5)
     return schemas.PointSeries(
         site=site,
         method=forecast.method,
         issue_time=forecast.issue_time,
         row=row,
         col=col,
+        lat=cell_lat,
+        lon=cell_lon,
         lead_minutes=forecast.lead_minutes,
         valid_times=forecast.valid_times,
         rain_mmh=[round(float(v), 4) for v in rain],
     )
+
+
+def _cell(
+    forecast: Forecast, row: int | None, col: int | None, lat: float | None, lon: float | None
+) -> tuple[int, int]:
+    """The grid cell asked for, by row/col or by lat/lon (nearest cell); 422 otherwise."""
+    rows, cols = forecast.grey.shape[1:]
+    by_index, by_place = (row, col) != (None, None), (lat, lon) != (None, None)
+    if by_index == by_place or None in ((row, col) if by_index else (lat, lon)):
+        raise HTTPException(422, "give either row and col, or lat and lon")
+    if by_place:
+        assert lat is not None and lon is not None
+        if forecast.georef is None:
+            raise HTTPException(
+                422, f"site {forecast.site_id} has no georeference: ask by row and col"
+            )
+        cell = forecast.georef.cell_of(lon, lat)
+        if cell is None:
+            raise HTTPException(
+                422, f"{lat:g} N {lon:g} E is outside site {forecast.site_id}'s grid"
+            )
+        return cell
+    assert row is not None and col is not None
+    if row >= rows or col >= cols:
+        raise HTTPException(422, f"row/col must be inside the {rows} x {cols} grid")
+    return row, col
 
 
 @router.get(
@@ -100,6 +151,8 @@ def past_nowcast(
     format: Annotated[Format | None, Query(description=_FORMAT_DOC)] = None,
     stride: Annotated[int, Query(ge=1, le=50)] = 1,
     frames: bool = True,
+    lead: LeadParam = None,
 ) -> Response:
     forecast = ctx.forecast(site, ctx.require_method(method), utc(issue_time))
-    return _nowcast_response(ctx, forecast, negotiate_format(request, format), stride, frames)
+    fmt = negotiate_format(request, format)
+    return _nowcast_response(ctx, forecast, fmt, stride, frames, lead)

@@ -18,6 +18,7 @@ def list_sites(ctx: Ctx) -> list[schemas.SiteStatus]:
         w = status.window
         infer = ctx.status.get(w.site_id)
         meta = ctx.redis.hget(keys.site_meta(w.site_id), "last_ingest_at")
+        georef = ctx.site_georef(w.site_id)
         refusal = None
         if infer.refusal is not None:
             refusal = schemas.Refusal(
@@ -40,6 +41,8 @@ def list_sites(ctx: Ctx) -> list[schemas.SiteStatus]:
                 last_ingest_at=meta.decode() if meta else None,
                 last_refusal=refusal,
                 counts=status.counts,
+                georeferenced=georef is not None,
+                bbox=[round(v, 5) for v in georef.bounds_lonlat()] if georef else None,
             )
         )
     return out

@@ -31,6 +31,13 @@ class SiteStatus(BaseModel):
     last_ingest_at: datetime | None
     last_refusal: Refusal | None
     counts: dict[str, int] = Field(description="Ingest outcomes of this site's frames.")
+    georeferenced: bool = Field(
+        default=False, description="The grid's place on Earth is known (from the frames)."
+    )
+    bbox: list[float] | None = Field(
+        default=None,
+        description="[lon_min, lat_min, lon_max, lat_max] of the normalised grid, degrees.",
+    )
 
 
 class NowcastBody(BaseModel):
@@ -57,6 +64,8 @@ class PointSeries(BaseModel):
     issue_time: datetime
     row: int
     col: int
+    lat: float | None = Field(default=None, description="The cell centre's latitude, deg N.")
+    lon: float | None = Field(default=None, description="The cell centre's longitude, deg E.")
     lead_minutes: list[float]
     valid_times: list[datetime]
     rain_mmh: list[float]

@@ -1,4 +1,5 @@
-"""A forecast as a CF-1.8 NetCDF4 file, in memory (`forecast_to_netcdf`).
+"""A forecast as a CF-1.8 NetCDF4 file with ACDD-1.3 discovery attributes, in memory
+(`forecast_to_netcdf`).
 
 Layout:
 
@@ -7,12 +8,14 @@ Layout:
 - ``time`` (time): valid time of each lead, float64 seconds since 1970-01-01 00:00:00 UTC;
 - ``forecast_period`` (time): lead time in minutes (auxiliary coordinate);
 - ``forecast_reference_time`` (scalar): the issue time, same units as ``time``;
-- ``y``, ``x``: 0-based row and column indices of the normalised grid, units "1".
+- for a georeferenced site (the forecast carries its `core.georef.GridGeoref`): ``y``, ``x``
+  projection coordinates of the cell centres in m (``axis`` Y/X), the grid-mapping variable
+  ``crs`` (CF parameters and ``crs_wkt``) named by ``rainfall_rate``'s ``grid_mapping``, and
+  2-D ``lat``/``lon`` auxiliary coordinates; the ACDD bounding box attributes;
+- otherwise ``y``, ``x`` are 0-based row and column indices of the normalised grid, units
+  "1", with no ``axis`` (CF's axis Y/X would declare them spatial coordinates).
 
-The normalised grid is a resized centre crop of the site's radar grid; a forecast carries
-neither its cell size nor its georeference, so ``y`` and ``x`` are index coordinates with no
-``axis`` attribute (CF's axis Y/X would declare them latitude/longitude). Times are float64,
-not int64: CF 1.8 does not list 64-bit integers among its data types.
+Times are float64, not int64: CF 1.8 does not list 64-bit integers among its data types.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from core.georef import GridGeoref
 from ingest.cf_writer import TIME_UNITS, _epoch_seconds, _time_attrs
 from ingest.hdf5_lock import HDF5_LOCK
 from model.nets.architectures import PAPER, architecture_names, get_architecture
@@ -80,21 +84,75 @@ def _coords(forecast: Forecast) -> dict[str, Any]:
         "units": "minutes",
     }
     lead_min = np.asarray(forecast.lead_minutes, dtype=np.float64)
-    row_attrs = {"long_name": "grid row, 0 = first row of the normalised grid", "units": "1"}
-    col_attrs = {"long_name": "grid column, 0 = first column of the normalised grid", "units": "1"}
-    return {
+    coords: dict[str, Any] = {
         "time": ("time", valid_s, time_attrs),
         "forecast_period": ("time", lead_min, period_attrs),
         "forecast_reference_time": ((), issue_s, issue_attrs),
-        "y": ("y", np.arange(ny, dtype=np.int32), row_attrs),
-        "x": ("x", np.arange(nx, dtype=np.int32), col_attrs),
+    }
+    if forecast.georef is None:
+        row_attrs = {"long_name": "grid row, 0 = first row of the normalised grid", "units": "1"}
+        col_attrs = {
+            "long_name": "grid column, 0 = first column of the normalised grid",
+            "units": "1",
+        }
+        coords["y"] = ("y", np.arange(ny, dtype=np.int32), row_attrs)
+        coords["x"] = ("x", np.arange(nx, dtype=np.int32), col_attrs)
+        return coords
+    return {**coords, **_geo_coords(forecast.georef)}
+
+
+def _geo_coords(georef: GridGeoref) -> dict[str, Any]:
+    """Projection x/y (m), 2-D lat/lon and the grid-mapping variable of a georeferenced grid."""
+    from pyproj import CRS
+
+    lon, lat = georef.lonlat()
+    crs = CRS.from_wkt(georef.crs_wkt)
+    mapping = {k: v for k, v in crs.to_cf().items() if v is not None}
+    if mapping.get("grid_mapping_name") == "polar_stereographic":
+        # CF requires the pole it is centred on; pyproj's to_cf leaves it out
+        mapping.setdefault("latitude_of_projection_origin", _polar_origin(crs))
+    mapping["crs_wkt"] = georef.crs_wkt
+    return {
+        "y": ("y", georef.y_m(), _axis_attrs("y", "Y")),
+        "x": ("x", georef.x_m(), _axis_attrs("x", "X")),
+        "lat": (("y", "x"), lat, _lonlat_attrs("latitude", "degrees_north")),
+        "lon": (("y", "x"), lon, _lonlat_attrs("longitude", "degrees_east")),
+        "crs": ((), np.int32(0), mapping),
     }
 
 
-def _global_attrs(forecast: Forecast, written_at: datetime) -> dict[str, str]:
+def _polar_origin(crs: object) -> float:
+    """+90 or -90: the pole a polar stereographic projection is centred on."""
+    from pyproj import CRS
+
+    assert isinstance(crs, CRS)
+    operation = crs.coordinate_operation
+    parameters = {p.name.lower(): float(p.value) for p in operation.params} if operation else {}
+    origin = parameters.get("latitude of natural origin")
+    if origin is None:
+        origin = parameters.get("latitude of standard parallel", 90.0)
+    return 90.0 if origin >= 0 else -90.0
+
+
+def _lonlat_attrs(name: str, units: str) -> dict[str, str]:
+    return {"standard_name": name, "long_name": f"{name} of the cell centres", "units": units}
+
+
+def _axis_attrs(name: str, axis: str) -> dict[str, str]:
+    return {
+        "standard_name": f"projection_{name}_coordinate",
+        "long_name": f"{name} of the cell centres in the site's projection",
+        "units": "m",
+        "axis": axis,
+    }
+
+
+def _global_attrs(
+    forecast: Forecast, written_at: datetime, service_url: str | None
+) -> dict[str, str | float]:
     c = forecast.conversion
     return {
-        "Conventions": "CF-1.8",
+        "Conventions": "CF-1.8, ACDD-1.3",
         "title": f"{forecast.method} precipitation nowcast for radar site {forecast.site_id}",
         "institution": "nowcast precipitation nowcasting service",
         "source": f"{forecast.method} nowcast from radar, model version {forecast.model_version}",
@@ -111,13 +169,67 @@ def _global_attrs(forecast: Forecast, written_at: datetime) -> dict[str, str]:
         "method": forecast.method,
         "model_version": forecast.model_version,
         "norm_version": forecast.norm_version,
+        **_discovery_attrs(forecast, service_url),
     }
 
 
-def forecast_dataset(forecast: Forecast, written_at: datetime | None = None) -> xr.Dataset:
+def _discovery_attrs(forecast: Forecast, service_url: str | None) -> dict[str, str | float]:
+    """ACDD-1.3 attributes: what, who, where and when, for catalogues and search."""
+    attrs: dict[str, str | float] = {
+        "summary": (
+            f"Radar precipitation nowcast of site {forecast.site_id}: rain rate for "
+            f"{forecast.n_leads} leads every {forecast.cadence_min:g} min from the issue "
+            f"time, made by the {forecast.method} method from the newest radar frames."
+        ),
+        "keywords": "precipitation, rain rate, nowcasting, weather radar, ConvLSTM",
+        "license": "Use at your own risk; the radar data keep their providers' licences.",
+        "creator_name": "nowcast precipitation nowcasting service",
+        "creator_type": "institution",
+        "acknowledgement": (
+            "Radar data from the site's operator; optical flow and S-PROG by pysteps."
+        ),
+        "publisher_name": "nowcast precipitation nowcasting service",
+        "product_version": forecast.model_version,
+        "processing_level": "forecast",
+        "project": "nowcast: radar precipitation nowcasting",
+        "cdm_data_type": "Grid",
+        "id": f"{forecast.site_id}-{forecast.method}-{forecast.issue_time:%Y%m%dT%H%M%SZ}",
+        "naming_authority": "nowcast",
+        "date_created": _utc_text(forecast.created_at),
+        "date_issued": _utc_text(forecast.created_at),
+        "time_coverage_start": _utc_text(forecast.valid_times[0]),
+        "time_coverage_end": _utc_text(forecast.valid_times[-1]),
+        "time_coverage_resolution": f"PT{forecast.cadence_min:g}M",
+        "time_coverage_duration": f"PT{forecast.cadence_min * (forecast.n_leads - 1):g}M",
+    }
+    if service_url:
+        attrs["creator_url"] = attrs["publisher_url"] = service_url
+    if forecast.georef is not None:  # the cell centres', as the lat/lon variables hold them
+        lon, lat = forecast.georef.lonlat()
+        lon_min, lat_min, lon_max, lat_max = lon.min(), lat.min(), lon.max(), lat.max()
+        attrs.update(
+            geospatial_lat_min=float(lat_min),
+            geospatial_lat_max=float(lat_max),
+            geospatial_lon_min=float(lon_min),
+            geospatial_lon_max=float(lon_max),
+            geospatial_lat_units="degrees_north",
+            geospatial_lon_units="degrees_east",
+            geospatial_bounds=(
+                f"POLYGON (({lon_min} {lat_min}, {lon_max} {lat_min}, {lon_max} {lat_max}, "
+                f"{lon_min} {lat_max}, {lon_min} {lat_min}))"
+            ),
+            geospatial_bounds_crs="EPSG:4326",
+        )
+    return attrs
+
+
+def forecast_dataset(
+    forecast: Forecast, written_at: datetime | None = None, service_url: str | None = None
+) -> xr.Dataset:
     """The forecast as an xarray Dataset with CF attributes (layout in the module docstring).
 
-    ``written_at``: the writing time stamped in ``history`` (default: now, UTC).
+    ``written_at``: the writing time stamped in ``history`` (default: now, UTC);
+    ``service_url``: the API's public URL, the ACDD creator and publisher URL.
     """
     attrs = {
         "standard_name": "rainfall_rate",
@@ -125,16 +237,25 @@ def forecast_dataset(forecast: Forecast, written_at: datetime | None = None) -> 
         "units": "mm h-1",
         "cell_methods": "time: point",
         "coordinates": "forecast_period forecast_reference_time",
+        "coverage_content_type": "modelResult",
     }
+    if forecast.georef is not None:
+        attrs["grid_mapping"] = "crs"
+        attrs["coordinates"] += " lat lon"
     rain = xr.Variable(("time", "y", "x"), forecast.rain_mmh().astype(np.float32), attrs)
-    ds = xr.Dataset({"rainfall_rate": rain}, coords=_coords(forecast))
-    ds.attrs = _global_attrs(forecast, datetime.now(UTC) if written_at is None else written_at)
+    coords = _coords(forecast)
+    crs = coords.pop("crs", None)
+    ds = xr.Dataset({"rainfall_rate": rain}, coords=coords)
+    if crs is not None:
+        ds["crs"] = xr.Variable(crs[0], crs[1], crs[2])
+    written = datetime.now(UTC) if written_at is None else written_at
+    ds.attrs = _global_attrs(forecast, written, service_url)
     return ds
 
 
-def forecast_to_netcdf(forecast: Forecast) -> bytes:
+def forecast_to_netcdf(forecast: Forecast, service_url: str | None = None) -> bytes:
     """The bytes of a CF-1.8 NetCDF4 (HDF5) file of the forecast, built in memory."""
-    ds = forecast_dataset(forecast)
+    ds = forecast_dataset(forecast, service_url=service_url)
     # coordinates have no missing values: no _FillValue
     encoding: dict[str, dict[str, Any]] = {str(name): {"_FillValue": None} for name in ds.coords}
     encoding["rainfall_rate"] = {

@@ -182,7 +182,7 @@ class Deliverer:
 
         key = (forecast.site_id, forecast.method, int(forecast.issue_time.timestamp()))
         if key not in self._rendered:
-            self._rendered[key] = forecast_to_netcdf(forecast)
+            self._rendered[key] = forecast_to_netcdf(forecast, self.base_url)
             while len(self._rendered) > _RENDERED_KEPT:
                 self._rendered.popitem(last=False)
         return self._rendered[key]

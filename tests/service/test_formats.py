@@ -127,7 +127,7 @@ def test_netcdf_times_are_utc_whatever_the_issue_time_zone(tmp_path: Path) -> No
 def test_netcdf_raw_encoding_and_attributes(nc_path: Path) -> None:
     with netCDF4.Dataset(nc_path) as nc:
         assert nc.data_model == "NETCDF4"
-        assert nc.Conventions == "CF-1.8"
+        assert nc.Conventions == "CF-1.8, ACDD-1.3"
         assert (nc.site_id, nc.method) == ("melb-2", "convlstm")
         assert (nc.model_version, nc.norm_version) == ("ckpt-3f2a9c", "norm-v1")
         assert "arXiv:1506.04214" in nc.references

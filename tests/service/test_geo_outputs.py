@@ -1,0 +1,216 @@
+"""Forecasts a meteorologist can put on a map: georeference from the frames to every output.
+
+A synthetic site in a radar-centred azimuthal projection (`ingest.cf_writer.SYNTH_GRID_MAPPING`)
+is ingested, forecast and served over real HTTP; the NetCDF's lat/lon are compared with pyproj
+applied to the input grid, the GeoJSON opened with shapely, the GeoTIFF with rasterio, and the
+point route asked by lat/lon. A site without georeference keeps working on grid indices.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import warnings
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import xarray as xr
+from pyproj import CRS, Transformer
+
+from ingest.cf_writer import SYNTH_GRID_MAPPING, write_synthetic_feed
+from ingest.ingestor import Ingestor
+from ingest.normalize import centre_crop, resize
+from service.api.app import create_app
+from service.inference import InferenceWorker
+from service.methods_runner import MethodRunner
+from tests.service.helpers import FEED_START, service_settings
+from tests.service.live_server import serving
+
+SITE = "geo-01"
+METHODS = ("convlstm", "persistence")
+
+
+@pytest.fixture(scope="module")
+def geo_feed(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    folder = tmp_path_factory.mktemp("geo-feed")
+    return write_synthetic_feed(
+        folder, 7, site_id=SITE, start=FEED_START, shape=(96, 96), seed=5,
+        grid_mapping=SYNTH_GRID_MAPPING,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def geo_service(tmp_path, redis_conn, small_checkpoint, geo_feed, feed):
+    settings = service_settings(tmp_path / "var", small_checkpoint, methods=METHODS)
+    ingestor = Ingestor(settings, redis_conn)
+    for path in [*geo_feed, *feed[:6]]:  # and synth-01, a site without georeference
+        assert ingestor.ingest_bytes(path.read_bytes(), str(path)).outcome == "accepted"
+    worker = InferenceWorker(settings, redis_conn, MethodRunner(settings), consumer="geo")
+    while worker.process_once() > 0:
+        pass
+    with serving(create_app(settings, redis_conn)) as base_url:
+        yield base_url, settings
+
+
+def _input_lonlat(settings, frame: Path) -> tuple[np.ndarray, np.ndarray]:
+    """lon/lat of the normalised cells, from the input grid itself: its x/y carried through
+    the crop and resize like the data, then pyproj."""
+    import netCDF4
+
+    with netCDF4.Dataset(frame) as ds:
+        x_km, y_km = ds["x"][:].astype(float), ds["y"][:].astype(float)
+    x, y = np.meshgrid(x_km * 1000, y_km * 1000)
+    size, target = settings.crop_cells, settings.target_cells
+    span, moved = 1e7, {}
+    for name, values in (("x", x), ("y", y)):
+        low = values.min()
+        moved[name] = resize(centre_crop((values - low) / span, size), target) * span + low
+    crs = CRS.from_cf(SYNTH_GRID_MAPPING)
+    lon, lat = Transformer.from_crs(crs, "EPSG:4326", always_xy=True).transform(
+        moved["x"], moved["y"]
+    )
+    return np.asarray(lon), np.asarray(lat)
+
+
+def test_netcdf_places_the_cells_where_the_input_had_them_and_is_cf_and_acdd_clean(
+    geo_service, geo_feed, tmp_path
+):
+    base_url, settings = geo_service
+    sites = {s["id"]: s for s in httpx.get(f"{base_url}/v1/sites").json()}
+    assert sites[SITE]["georeferenced"] is True and sites["synth-01"]["georeferenced"] is False
+    lon_min, lat_min, lon_max, lat_max = sites[SITE]["bbox"]
+    assert lon_min < 5.18 < lon_max and lat_min < 52.1 < lat_max  # the radar in its box
+
+    response = httpx.get(f"{base_url}/v1/sites/{SITE}/nowcast/latest?format=netcdf")
+    assert response.status_code == 200, response.text
+    body = response.content
+    path = tmp_path / "f.nc"
+    path.write_bytes(body)
+    with xr.open_dataset(path) as ds:
+        assert ds["rainfall_rate"].attrs["grid_mapping"] == "crs"
+        assert ds["x"].attrs["axis"] == "X" and ds["x"].attrs["units"] == "m"
+        assert CRS.from_wkt(ds["crs"].attrs["crs_wkt"]) == CRS.from_cf(SYNTH_GRID_MAPPING)
+        lon, lat = _input_lonlat(settings, geo_feed[0])
+        np.testing.assert_allclose(ds["lon"].values, lon, atol=1e-5)
+        np.testing.assert_allclose(ds["lat"].values, lat, atol=1e-5)
+        assert ds.attrs["geospatial_lat_min"] == pytest.approx(float(lat.min()))
+        assert ds.attrs["Conventions"] == "CF-1.8, ACDD-1.3"
+    for checker in ("cf:1.8", "acdd:1.3"):
+        assert _failures(path, checker) == [], checker
+
+
+ACCEPTED_MISSING = (
+    "creator_email",  # no contact address is configured
+    "publisher_email",
+    "geospatial_vertical",  # a 2-D surface field: no vertical extent
+    "geospatial_bounds_vertical_crs",
+    "standard_name_vocabulary",  # would make the CF checker fetch a table (no network)
+)
+
+
+def _failures(path: Path, checker: str) -> list[tuple[str, list[str]]]:
+    """High and medium priority checks of ``checker`` that fail, but for `ACCEPTED_MISSING`."""
+    from compliance_checker.base import BaseCheck
+    from compliance_checker.runner import CheckSuite
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        CheckSuite.load_all_available_checkers()
+    suite = CheckSuite()
+    ds = suite.load_dataset(str(path))
+    try:
+        groups, errors = suite.run_all(ds, [checker], skip_checks=[])[checker]
+    finally:
+        ds.close()
+    assert errors == {}, f"checks that crashed: {errors}"
+
+    def failed(result) -> bool:
+        value = result.value
+        return value[0] < value[1] if isinstance(value, tuple) else not value
+
+    out = []
+    for group in groups:
+        if group.weight < BaseCheck.MEDIUM or not failed(group):
+            continue
+        messages = [m for m in group.msgs if not any(a in m for a in ACCEPTED_MISSING)]
+        if messages:
+            out.append((group.name, messages))
+    return out
+
+
+def test_geojson_areas_lie_in_the_sites_box_at_every_lead_and_threshold(geo_service):
+    from shapely.geometry import box, shape
+
+    base_url, _settings = geo_service
+    site = next(s for s in httpx.get(f"{base_url}/v1/sites").json() if s["id"] == SITE)
+    response = httpx.get(f"{base_url}/v1/sites/{SITE}/nowcast/latest?format=geojson")
+    assert response.headers["content-type"] == "application/geo+json"
+    collection = response.json()
+    assert collection["type"] == "FeatureCollection"
+    assert len(collection["features"]) == 15 * 5
+    area = box(*site["bbox"]).buffer(1e-4)  # the box is rounded to 1e-5 degrees
+    nonempty = 0
+    for feature in collection["features"]:
+        geometry = shape(feature["geometry"])
+        assert geometry.is_valid
+        props = feature["properties"]
+        assert {"lead", "valid_time", "threshold_mmh", "area_km2"} <= set(props)
+        if not geometry.is_empty:
+            nonempty += 1
+            assert area.contains(geometry)
+            assert props["area_km2"] > 0
+    assert nonempty > 0
+    light = [f for f in collection["features"] if f["properties"]["lead"] == 1]
+    areas = [f["properties"]["area_km2"] for f in light]
+    assert areas == sorted(areas, reverse=True)  # more rain at 0.5 than at 30 mm/h
+
+
+def test_geotiff_is_a_cog_in_the_sites_crs_with_the_forecast_in_its_bands(geo_service, tmp_path):
+    import rasterio
+
+    base_url, _settings = geo_service
+    tif = httpx.get(f"{base_url}/v1/sites/{SITE}/nowcast/latest?format=geotiff").content
+    nc = httpx.get(f"{base_url}/v1/sites/{SITE}/nowcast/latest?format=netcdf").content
+    (tmp_path / "f.nc").write_bytes(nc)
+    with rasterio.open(io.BytesIO(tif)) as raster, xr.open_dataset(tmp_path / "f.nc") as ds:
+        assert raster.count == 15
+        to_lonlat = Transformer.from_crs(raster.crs.to_wkt(), "EPSG:4326", always_xy=True)
+        lon, lat = to_lonlat.transform(*raster.xy(5, 7))  # the CRS places the cells right
+        assert lon == pytest.approx(float(ds["lon"][5, 7]), abs=1e-6)
+        assert lat == pytest.approx(float(ds["lat"][5, 7]), abs=1e-6)
+        assert raster.tags()["units"] == "mm h-1"
+        np.testing.assert_allclose(raster.read(3), ds["rainfall_rate"].values[2], atol=1e-4)
+        x, y = raster.xy(0, 0)  # the first cell's centre
+        assert x == pytest.approx(float(ds["x"][0])) and y == pytest.approx(float(ds["y"][0]))
+    one = httpx.get(f"{base_url}/v1/sites/{SITE}/nowcast/latest?format=geotiff&lead=4").content
+    with rasterio.open(io.BytesIO(one)) as raster:
+        assert raster.count == 1 and "lead 4" in raster.descriptions[0]
+
+
+def test_point_by_lat_lon_is_the_nearest_cell_and_refusals_are_clear(geo_service, tmp_path):
+    base_url, _settings = geo_service
+    nc = httpx.get(f"{base_url}/v1/sites/{SITE}/nowcast/latest?format=netcdf").content
+    (tmp_path / "f.nc").write_bytes(nc)
+    with xr.open_dataset(tmp_path / "f.nc") as ds:
+        lat, lon = float(ds["lat"][10, 20]), float(ds["lon"][10, 20])
+        expected = ds["rainfall_rate"].values[:, 10, 20]
+    point = httpx.get(
+        f"{base_url}/v1/sites/{SITE}/nowcast/latest/point", params={"lat": lat, "lon": lon}
+    ).json()
+    assert (point["row"], point["col"]) == (10, 20)
+    assert point["lat"] == pytest.approx(lat, abs=1e-4)
+    np.testing.assert_allclose(point["rain_mmh"], expected, atol=1e-3)
+
+    def refused(site: str, **params: object) -> str:
+        response = httpx.get(f"{base_url}/v1/sites/{site}/nowcast/latest/point", params=params)
+        assert response.status_code == 422, response.text
+        return json.loads(response.text)["detail"]
+
+    assert "outside" in refused(SITE, lat=0.0, lon=0.0)
+    assert "no georeference" in refused("synth-01", lat=lat, lon=lon)
+    assert "either row and col, or lat and lon" in refused(SITE, row=1)
+    for fmt in ("geojson", "geotiff"):
+        response = httpx.get(f"{base_url}/v1/sites/synth-01/nowcast/latest?format={fmt}")
+        assert response.status_code == 422 and "no georeference" in response.json()["detail"]
