@@ -252,3 +252,46 @@ def test_flush_then_rebuild_restores_the_window_bit_for_bit(ingestor, tmp_path, 
 def test_site_without_mask_ingests_unmasked(ingestor, feed):
     ingestor.ingest_bytes(feed[0].read_bytes(), feed[0].name)
     assert ingestor.window.frames("t-1")[0].mask_version is None
+
+
+def test_the_first_georeferenced_frame_fixes_the_sites_geometry(ingestor, tmp_path, redis_conn):
+    from core.georef import GridGeoref
+    from ingest.cf_writer import SYNTH_GRID_MAPPING
+
+    here = write_synthetic_feed(
+        tmp_path / "a", 2, site_id="g-1", shape=SMALL_GRID, grid_mapping=SYNTH_GRID_MAPPING
+    )
+    elsewhere = {**SYNTH_GRID_MAPPING, "latitude_of_projection_origin": 45.0}
+    moved = write_synthetic_feed(
+        tmp_path / "b", 3, site_id="g-1", shape=SMALL_GRID, grid_mapping=elsewhere
+    )
+    unplaced = write_synthetic_feed(tmp_path / "c", 4, site_id="g-1", shape=SMALL_GRID)
+    assert ingestor.ingest_bytes(here[0].read_bytes(), "here").outcome == "accepted"
+    stored = GridGeoref.from_json(redis_conn.hget(keys.site_meta("g-1"), "georef"))
+    assert (stored.nx, stored.ny) == (ingestor.settings.target_cells,) * 2
+    result = ingestor.ingest_bytes(moved[2].read_bytes(), "moved")
+    assert result.outcome == "quarantined" and result.reason is RejectReason.WRONG_GRID
+    assert "lies elsewhere" in result.message
+    # a frame without georeference is taken on the site's grid, which stays as it was
+    assert ingestor.ingest_bytes(unplaced[3].read_bytes(), "unplaced").outcome == "accepted"
+    assert GridGeoref.from_json(redis_conn.hget(keys.site_meta("g-1"), "georef")) == stored
+
+
+def test_real_frames_carry_their_projection(shared_radar):
+    from ingest.reader import read_radar_file
+
+    expected = {  # (folder, lon, lat) a point inside each network's grid
+        "bom-melbourne-6min": (144.75, -37.85),
+        "fmi-finland-5min-20160928": (25.0, 62.0),
+        "knmi-netherlands-5min-dbz": (5.2, 52.1),
+    }
+    for folder, (lon, lat) in expected.items():
+        frame = next((shared_radar / folder).rglob("*.nc"))
+        georef = read_radar_file(frame).georef
+        assert georef is not None, folder
+        lon_min, lat_min, lon_max, lat_max = georef.bounds_lonlat()
+        assert lon_min < lon < lon_max and lat_min < lat < lat_max, folder
+        assert georef.cell_of(lon, lat) is not None
+    dpc = next((shared_radar / "dpc-italy-5min-dbz-20250416").glob("*.nc"), None)
+    if dpc is not None:  # no georeference in the source: grid indices only
+        assert read_radar_file(dpc).georef is None

@@ -19,6 +19,7 @@ import pytest
 import xarray as xr
 from pyproj import CRS, Transformer
 
+from core import keys
 from ingest.cf_writer import SYNTH_GRID_MAPPING, write_synthetic_feed
 from ingest.ingestor import Ingestor
 from ingest.normalize import centre_crop, resize
@@ -214,3 +215,52 @@ def test_point_by_lat_lon_is_the_nearest_cell_and_refusals_are_clear(geo_service
     for fmt in ("geojson", "geotiff"):
         response = httpx.get(f"{base_url}/v1/sites/synth-01/nowcast/latest?format={fmt}")
         assert response.status_code == 422 and "no georeference" in response.json()["detail"]
+
+
+def _real_input_lonlat(frame: Path, crop: int, target: int) -> tuple[np.ndarray, np.ndarray]:
+    """lon/lat of the normalised cells of a real CF frame: its own x/y (m or km) and its own
+    grid mapping, carried through the crop and resize like the data, then pyproj."""
+    import netCDF4
+
+    with netCDF4.Dataset(frame) as ds:
+        var = next(v for v in ds.variables.values() if "grid_mapping" in v.ncattrs())
+        mapping = ds[var.grid_mapping]
+        attrs = {k: mapping.getncattr(k) for k in mapping.ncattrs()}
+        crs = CRS.from_wkt(attrs["crs_wkt"]) if "crs_wkt" in attrs else CRS.from_cf(attrs)
+        scale = {"km": 1000.0, "m": 1.0}[ds["x"].units]
+        x, y = np.meshgrid(ds["x"][:] * scale, ds["y"][:] * scale)
+    moved = {}
+    for name, values in (("x", x), ("y", y)):
+        low, span = values.min(), np.ptp(values) * 2
+        moved[name] = resize(centre_crop((values - low) / span, crop), target) * span + low
+    lon, lat = Transformer.from_crs(crs, "EPSG:4326", always_xy=True).transform(
+        moved["x"], moved["y"]
+    )
+    return np.asarray(lon), np.asarray(lat)
+
+
+@pytest.mark.parametrize("event", ["bom-melbourne-6min", "fmi-finland-5min-20170509"])
+def test_real_frames_forecasts_lie_where_their_radar_grids_lie(
+    event, shared_radar, tmp_path, redis_conn, small_checkpoint
+):
+    frames = sorted((shared_radar / event).glob("*.nc"))[:6]
+    if len(frames) < 6:
+        pytest.skip(f"{event} not in {shared_radar}")
+    settings = service_settings(tmp_path / "var", small_checkpoint, methods=("persistence",),
+                                publish_method="persistence")  # fmt: skip
+    ingestor = Ingestor(settings, redis_conn)
+    for path in frames:
+        assert ingestor.ingest_bytes(path.read_bytes(), str(path)).outcome == "accepted"
+    worker = InferenceWorker(settings, redis_conn, MethodRunner(settings), consumer="real")
+    while worker.process_once() > 0:
+        pass
+    site = redis_conn.smembers(keys.SITES).pop().decode()
+    with serving(create_app(settings, redis_conn)) as base_url:
+        url = f"{base_url}/v1/sites/{site}/nowcast/latest?method=persistence&format=netcdf"
+        response = httpx.get(url)
+        assert response.status_code == 200, response.text
+    (tmp_path / "f.nc").write_bytes(response.content)
+    lon, lat = _real_input_lonlat(frames[0], settings.crop_cells, settings.target_cells)
+    with xr.open_dataset(tmp_path / "f.nc") as ds:
+        np.testing.assert_allclose(ds["lon"].values, lon, atol=1e-4)
+        np.testing.assert_allclose(ds["lat"].values, lat, atol=1e-4)
