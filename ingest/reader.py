@@ -20,8 +20,11 @@ from core.frame import FrameRejected, RadarField, RejectReason
 from core.settings import SITE_ID_PATTERN
 from ingest.cf_georef import cf_georef
 from ingest.hdf5_lock import HDF5_LOCK
+from ingest.odim import HDF5_SIGNATURE, is_odim, is_odim_path, peek_odim, read_odim
 from ingest.quantities import Quantity, get_quantity, quantity_names
 
+FRAME_SUFFIXES = (".nc", ".nc4", ".netcdf", ".h5", ".hdf5", ".hdf")
+"""File suffixes of radar frames: CF-NetCDF and ODIM_H5 (HDF5)."""
 MAX_GRID_CELLS = 4096 * 4096  # refuse absurd grids before loading them into memory
 DBZ_PLAUSIBLE = (-100.0, 120.0)
 # Real feeds carry a few slightly negative cells (BOM's bias correction gives -0.1 mm on single
@@ -56,6 +59,8 @@ def read_radar_bytes(
 def _read_radar_bytes(
     raw: bytes, name: str, site_id: str | None, zr: tuple[float, float]
 ) -> RadarField:
+    if is_odim(raw):
+        return _read_odim(raw, name, site_id, zr)
     try:
         ds = netCDF4.Dataset(name, mode="r", memory=raw)
     except Exception as exc:  # netCDF4/HDF5 raise OSError, RuntimeError, ValueError ...
@@ -108,6 +113,38 @@ def _read_dataset(ds: netCDF4.Dataset, site_id: str | None, zr: tuple[float, flo
         source_units=units,
         accumulation_min=accumulation_min,
         georef=cf_georef(ds, var),
+    )
+
+
+def _read_odim(raw: bytes, name: str, site_id: str | None, zr: tuple[float, float]) -> RadarField:
+    """An ODIM_H5 product (`ingest.odim`) through the same checks as a NetCDF frame."""
+    try:
+        product = read_odim(raw, name)
+    except FrameRejected:
+        raise
+    except Exception as exc:  # a corrupt chunk or attribute fails only when read
+        raise FrameRejected(RejectReason.UNREADABLE, f"cannot read ODIM data: {exc}") from exc
+    quantity = get_quantity(product.standard_name)
+    values = product.values
+    if values.shape[0] * values.shape[1] > MAX_GRID_CELLS:
+        raise FrameRejected(RejectReason.BAD_SHAPE, f"ODIM grid {values.shape} is too large")
+    _check_values(values, quantity, f"ODIM {product.standard_name}")
+    if quantity.is_rain:
+        values = np.maximum(values, np.float32(0.0))
+    if site_id is None:
+        if product.site_id is None:
+            raise FrameRejected(RejectReason.NO_SITE, "what/source names no site; name the site")
+        site_id = slugify_site_id(product.site_id)
+        if not re.fullmatch(SITE_ID_PATTERN, site_id):
+            raise FrameRejected(RejectReason.NO_SITE, f"site id {product.site_id!r} is invalid")
+    return RadarField(
+        site_id=site_id,
+        valid_time=product.valid_time,
+        dbz=quantity.to_dbz(values, product.accumulation_min, zr[0], zr[1]),
+        quantity=quantity.standard_name,
+        source_units=product.units,
+        accumulation_min=product.accumulation_min,
+        georef=product.georef,
     )
 
 
@@ -235,6 +272,8 @@ def _site_id(ds: netCDF4.Dataset) -> str:
 
 def peek_valid_time(path: Path) -> datetime | None:
     """Valid time of a file without reading its grid; None where it cannot be told."""
+    if _is_odim_file(path):
+        return peek_odim(path)[0]
     try:
         with HDF5_LOCK, netCDF4.Dataset(path, mode="r") as ds:
             return _valid_time(ds)
@@ -244,8 +283,30 @@ def peek_valid_time(path: Path) -> datetime | None:
 
 def peek_site_id(path: Path) -> str | None:
     """Site id of a file (as the ingest derives it) without reading its grid; None if unknown."""
+    if _is_odim_file(path):
+        site = peek_odim(path)[1]
+        return slugify_site_id(site) if site else None
     try:
         with HDF5_LOCK, netCDF4.Dataset(path, mode="r") as ds:
             return _site_id(ds)
     except Exception:  # unreadable or without a site: the ingest says why when it gets there
         return None
+
+
+def _is_odim_file(path: Path) -> bool:
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(len(HDF5_SIGNATURE))
+    except OSError:
+        return False
+    return head == HDF5_SIGNATURE and is_odim_path(path)
+
+
+def frame_files(folder: Path, recursive: bool = True) -> list[Path]:
+    """The radar frame files in ``folder`` (by suffix, hidden files left out), sorted."""
+    found = folder.rglob("*") if recursive else folder.glob("*")
+    return sorted(
+        p
+        for p in found
+        if p.suffix.lower() in FRAME_SUFFIXES and not p.name.startswith(".") and p.is_file()
+    )

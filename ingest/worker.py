@@ -19,12 +19,10 @@ import redis
 from core import keys
 from core.worker import StreamWorker
 from ingest.ingestor import ArchiveUnavailable, Ingestor, IngestResult
-from ingest.reader import peek_valid_time
+from ingest.reader import FRAME_SUFFIXES, peek_valid_time
 from ingest.settings import IngestSettings
 
 log = logging.getLogger(__name__)
-
-FRAME_SUFFIXES = (".nc", ".nc4", ".netcdf", ".h5", ".hdf5")
 
 
 def push_frame(connection: redis.Redis, raw: bytes, name: str, site_id: str | None = None) -> str:

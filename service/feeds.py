@@ -27,9 +27,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ingest.cf_writer import SYNTH_GRID_MAPPING, feed_file_name, write_cf_frame
-from ingest.reader import peek_site_id, peek_valid_time
+from ingest.reader import FRAME_SUFFIXES, peek_site_id, peek_valid_time
 from ingest.synth import SynthParams, synth_rain_rate_mmh
-from ingest.worker import FRAME_SUFFIXES
 
 log = logging.getLogger(__name__)
 

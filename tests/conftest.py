@@ -11,6 +11,7 @@ import redis
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_RADAR = REPO_ROOT.parent / "shared" / "data" / "radar"
+SHARED_ODIM = REPO_ROOT.parent / "shared" / "data" / "odim"
 
 
 @pytest.fixture(scope="session")
@@ -46,3 +47,11 @@ def shared_radar() -> Path:
     if not SHARED_RADAR.is_dir():
         pytest.skip(f"real radar frames not found at {SHARED_RADAR} (../shared/data/radar)")
     return SHARED_RADAR
+
+
+@pytest.fixture(scope="session")
+def shared_odim() -> Path:
+    """The real ODIM_H5 composites beside the checkout; tests using them skip where absent."""
+    if not any(SHARED_ODIM.rglob("*.hdf")) if SHARED_ODIM.is_dir() else True:
+        pytest.skip(f"real ODIM_H5 frames not found at {SHARED_ODIM} (../shared/data/odim)")
+    return SHARED_ODIM

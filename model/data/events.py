@@ -20,13 +20,11 @@ from numpy.typing import NDArray
 from core.frame import FrameRejected, RadarField
 from ingest.ingestor import norm_params_for
 from ingest.normalize import normalise_dbz
-from ingest.reader import read_radar_file
+from ingest.reader import frame_files, read_radar_file
 from ingest.settings import IngestSettings
 from ingest.window import infer_cadence_min
 
 log = logging.getLogger(__name__)
-
-FRAME_GLOB = "*.nc"
 
 
 @dataclass(frozen=True)
@@ -57,7 +55,7 @@ def read_fields(folder: Path, settings: IngestSettings) -> list[RadarField]:
     """Every readable frame of ``folder`` (one site) in valid-time order; unreadable frames
     are skipped with a warning; ValueError when none is left or the sites differ."""
     fields = []
-    for path in sorted(folder.rglob(FRAME_GLOB)):
+    for path in frame_files(folder):
         try:
             fields.append(read_radar_file(path, None, (settings.zr_a, settings.zr_b)))
         except FrameRejected as rejected:
@@ -110,7 +108,7 @@ def cadence_min(
 def event_folders(roots: list[Path]) -> Iterator[Path]:
     """Each root that holds frames directly is an event; else each of its sub-folders that do."""
     for root in roots:
-        if any(root.glob(FRAME_GLOB)):
+        if frame_files(root, recursive=False):
             yield root
             continue
         for child in sorted(p for p in root.iterdir() if p.is_dir()):

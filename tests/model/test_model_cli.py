@@ -144,3 +144,13 @@ def test_an_unknown_architecture_is_refused_before_loading_anything(tmp_path):
     result = run_cli("train", str(tmp_path), "--arch", "unet")
     message = " ".join(result.stderr.replace("│", " ").split())
     assert result.returncode != 0 and "convlstm, eulerian-convlstm, saconvlstm, fclstm" in message
+
+
+def test_evaluate_takes_odim_composites_as_it_takes_netcdf_frames(shared_odim, tmp_path):
+    result = run_cli(
+        "evaluate", str(shared_odim), "--method", "persistence", "--json", str(tmp_path / "o.json")
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads((tmp_path / "o.json").read_text())
+    assert report["forecasts"] == len(list(shared_odim.rglob("*.hdf"))) - 19  # 5 in + 15 out
+    assert report["lead_minutes"][0] == 15.0

@@ -341,3 +341,31 @@ def test_structured_variants_end_as_accept_or_the_reason_of_their_defect(
     assert _peak_rss_mb() - rss_before < RSS_GROWTH_LIMIT_MB
     assert sum(tally.values()) == PER_DEFECT.max_examples
     assert MAX_GRID_CELLS < 5000 * 5000  # the huge grid really is over the limit
+
+
+@pytest.fixture(scope="module")
+def odim_frame() -> bytes:
+    """A good ODIM_H5 composite (tests.ingest.odim_writer): rain in a square, nodata rows."""
+    from tests.ingest.odim_writer import odim_bytes
+
+    stored = np.zeros((96, 96), dtype=np.uint16)
+    stored[30:60, 30:60] = 200
+    stored[-4:, :] = 65535
+    return odim_bytes(stored, datetime(2026, 1, 1, tzinfo=UTC), source="NOD:fzodim")
+
+
+@pytest.mark.timeout(240)
+def test_mutated_odim_products_are_accepted_or_quarantined_with_a_reason(
+    odim_frame, ingestor, tally
+):
+    assert ingestor.ingest_bytes(odim_frame, "untouched.h5").outcome == "accepted"
+
+    @FUZZ
+    @given(data=st.data())
+    def case(data):
+        raw = data.draw(mutated(odim_frame))
+        _check_result(ingestor.ingest_bytes(raw, f"mutant-{next(_names)}.h5"), ingestor, tally)
+
+    case()
+    assert sum(tally.values()) >= 90
+    assert len({k for k in tally if k.startswith("quarantined")}) >= 2  # the fuzz bites

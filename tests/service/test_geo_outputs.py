@@ -264,3 +264,30 @@ def test_real_frames_forecasts_lie_where_their_radar_grids_lie(
     with xr.open_dataset(tmp_path / "f.nc") as ds:
         np.testing.assert_allclose(ds["lon"].values, lon, atol=1e-4)
         np.testing.assert_allclose(ds["lat"].values, lat, atol=1e-4)
+
+
+def test_odim_composites_are_ingested_forecast_and_served_on_their_projection(
+    shared_odim, tmp_path, redis_conn, small_checkpoint
+):
+    frames = sorted(shared_odim.rglob("*.hdf"))[:6]
+    settings = service_settings(tmp_path / "var", small_checkpoint, methods=("persistence",),
+                                publish_method="persistence")  # fmt: skip
+    ingestor = Ingestor(settings, redis_conn)
+    for path in frames:
+        assert ingestor.ingest_bytes(path.read_bytes(), path.name).outcome == "accepted"
+    worker = InferenceWorker(settings, redis_conn, MethodRunner(settings), consumer="odim")
+    while worker.process_once() > 0:
+        pass
+    with serving(create_app(settings, redis_conn)) as base_url:
+        site = httpx.get(f"{base_url}/v1/sites").json()[0]
+        assert site["id"] == "org-247" and site["georeferenced"] and site["cadence_min"] == 15
+        latest = f"{base_url}/v1/sites/org-247/nowcast/latest?method=persistence"
+        body = httpx.get(f"{latest}&format=netcdf").content
+        areas = httpx.get(f"{latest}&format=geojson").json()
+    (tmp_path / "f.nc").write_bytes(body)
+    with xr.open_dataset(tmp_path / "f.nc") as ds:
+        assert ds["time"].size == 15 and ds["rainfall_rate"].attrs["grid_mapping"] == "crs"
+        assert "Lambert_Azimuthal_Equal_Area" in ds["crs"].attrs["crs_wkt"].replace(" ", "_")
+        # the centre crop of the pan-European grid: around its centre, lon 10 E, lat 55 N
+        assert 5 < float(ds["lon"].mean()) < 15 and 50 < float(ds["lat"].mean()) < 60
+    assert len(areas["features"]) == 15 * 5
