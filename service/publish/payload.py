@@ -1,8 +1,8 @@
 """What a forecast becomes when published: a JSON summary, the CF-NetCDF, links, file names.
 
-Pure functions of a `service.forecast.Forecast` (no Redis, no network). Areas are fractions of
-the normalised grid (and cell counts): that grid is a resized crop of the radar grid and a
-forecast carries no cell size, so no km^2 is claimed.
+Pure functions of a `service.forecast.Forecast` (no Redis, no network). Areas are cell counts
+and fractions of the normalised grid, and, for a georeferenced site, km2 (the cell area in the
+site's projection, exact for an equal-area projection) with the grid's bounding box.
 """
 
 from __future__ import annotations
@@ -26,6 +26,10 @@ GRID_NOTE = (
     "normalised grid (resized centre crop of the radar grid) with no known cell size: "
     "areas are fractions of the grid's cells, not km2"
 )
+GEO_NOTE = (
+    "normalised grid (resized centre crop of the radar grid) placed by the radar's projection: "
+    "bbox is [lon_min, lat_min, lon_max, lat_max] in degrees; area_km2 in the projection's plane"
+)
 
 
 def _iso(t: datetime) -> str:
@@ -33,10 +37,13 @@ def _iso(t: datetime) -> str:
 
 
 def lead_statistics(
-    rain_mmh: NDArray[np.floating], thresholds_mmh: Sequence[float] = THRESHOLDS_MMH
+    rain_mmh: NDArray[np.floating],
+    thresholds_mmh: Sequence[float] = THRESHOLDS_MMH,
+    cell_area_km2: float | None = None,
 ) -> list[dict[str, Any]]:
     """Per lead of ``rain_mmh`` (n_leads, H, W) in mm/h: the largest rate (mm/h), and per
-    threshold the cells with rate >= threshold, as a count and as a fraction of the grid.
+    threshold the cells with rate >= threshold, as a count, as a fraction of the grid and,
+    given ``cell_area_km2``, as an area in km2.
 
     NaN cells (not covered) count in no area and in no maximum; an all-NaN lead has max None.
     """
@@ -46,29 +53,35 @@ def lead_statistics(
     for lead in rain:
         covered = lead[np.isfinite(lead)]
         counts = {threshold_key(t): int((covered >= t).sum()) for t in thresholds_mmh}
-        out.append(
-            {
-                "max_rain_mmh": round(float(covered.max()), 3) if covered.size else None,
-                "cells_at_or_above": counts,
-                "area_fraction": {k: round(n / n_cells, 6) for k, n in counts.items()},
-            }
-        )
+        entry: dict[str, Any] = {
+            "max_rain_mmh": round(float(covered.max()), 3) if covered.size else None,
+            "cells_at_or_above": counts,
+            "area_fraction": {k: round(n / n_cells, 6) for k, n in counts.items()},
+        }
+        if cell_area_km2 is not None:
+            entry["area_km2"] = {k: round(n * cell_area_km2, 3) for k, n in counts.items()}
+        out.append(entry)
     return out
 
 
-def nowcast_links(base_url: str, site_id: str, method: str, issue_time: datetime) -> dict[str, str]:
-    """API URLs of the forecast as netcdf, png and json (``base_url`` without a trailing /)."""
+def nowcast_links(
+    base_url: str, site_id: str, method: str, issue_time: datetime, georeferenced: bool = False
+) -> dict[str, str]:
+    """API URLs of the forecast as netcdf, png and json, and for a georeferenced site geojson
+    and geotiff."""
     path = f"{base_url.rstrip('/')}/v1/sites/{quote(site_id)}/nowcast/{_iso(issue_time)}"
     return {
         fmt: f"{path}?{urlencode({'format': fmt, 'method': method})}"
-        for fmt in ("netcdf", "png", "json")
+        for fmt in ("netcdf", "png", "json", *(("geojson", "geotiff") if georeferenced else ()))
     }
 
 
 def summary(forecast: Forecast, delivery_id: str, base_url: str) -> dict[str, Any]:
     """The JSON summary of a forecast (site, issue time, leads, maxima, areas, links)."""
     rain = forecast.rain_mmh()
-    stats = lead_statistics(rain)
+    georef = forecast.georef
+    cell_km2 = georef.cell_area_km2() if georef else None
+    stats = lead_statistics(rain, cell_area_km2=cell_km2)
     leads = [
         {"lead": k + 1, "lead_min": minutes, "valid_time": _iso(valid), **stats[k]}
         for k, (minutes, valid) in enumerate(
@@ -85,12 +98,24 @@ def summary(forecast: Forecast, delivery_id: str, base_url: str) -> dict[str, An
         "issue_time": _iso(forecast.issue_time),
         "model_version": forecast.model_version,
         "cadence_min": forecast.cadence_min,
-        "units": {"rain_rate": "mm h-1", "area": "fraction of grid cells"},
-        "grid": {"rows": rows, "cols": cols, "cells": rows * cols, "cell_size_km": None},
-        "grid_note": GRID_NOTE,
+        "units": {
+            "rain_rate": "mm h-1",
+            "area_fraction": "fraction of grid cells",
+            "area_km2": "km2",
+        },
+        "grid": {
+            "rows": rows,
+            "cols": cols,
+            "cells": rows * cols,
+            "cell_size_km": round(abs(georef.dx_m) / 1000, 4) if georef else None,
+            "bbox": [round(v, 5) for v in georef.bounds_lonlat()] if georef else None,
+        },
+        "grid_note": GEO_NOTE if georef else GRID_NOTE,
         "thresholds_mmh": list(THRESHOLDS_MMH),
         "leads": leads,
-        "links": nowcast_links(base_url, forecast.site_id, forecast.method, forecast.issue_time),
+        "links": nowcast_links(
+            base_url, forecast.site_id, forecast.method, forecast.issue_time, georef is not None
+        ),
     }
 
 

@@ -180,7 +180,7 @@ def test_file_subscriber_writes_readable_netcdf_under_a_predictable_name(tmp_pat
     path = out / "melb-2" / "nowcast_melb-2_convlstm_20260301T1224Z.nc"
     with xr.open_dataset(path, engine="netcdf4") as ds:
         np.testing.assert_allclose(ds["rainfall_rate"].values, forecast.rain_mmh(), atol=1e-4)
-        assert ds.attrs["site_id"] == "melb-2" and ds.attrs["Conventions"] == "CF-1.8"
+        assert ds.attrs["site_id"] == "melb-2" and ds.attrs["Conventions"] == "CF-1.8, ACDD-1.3"
     digest = json.loads(
         (out / "melb-2" / "nowcast_melb-2_convlstm_20260301T1224Z.json").read_text()
     )

@@ -44,7 +44,13 @@ def test_summary_gives_max_rain_and_area_above_each_threshold_per_lead():
     assert body["site"] == "synth-01" and body["issue_time"] == "2026-03-01T12:24:00Z"
     assert body["delivery_id"] == "hook:synth-01:20260301T122400Z"
     assert body["thresholds_mmh"] == list(THRESHOLDS_MMH)
-    assert body["grid"] == {"rows": 32, "cols": 32, "cells": 1024, "cell_size_km": None}
+    assert body["grid"] == {
+        "rows": 32,
+        "cols": 32,
+        "cells": 1024,
+        "cell_size_km": None,
+        "bbox": None,
+    }
     assert "no known cell size" in body["grid_note"]
     assert len(body["leads"]) == 15
     for k, lead in enumerate(body["leads"]):
@@ -111,3 +117,26 @@ def test_delivery_ids_name_the_issue_time_in_utc():
     melbourne = timezone(timedelta(hours=11))
     job = DeliveryJob("hook", "melb-2", "convlstm", datetime(2026, 3, 1, 23, 24, tzinfo=melbourne))
     assert job.delivery_id == "hook:melb-2:20260301T122400Z"
+
+
+def test_a_georeferenced_summary_gives_areas_in_km2_a_bbox_and_map_links():
+    from dataclasses import replace
+
+    from pyproj import CRS
+
+    from core.georef import GridGeoref
+
+    forecast = _forecast()
+    georef = GridGeoref(CRS.from_epsg(3035).to_wkt(), 4_000_000.0, 2000.0, 3_000_000.0, -2000.0,
+                        nx=forecast.grey.shape[2], ny=forecast.grey.shape[1])  # fmt: skip
+    body = summary(replace(forecast, georef=georef), "d-1", "https://nc.example.org")
+    assert body["grid"]["cell_size_km"] == 2.0
+    lon_min, lat_min, lon_max, lat_max = body["grid"]["bbox"]
+    assert lon_min < lon_max and lat_min < lat_max
+    lead = body["leads"][0]
+    for key, cells in lead["cells_at_or_above"].items():
+        assert lead["area_km2"][key] == pytest.approx(cells * 4.0)
+    assert {"geojson", "geotiff"} <= set(body["links"])
+    plain = summary(forecast, "d-2", "https://nc.example.org")
+    assert plain["grid"]["bbox"] is None and "area_km2" not in plain["leads"][0]
+    assert "geojson" not in plain["links"]
