@@ -17,10 +17,12 @@ from service.api.context import ApiContext, context
 from service.methods_runner import N_LEADS
 from service.metrics import RedisStateCollector, exposition
 
-router = APIRouter(tags=["health"])
+router = APIRouter()
 
 
-@router.get("/healthz", response_model=schemas.HealthBody, summary="The process is alive")
+@router.get(
+    "/healthz", response_model=schemas.HealthBody, tags=["health"], summary="The process is alive"
+)
 def healthz() -> schemas.HealthBody:
     return schemas.HealthBody(status="ok")
 
@@ -29,6 +31,7 @@ def healthz() -> schemas.HealthBody:
     "/readyz",
     response_model=schemas.Readiness,
     responses={503: {"model": schemas.Readiness}},
+    tags=["health"],
     summary="Redis reachable, model loaded, a window fresh",
 )
 def readyz(request: Request) -> JSONResponse:
@@ -36,11 +39,27 @@ def readyz(request: Request) -> JSONResponse:
     return JSONResponse(state.model_dump(), status_code=200 if state.ready else 503)
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+@router.get("/metrics", tags=["health"], summary="Prometheus metrics", response_class=Response)
 def prometheus_metrics(request: Request) -> Response:
     collector: RedisStateCollector = request.app.state.collector
     body, content_type = exposition(collector)
     return Response(body, media_type=content_type)
+
+
+@router.get(
+    "/v1/colour-scale",
+    response_model=schemas.ColourScale,
+    tags=["maps"],
+    summary="The rain-rate colour scale of the maps (PNG, GIF and the dashboard)",
+)
+def colour_scale() -> schemas.ColourScale:
+    from service.formats.png import colour_steps
+
+    return schemas.ColourScale(
+        source="pysteps radar colour scale (intensity, mm/h)",
+        steps=[schemas.ColourStep(from_mmh=low, colour=hex_) for low, hex_ in colour_steps()],
+        no_data="#d3d3d3",
+    )
 
 
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)

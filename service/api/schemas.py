@@ -116,3 +116,15 @@ class Readiness(BaseModel):
 
 class HealthBody(BaseModel):
     status: str = Field(description="ok while the process serves requests.")
+
+
+class ColourStep(BaseModel):
+    from_mmh: float = Field(description="Lower bound of the level, mm/h.")
+    colour: str = Field(description="#rrggbb")
+
+
+class ColourScale(BaseModel):
+    source: str = Field(description="Where the scale comes from.")
+    units: str = "mm h-1"
+    steps: list[ColourStep] = Field(description="Levels low to high; below the first: dry.")
+    no_data: str = Field(description="Colour of cells outside radar coverage.")

@@ -12,22 +12,23 @@ from __future__ import annotations
 import io
 from collections.abc import Mapping, Sequence
 from datetime import UTC
+from functools import lru_cache
 
-import matplotlib
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.cm import ScalarMappable
-from matplotlib.colors import Colormap, LogNorm
+from matplotlib.colors import BoundaryNorm, Colormap, Normalize
 from matplotlib.figure import Figure
 from numpy.typing import NDArray
 from PIL import Image, ImageDraw, ImageFont
 
 from service.forecast import Forecast
 
-RAIN_MIN_MMH = 0.1
+RAIN_MIN_MMH = 0.1  # the legend's range, log-spaced
 RAIN_MAX_MMH = 100.0
-COLOUR_MAP = "turbo"
+GRATICULE_STEPS_DEG = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0)
+GRATICULE_RGB = (70, 70, 70)
 PANEL_PX = 120  # one square map panel, margins included
 LABEL_PX = 18  # band under each panel for its lead
 TITLE_PX = 32
@@ -41,10 +42,83 @@ _GIF_LEGEND_PX = 30  # colour bar 10 px, labels under it
 _GAP_PX = 4
 
 
-def rain_colour_scale() -> tuple[Colormap, LogNorm]:
-    """The colour map (white under the scale, light grey for NaN) and its 0.1..100 mm/h norm."""
-    cmap = matplotlib.colormaps[COLOUR_MAP].with_extremes(under="white", bad="lightgrey")
-    return cmap, LogNorm(vmin=RAIN_MIN_MMH, vmax=RAIN_MAX_MMH)
+@lru_cache(maxsize=1)
+def rain_colour_scale() -> tuple[Colormap, Normalize]:
+    """pysteps' radar colour scale for rain rate (``intensity``, mm/h, levels 0.08..160 mm/h)
+    with white under it and light grey for NaN, and its boundary norm."""
+    from pysteps.visualization.precipfields import get_colormap
+
+    cmap, norm, _levels, _labels = get_colormap("intensity", units="mm/h", colorscale="pysteps")
+    return cmap.with_extremes(under="white", over=cmap(cmap.N - 1), bad="lightgrey"), norm
+
+
+def rain_levels_mmh() -> list[float]:
+    """The scale's level boundaries in mm/h (pysteps), low to high."""
+    norm = rain_colour_scale()[1]
+    assert isinstance(norm, BoundaryNorm)
+    return [float(b) for b in norm.boundaries]
+
+
+def colour_steps() -> list[tuple[float, str]]:
+    """The scale as (lower bound in mm/h, "#rrggbb") per level, low to high: a rate takes the
+    colour of the highest bound at or below it; below the first it is dry."""
+    levels = rain_levels_mmh()
+    steps = []
+    for low, high in zip(levels, [*levels[1:], levels[-1] * 2], strict=True):
+        r, g, b = (int(v) for v in rain_rgb(np.array([[float(np.sqrt(low * high))]]))[0, 0])
+        steps.append((low, f"#{r:02x}{g:02x}{b:02x}"))
+    return steps
+
+
+def graticule(forecast: Forecast) -> Graticule | None:
+    """(lon, lat, step): the cell centres' longitude and latitude (H, W) and the line spacing
+    in degrees, for a georeferenced forecast (else None). The step is the smallest of
+    `GRATICULE_STEPS_DEG` that draws at most 4 lines across the grid's larger extent."""
+    if forecast.georef is None:
+        return None
+    lon, lat = forecast.georef.lonlat()
+    extent = max(float(np.ptp(lon)), float(np.ptp(lat)))
+    step = next((s for s in GRATICULE_STEPS_DEG if extent / s <= 4), GRATICULE_STEPS_DEG[-1])
+    return lon, lat, step
+
+
+def graticule_lines(forecast: Forecast) -> Lines | None:
+    """Where the graticule's lines cross the grid (None without georeference): (east, south)
+    masks (H, W), True where a line runs between a cell and its neighbour to the east
+    (south)."""
+    found = graticule(forecast)
+    if found is None:
+        return None
+    lon, lat, step = found
+    east = np.zeros(lon.shape, dtype=bool)
+    south = np.zeros(lon.shape, dtype=bool)
+    for values in (np.floor(lon / step), np.floor(lat / step)):
+        east[:, :-1] |= values[:, :-1] != values[:, 1:]
+        south[:-1, :] |= values[:-1, :] != values[1:, :]
+    return east, south
+
+
+Lines = tuple[NDArray[np.bool_], NDArray[np.bool_]]
+Graticule = tuple[NDArray[np.float64], NDArray[np.float64], float]
+
+
+def _with_graticule(rgb: NDArray[np.uint8], lines: Lines | None, scale: int) -> NDArray[np.uint8]:
+    """``rgb`` (H * scale, W * scale, 3) with the graticule drawn one pixel wide: on the last
+    pixel column (row) of a cell whose eastern (southern) neighbour lies past a line."""
+    if lines is None:
+        return rgb
+    east, south = lines
+    out = rgb.copy()
+    along = np.arange(scale)
+    rows, cols = np.nonzero(east)
+    out[(rows[:, None] * scale + along).ravel(), np.repeat(cols * scale + scale - 1, scale)] = (
+        GRATICULE_RGB
+    )
+    rows, cols = np.nonzero(south)
+    out[np.repeat(rows * scale + scale - 1, scale), (cols[:, None] * scale + along).ravel()] = (
+        GRATICULE_RGB
+    )
+    return out
 
 
 def _below_scale_to_under(rain_mmh: NDArray[np.floating]) -> NDArray[np.float32]:
@@ -81,16 +155,31 @@ def _check_observed(forecast: Forecast, observed_mmh: Mapping[int, np.ndarray]) 
             raise ValueError(f"observed lead {lead} has shape {np.shape(field)}")
 
 
-def _draw_panel(ax: Axes, field_mmh: np.ndarray | None, label: str) -> None:
-    """One map panel (``None``: no observation yet), its lead label underneath."""
+def _draw_panel(
+    ax: Axes,
+    field_mmh: np.ndarray | None,
+    label: str,
+    lines: Graticule | None = None,
+) -> None:
+    """One map panel (``None``: no observation yet) with the graticule if any (drawn as
+    contours of longitude and latitude), its lead label underneath."""
     ax.set_xticks([])
     ax.set_yticks([])
     ax.set_xlabel(label, fontsize=6, labelpad=1)
     if field_mmh is None:
         ax.text(0.5, 0.5, "not observed", ha="center", va="center", fontsize=5, color="grey")
         return
-    cmap, norm = rain_colour_scale()
-    ax.imshow(_below_scale_to_under(field_mmh), cmap=cmap, norm=norm, interpolation="nearest")
+    ax.imshow(rain_rgb(field_mmh), interpolation="nearest")
+    if lines is not None:
+        lon, lat, step = lines
+        colour = np.asarray(GRATICULE_RGB) / 255
+        for values in (lon, lat):
+            first, last = np.ceil(values.min() / step), np.floor(values.max() / step)
+            levels = np.arange(first, last + 1) * step
+            if len(levels):
+                ax.contour(
+                    values, levels=levels, colors=[colour], linewidths=0.5, linestyles="solid"
+                )
 
 
 def _add_axes_px(fig: Figure, left: int, bottom: int, width: int, height: int) -> Axes:
@@ -107,8 +196,8 @@ def _add_colour_bar(fig: Figure, height_px: int) -> None:
     cax = _add_axes_px(fig, fig_width - RIGHT_PX + 8, LABEL_PX + _GAP_PX, 10, height_px)
     cmap, norm = rain_colour_scale()
     bar = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), cax=cax)
-    decades = [RAIN_MIN_MMH * 10.0**k for k in range(4)]
-    bar.set_ticks(decades, labels=[f"{rate:g}" for rate in decades])
+    levels = rain_levels_mmh()[1::2]
+    bar.set_ticks(levels, labels=[f"{rate:g}" for rate in levels])
     bar.ax.minorticks_off()
     bar.ax.tick_params(labelsize=6)
     bar.set_label("rain rate (mm/h)", fontsize=6)
@@ -135,6 +224,7 @@ def forecast_strip_png(
         _check_observed(forecast, observed_mmh)
         rows["observed"] = observed_mmh
     width, height = strip_size_px(len(shown), len(rows))
+    lines = graticule(forecast)
     fig = Figure(figsize=(width / DPI, height / DPI), dpi=DPI)
     FigureCanvasAgg(fig)
     side = PANEL_PX - 2 * _GAP_PX
@@ -142,12 +232,15 @@ def forecast_strip_png(
         bottom = height - TITLE_PX - (r + 1) * (PANEL_PX + LABEL_PX) + LABEL_PX + _GAP_PX
         for j, lead in enumerate(shown):
             ax = _add_axes_px(fig, LEFT_PX + j * PANEL_PX + _GAP_PX, bottom, side, side)
-            _draw_panel(ax, fields.get(lead), f"+{forecast.lead_minutes[lead - 1]:g} min")
+            label = f"+{forecast.lead_minutes[lead - 1]:g} min"
+            _draw_panel(ax, fields.get(lead), label, lines)
             if j == 0:
                 ax.set_ylabel(name, fontsize=7, labelpad=2)
     _add_colour_bar(fig, height - TITLE_PX - LABEL_PX - 2 * _GAP_PX)
     issued = forecast.issue_time.astimezone(UTC)
     title = f"{forecast.site_id} - {forecast.method} - issued {issued:%Y-%m-%d %H:%M} UTC"
+    if lines is not None:
+        title += " - grey lines: lon/lat graticule"
     fig.text(0.5, 1 - TITLE_PX / 2 / height, title, ha="center", va="center", fontsize=8)
     out = io.BytesIO()
     fig.savefig(out, format="png", dpi=DPI)
@@ -175,14 +268,16 @@ def forecast_animation_gif(forecast: Forecast, frame_ms: int = GIF_FRAME_MS) -> 
     _, ny, nx = forecast.grey.shape
     font = ImageFont.load_default(size=11)
     legend = _gif_legend(nx * GIF_SCALE, font)
+    lines = graticule_lines(forecast)
     frames = []
     for minutes, valid, field in zip(
         forecast.lead_minutes, forecast.valid_times, forecast.rain_mmh(), strict=True
     ):
         map_px = (nx * GIF_SCALE, ny * GIF_SCALE)
         frame = Image.new("RGB", (map_px[0], _GIF_TITLE_PX + map_px[1] + _GIF_LEGEND_PX), "white")
-        rain = Image.fromarray(rain_rgb(field))
-        frame.paste(rain.resize(map_px, Image.Resampling.NEAREST), (0, _GIF_TITLE_PX))
+        scaled = np.repeat(np.repeat(rain_rgb(field), GIF_SCALE, axis=0), GIF_SCALE, axis=1)
+        rain = Image.fromarray(_with_graticule(scaled, lines, GIF_SCALE))
+        frame.paste(rain, (0, _GIF_TITLE_PX))
         frame.paste(legend, (0, _GIF_TITLE_PX + map_px[1]))
         valid_hhmm = f"{valid.astimezone(UTC):%H:%M}"
         title = f"{forecast.site_id} {forecast.method} +{minutes:g} min ({valid_hhmm} UTC)"

@@ -45,6 +45,18 @@ CANVAS_STATS = """(id) => {
   return { painted: painted / (c.width * c.height), colours: colours.size };
 }"""
 
+# the distinct colours painted on a canvas, as #rrggbb
+CANVAS_COLOURS = """(id) => {
+  const c = document.getElementById(id);
+  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  const hex = (v) => v.toString(16).padStart(2, '0');
+  const out = new Set();
+  for (let i = 0; i < d.length; i += 4) {
+    if (d[i + 3] === 255) out.add('#' + hex(d[i]) + hex(d[i + 1]) + hex(d[i + 2]));
+  }
+  return [...out];
+}"""
+
 # per chart: method -> leads (1-based) of the plotted points, and whether a line is drawn
 CHART_SERIES = """(id) => {
   const out = {};
@@ -165,6 +177,12 @@ def test_dashboard_shows_sites_forecast_animation_and_verification(live_service,
         stats = page.evaluate(CANVAS_STATS, canvas)
         assert stats["painted"] > 0.2 and stats["colours"] > 3, (canvas, stats)
     assert page.evaluate(VALID_TIMES) == ["2026-03-01T12:30:00Z"] * 2
+    # the maps are coloured in the served scale (pysteps', as the PNG and GIF) and only in it
+    scale = httpx.get(f"{base_url}/v1/colour-scale").json()
+    assert page.locator("#colour-bar rect[data-from]").count() == len(scale["steps"])
+    allowed = {s["colour"] for s in scale["steps"]} | {"#3a4048"}  # no data
+    for canvas in ("forecast-canvas", "observed-canvas"):
+        assert set(page.evaluate(CANVAS_COLOURS, canvas)) <= allowed, canvas
     page.click("#play-toggle")
 
     # verification charts match the API at the selected threshold (default 2 mm/h), then 0.5

@@ -321,3 +321,48 @@ def test_gif_keeps_identical_maps_as_separate_frames() -> None:
     assert (
         len(list(ImageSequence.Iterator(gif))) == 4
     )  # the lead label differs, so no frame is merged
+
+
+def _georeferenced(forecast: Forecast) -> Forecast:
+    from pyproj import CRS
+
+    from core.georef import GridGeoref
+
+    georef = GridGeoref(
+        CRS.from_epsg(3035).to_wkt(), 4_000_000.0, 2000.0, 3_200_000.0, -2000.0, nx=GRID, ny=GRID
+    )  # fmt: skip (200 km: a line every 0.5 or 1 degree)
+    return replace(forecast, georef=georef)
+
+
+def test_the_colour_scale_is_pysteps_radar_scale():
+    from pysteps.visualization.precipfields import get_colormap
+
+    cmap, norm, _levels, _labels = get_colormap("intensity", units="mm/h", colorscale="pysteps")
+    for rate in (0.2, 1.2, 3.0, 30.0):
+        expected = np.asarray(cmap(norm(rate))[:3]) * 255
+        assert close_to(tuple(rain_rgb(np.array([[rate]]))[0, 0]), expected, tolerance=1)
+    assert tuple(rain_rgb(np.array([[0.0]]))[0, 0]) == WHITE  # below the scale: no rain
+
+
+def test_georeferenced_maps_carry_a_graticule_and_others_do_not():
+    from service.formats.png import GRATICULE_RGB, graticule_lines
+
+    plain = make_forecast(np.zeros((N_LEADS, GRID, GRID), dtype=np.float32))
+    placed = _georeferenced(plain)
+    assert graticule_lines(plain) is None
+    east, south = graticule_lines(placed)
+    assert east.any() and south.any()  # lines of both kinds cross a 200 km grid
+    grey = np.asarray(GRATICULE_RGB)
+
+    def grey_share(image: Image.Image) -> float:
+        pixels = np.asarray(image.convert("RGB"), dtype=int)
+        return float((np.abs(pixels - grey).max(axis=-1) <= 2).mean())
+
+    assert grey_share(decode_png(forecast_strip_png(placed))) > grey_share(
+        decode_png(forecast_strip_png(plain))
+    )
+    frames = [f.convert("RGB") for f in ImageSequence.Iterator(Image.open(io.BytesIO(
+        forecast_animation_gif(placed))))]  # fmt: skip
+    assert grey_share(frames[0]) > 0.005
+    first_plain = Image.open(io.BytesIO(forecast_animation_gif(plain))).convert("RGB")
+    assert grey_share(first_plain) < grey_share(frames[0])
