@@ -17,6 +17,7 @@ import numpy as np
 
 from core import keys
 from core.frame import Frame
+from core.worker import live_states
 from ingest.window import WindowStore
 
 N_SITES = 8
@@ -35,16 +36,6 @@ def _blob_grey(step: int, site_index: int, n: int = 32) -> np.ndarray:
 def test_three_worker_processes_forecast_every_issue_time_exactly_once(
     tmp_path, redis_conn, redis_url, small_checkpoint
 ):
-    window = WindowStore(redis_conn, 30, 10_000)
-    for step in range(N_FRAMES):  # interleaved, as sites deliver in real time
-        for s in range(N_SITES):
-            frame = Frame(
-                site_id=f"site-{s:02d}",
-                valid_time=START + timedelta(minutes=6 * step),
-                grey=_blob_grey(step, s),
-                norm_version="n1-test",
-            )
-            assert window.insert(frame) == "inserted"
     expected = N_SITES * (N_FRAMES - 4)
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("NOWCAST_")}
@@ -69,6 +60,22 @@ def test_three_worker_processes_forecast_every_issue_time_exactly_once(
         for _ in range(3)
     ]
     try:
+        # the frames come once every worker is up, as a live radar feed would find them
+        deadline = time.monotonic() + 120
+        while len(live_states(redis_conn, keys.INFER_HEALTH)) < 3:
+            assert time.monotonic() < deadline, "the workers did not start"
+            assert all(w.poll() is None for w in workers), "a worker died"
+            time.sleep(0.1)
+        window = WindowStore(redis_conn, 30, 10_000)
+        for step in range(N_FRAMES):  # interleaved, as sites deliver in real time
+            for s in range(N_SITES):
+                frame = Frame(
+                    site_id=f"site-{s:02d}",
+                    valid_time=START + timedelta(minutes=6 * step),
+                    grey=_blob_grey(step, s),
+                    norm_version="n1-test",
+                )
+                assert window.insert(frame) == "inserted"
         deadline = time.monotonic() + 180
         while redis_conn.xlen(keys.FORECAST_EVENTS) < expected:
             assert time.monotonic() < deadline, "workers did not forecast everything in time"
