@@ -30,9 +30,12 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import REGISTRY, Collector
 
 from core import keys
+from core.frame import RejectReason
 from core.streams import group_backlog
 from service.publish.metrics import publishing_families
 
+REFUSAL_REASONS = ("warming_up", "gap", "behind", "internal_error")
+"""Why an issue time is not forecast (`service.inference`)."""
 LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 
@@ -108,11 +111,18 @@ class RedisStateCollector(Collector):
         quarantined = CounterMetricFamily(
             "nowcast_frames_quarantined", "Frames quarantined, by reason.", labels=["reason"]
         )
-        for name, value in sorted(ingest.items()):
+        # every known label set from the start, so that rates and alerts have a series
+        reasons = {reason.value: 0 for reason in RejectReason}
+        outcomes = {"accepted": 0, "archived_only": 0}
+        for name, value in ingest.items():
             if name.startswith("quarantined:"):
-                quarantined.add_metric([name.split(":", 1)[1]], value)
+                reasons[name.split(":", 1)[1]] = value
             else:
-                accepted.add_metric([name], value)
+                outcomes[name] = value
+        for name, value in sorted(outcomes.items()):
+            accepted.add_metric([name], value)
+        for name, value in sorted(reasons.items()):
+            quarantined.add_metric([name], value)
         yield accepted
         yield quarantined
 
@@ -123,12 +133,18 @@ class RedisStateCollector(Collector):
         refused = CounterMetricFamily(
             "nowcast_forecasts_refused", "Issue times not forecast, by reason.", labels=["reason"]
         )
-        for name, value in sorted(infer.items()):
+        counts: dict[str, dict[str, int]] = {
+            "issued": dict.fromkeys(self._methods, 0),
+            "refused": dict.fromkeys(REFUSAL_REASONS, 0),
+        }
+        for name, value in infer.items():
             kind, _, label = name.partition(":")
-            if kind == "issued":
-                issued.add_metric([label], value)
-            elif kind == "refused":
-                refused.add_metric([label], value)
+            if kind in counts:
+                counts[kind][label] = value
+        for label, value in sorted(counts["issued"].items()):
+            issued.add_metric([label], value)
+        for label, value in sorted(counts["refused"].items()):
+            refused.add_metric([label], value)
         yield issued
         yield refused
         yield from self._backlog()
@@ -188,7 +204,7 @@ class RedisStateCollector(Collector):
         yield age
 
 
-def exposition(extra: Collector | None) -> tuple[bytes, str]:
+def exposition(*extra: Collector) -> tuple[bytes, str]:
     """The text exposition of this process's (or all processes') metrics plus ``extra``."""
     from prometheus_client import CONTENT_TYPE_LATEST
 
@@ -198,8 +214,9 @@ def exposition(extra: Collector | None) -> tuple[bytes, str]:
         parts = [generate_latest(registry)]
     else:
         parts = [generate_latest(REGISTRY)]
-    if extra is not None:
+    if extra:
         shared = CollectorRegistry()
-        shared.register(extra)
+        for collector in extra:
+            shared.register(collector)
         parts.append(generate_latest(shared))
     return b"".join(parts), CONTENT_TYPE_LATEST

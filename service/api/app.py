@@ -77,7 +77,7 @@ def create_app(
     )
     ctx = ApiContext(settings, connection)
     app.state.ctx = ctx
-    app.state.collector = routes_health.metrics_collector(ctx)
+    app.state.collectors = routes_health.metrics_collectors(ctx)
     # every error body is {"detail": "<words>"}, bad parameters included (see `bad_request`)
     bad_parameters: dict[int | str, dict[str, Any]] = {
         422: {"model": schemas.ErrorBody, "description": "Bad parameters."}

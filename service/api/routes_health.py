@@ -9,6 +9,7 @@ from typing import Any
 import redis
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
+from prometheus_client.registry import Collector
 
 from core import keys
 from core.worker import HEARTBEAT_TTL_S, live_states
@@ -16,6 +17,7 @@ from service.api import schemas
 from service.api.context import ApiContext, context
 from service.methods_runner import N_LEADS
 from service.metrics import RedisStateCollector, exposition
+from service.ops_metrics import OpsCollector
 
 router = APIRouter()
 
@@ -41,8 +43,8 @@ def readyz(request: Request) -> JSONResponse:
 
 @router.get("/metrics", tags=["health"], summary="Prometheus metrics", response_class=Response)
 def prometheus_metrics(request: Request) -> Response:
-    collector: RedisStateCollector = request.app.state.collector
-    body, content_type = exposition(collector)
+    collectors: list[Collector] = request.app.state.collectors
+    body, content_type = exposition(*collectors)
     return Response(body, media_type=content_type)
 
 
@@ -68,11 +70,14 @@ def dashboard() -> HTMLResponse:
     return HTMLResponse(page, headers={"Cache-Control": "no-cache"})
 
 
-def metrics_collector(ctx: ApiContext) -> RedisStateCollector:
-    """The shared-state collector of /metrics over ``ctx``'s Redis."""
-    return RedisStateCollector(
-        ctx.redis, lambda m: scores_for_metrics(ctx, m), tuple(ctx.settings.methods)
-    )
+def metrics_collectors(ctx: ApiContext) -> list[Collector]:
+    """The shared-state collectors of /metrics over ``ctx``'s Redis: the service's state and
+    what the alert rules read."""
+    methods = tuple(ctx.settings.methods)
+    return [
+        RedisStateCollector(ctx.redis, lambda m: scores_for_metrics(ctx, m), methods),
+        OpsCollector(ctx.redis, ctx.window, ctx.verification, methods),
+    ]
 
 
 def scores_for_metrics(ctx: ApiContext, method: str) -> dict[str, Any] | None:

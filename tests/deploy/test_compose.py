@@ -75,6 +75,7 @@ def test_the_stack_has_every_service(compose):
         "api",
         "publisher",
         "prometheus",
+        "alertmanager",
         "grafana",
     }
     declared = set(compose["volumes"])
