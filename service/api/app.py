@@ -10,11 +10,13 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 import redis
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -36,6 +38,24 @@ from service.settings import Settings
 log = logging.getLogger(__name__)
 
 API_VERSION = "1.0.0"
+
+
+def _openapi_with_methods(app: FastAPI, methods: tuple[str, ...]) -> dict[str, Any]:
+    """The OpenAPI document with every ``method`` parameter an enum of the served methods."""
+    if app.openapi_schema is None:
+        schema = get_openapi(
+            title=app.title,
+            version=app.version,
+            description=app.description,
+            routes=app.routes,
+        )
+        for path in schema["paths"].values():
+            for operation in path.values():
+                for parameter in operation.get("parameters", []):
+                    if parameter["name"] == "method":
+                        parameter["schema"] = {"type": "string", "enum": list(methods)}
+        app.openapi_schema = schema
+    return app.openapi_schema
 
 
 def validation_message(exc: RequestValidationError) -> str:
@@ -68,6 +88,7 @@ def create_app(
     # files (under /static-offline-docs), never from a CDN: the service works without network
     app = FastAPIOffline(
         lifespan=lifespan,
+        generate_unique_id_function=lambda route: route.name,  # operationId: the handler's name
         title="Precipitation nowcasting service",
         version=API_VERSION,
         description=(
@@ -92,6 +113,7 @@ def create_app(
         app.include_router(module.router, responses=bad_parameters)
     app.include_router(routes_health.router)
     app.add_middleware(LatencyMiddleware, histogram=process_metrics().http_latency)
+    app.openapi = partial(_openapi_with_methods, app, tuple(settings.methods))  # type: ignore[method-assign]
 
     @app.exception_handler(redis.RedisError)
     async def redis_down(_request: Request, exc: redis.RedisError) -> JSONResponse:

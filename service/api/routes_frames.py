@@ -5,14 +5,18 @@ from __future__ import annotations
 from typing import Annotated
 
 import numpy as np
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request, Security
 from fastapi.concurrency import run_in_threadpool
+from fastapi.security import APIKeyHeader
 
 from ingest.ingestor import ArchiveUnavailable, Ingestor
 from service.api import schemas
 from service.api.params import NOT_FOUND, Ctx, SiteId
 
 router = APIRouter(prefix="/v1", tags=["frames"])
+
+# declares the X-API-Key scheme in the OpenAPI document; `ApiContext.check_api_key` checks it
+ApiKeyHeader = Annotated[str | None, Security(APIKeyHeader(name="X-API-Key", auto_error=False))]
 
 
 @router.get(
@@ -48,9 +52,21 @@ def latest_frames(
         422: {"model": schemas.ErrorBody, "description": "Frame quarantined, with the reason."},
         503: {"model": schemas.ErrorBody, "description": "Archive unavailable; retry."},
     },
-    summary="Push one CF-NetCDF frame (needs X-API-Key)",
+    summary="Push one radar frame, CF-NetCDF or ODIM_H5 (needs X-API-Key)",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "description": "The frame file's bytes.",
+            "content": {
+                media: {"schema": {"type": "string", "format": "binary"}}
+                for media in ("application/x-netcdf", "application/x-hdf5")
+            },
+        }
+    },
 )
-async def push_frame(request: Request, ctx: Ctx, site: SiteId) -> schemas.FrameAccepted:
+async def push_frame(
+    request: Request, ctx: Ctx, site: SiteId, _key: ApiKeyHeader = None
+) -> schemas.FrameAccepted:
     ctx.check_api_key(request)
     limit = ctx.settings.max_frame_bytes
     declared = request.headers.get("content-length")

@@ -4,7 +4,7 @@ the series at one cell."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 
@@ -50,6 +50,16 @@ _FORMAT_DOC = (
     "lead and threshold, lon/lat) or geotiff (Cloud-Optimized, a band per lead); else from "
     "Accept. geojson and geotiff need a georeferenced site."
 )
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+NOWCAST_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **NOT_FOUND,
+    200: {
+        "model": schemas.NowcastBody,
+        "description": "The nowcast in the format asked for (format= or Accept).",
+        "content": {FORMAT_MEDIA_TYPES[fmt]: _BINARY for fmt in ("netcdf", "png", "gif", "geotiff")}
+        | {FORMAT_MEDIA_TYPES["geojson"]: {"schema": {"type": "object"}}},
+    },
+}
 LeadParam = Annotated[
     int | None, Query(ge=1, le=15, description="format=geotiff: only this lead (1-based).")
 ]
@@ -57,7 +67,7 @@ LeadParam = Annotated[
 
 @router.get(
     "/sites/{site}/nowcast/latest",
-    responses={**NOT_FOUND, 200: {"model": schemas.NowcastBody}},
+    responses=NOWCAST_RESPONSES,
     summary="The latest nowcast of a site",
 )
 def latest_nowcast(
@@ -139,7 +149,7 @@ def _cell(
 
 @router.get(
     "/sites/{site}/nowcast/{issue_time}",
-    responses={**NOT_FOUND, 200: {"model": schemas.NowcastBody}},
+    responses=NOWCAST_RESPONSES,
     summary="A past nowcast, while it is kept",
 )
 def past_nowcast(
