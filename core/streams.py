@@ -68,9 +68,11 @@ def group_backlog(
         return connection.xlen(stream), (_id_ms(first[0][0]) if first else None)
     oldest: list[int] = []
     pending = int(info["pending"])
-    if pending:
+    if pending:  # read again: entries may have been acknowledged in between
         summary = connection.xpending(stream, group)
-        oldest.append(_id_ms(summary["min"]))
+        pending = int(summary["pending"])
+        if pending and summary["min"] is not None:
+            oldest.append(_id_ms(summary["min"]))
     after = connection.xrange(stream, min=f"({_text(info['last-delivered-id'])}", count=limit)
     if after:
         oldest.append(_id_ms(after[0][0]))

@@ -170,10 +170,25 @@ class FolderReplay:
         self.backlog = backlog
         self.max_backlog = len(self.sequences) if max_backlog is None else max_backlog
         self.progress = ReplayProgress()
+        self._probe_failing = False
 
     @property
     def n_frames(self) -> int:
         return sum(len(s) for s in self.sequences)
+
+    def _pending(self, delivered: int) -> float:
+        """The backlog probe's answer; infinite (wait, ask again) while it cannot answer,
+        e.g. during a Redis outage, so that the replay waits instead of dying."""
+        assert self.backlog is not None
+        try:
+            pending = float(self.backlog(delivered))
+        except Exception as exc:
+            if not self._probe_failing:  # once per outage, not at every poll
+                log.warning("replay: the pipeline's backlog is unknown (%s); waiting", exc)
+            self._probe_failing = True
+            return float("inf")
+        self._probe_failing = False
+        return pending
 
     def run(self, stop: threading.Event) -> None:
         progress = self.progress
@@ -182,7 +197,7 @@ class FolderReplay:
         for k in range(longest):
             if self.backlog is not None:
                 waited = time.monotonic()
-                while self.backlog(progress.delivered) > self.max_backlog:
+                while self._pending(progress.delivered) > self.max_backlog:
                     if stop.wait(BACKLOG_POLL_S):
                         return
                 progress.held_s += time.monotonic() - waited
@@ -206,7 +221,7 @@ class FolderReplay:
             if stop.wait(self.interval_s):
                 return
         if self.backlog is not None:  # the last tick through the pipeline too
-            while self.backlog(progress.delivered) > 0 and not stop.wait(BACKLOG_POLL_S):
+            while self._pending(progress.delivered) > 0 and not stop.wait(BACKLOG_POLL_S):
                 pass
         progress.elapsed_s = time.monotonic() - started
         log.warning(

@@ -43,10 +43,12 @@ class InferenceSettings(CoreSettings):
         "is claimed.",
     )
     infer_max_behind_min: float = Field(
-        default=30.0,
+        default=60.0,
         ge=0,
         description="An issue time older than the site's newest frame by more than this is "
-        "skipped (reason 'behind'): a worker that fell behind catches up, newest first.",
+        "skipped (reason 'behind'): a worker that fell behind catches up, newest first. An "
+        "hour keeps every issue time through a short outage; a nowcast issued an hour late "
+        "still covers 30 minutes ahead.",
     )
     infer_device: str = Field(
         default="auto",

@@ -176,6 +176,7 @@ def test_a_worker_behind_forecasts_the_newest_and_says_how_far_behind_it_was(
     settings, redis_conn, runner, feed
 ):
     # 12 frames queued before the worker reads any (a backlog): 13:06 is the newest frame
+    settings = settings.model_copy(update={"infer_max_behind_min": 30.0})
     _ingest(settings, redis_conn, feed[:12])
     worker = InferenceWorker(settings, redis_conn, runner, consumer="w1")
     _drain(worker)
@@ -183,7 +184,7 @@ def test_a_worker_behind_forecasts_the_newest_and_says_how_far_behind_it_was(
     issued = worker.forecasts.issue_times("synth-01", "convlstm")
     newest = FEED_START + timedelta(minutes=66)
     assert issued[-1] == newest
-    # within infer_max_behind_min (30) of the newest frame: forecast; older: skipped as behind
+    # within infer_max_behind_min (30 here) of the newest frame: forecast; older: behind
     assert issued == [FEED_START + timedelta(minutes=6 * i) for i in range(6, 12)]
     counts = _counts(redis_conn)
     assert counts["refused:behind"] == 2  # 12:24 and 12:30 had their 5 frames, but too late
