@@ -88,7 +88,7 @@ class GridGeoref:
     def lonlat(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """(lon, lat), each (ny, nx) degrees east and north, of the cell centres."""
         x, y = np.meshgrid(self.x_m(), self.y_m())
-        lon, lat = _to_lonlat(self.crs_wkt).transform(x, y)
+        lon, lat = to_lonlat(self.crs_wkt).transform(x, y)
         return np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64)
 
     def bounds_lonlat(self) -> tuple[float, float, float, float]:
@@ -100,7 +100,7 @@ class GridGeoref:
         ys = np.concatenate([np.full(64, y_lo), y_lo + (y_hi - y_lo) * edge])
         xs = np.concatenate([xs, x_hi - (x_hi - x_lo) * edge, np.full(64, x_lo)])
         ys = np.concatenate([ys, np.full(64, y_hi), y_hi - (y_hi - y_lo) * edge])
-        lon, lat = _to_lonlat(self.crs_wkt).transform(xs, ys)
+        lon, lat = to_lonlat(self.crs_wkt).transform(xs, ys)
         return float(np.min(lon)), float(np.min(lat)), float(np.max(lon)), float(np.max(lat))
 
     def cell_of(self, lon: float, lat: float) -> tuple[int, int] | None:
@@ -175,7 +175,8 @@ def _crs(wkt: str) -> CRS:
 
 
 @lru_cache(maxsize=32)
-def _to_lonlat(wkt: str) -> Transformer:
+def to_lonlat(wkt: str) -> Transformer:
+    """The (cached) transformer from the CRS ``wkt`` to longitude/latitude (x, y order)."""
     from pyproj import Transformer
 
     return Transformer.from_crs(_crs(wkt), "EPSG:4326", always_xy=True)

@@ -68,31 +68,23 @@ def is_odim(raw: bytes) -> bool:
         return False
 
 
-def is_odim_path(path: Path) -> bool:
-    """`is_odim` of a file, reading only its root attributes."""
+def peek_odim(path: Path) -> tuple[datetime | None, str | None] | None:
+    """(valid time, raw site id) of an ODIM_H5 file without reading its data, either None
+    where unknown; None for a file that is no ODIM_H5 (NetCDF-4 is HDF5 too)."""
     import h5py
 
     try:
         with h5py.File(path, "r") as h5:
-            return _text(h5.attrs.get("Conventions", b"")).startswith("ODIM_H5")
-    except Exception:  # a corrupt HDF5 file fails in many ways
-        return False
-
-
-def peek_odim(path: Path) -> tuple[datetime | None, str | None]:
-    """(valid time, raw site id) of an ODIM_H5 file without reading its data; None unknown."""
-    import h5py
-
-    try:
-        with h5py.File(path, "r") as h5:
+            if not _text(h5.attrs.get("Conventions", b"")).startswith("ODIM_H5"):
+                return None
             root_what = _attrs(h5, "what")
             try:
-                valid = _valid_time(root_what, {})
+                valid: datetime | None = _valid_time(root_what, {})
             except FrameRejected:
                 valid = None
             return valid, _source_id(_text(root_what.get("source", "")))
-    except Exception:  # unreadable: the ingest quarantines it with the reason
-        return None, None
+    except Exception:  # unreadable: the NetCDF peek (then the ingest) says why
+        return None
 
 
 def read_odim(raw: bytes, name: str) -> OdimProduct:

@@ -20,7 +20,7 @@ from core.frame import FrameRejected, RadarField, RejectReason
 from core.settings import SITE_ID_PATTERN
 from ingest.cf_georef import cf_georef
 from ingest.hdf5_lock import HDF5_LOCK
-from ingest.odim import HDF5_SIGNATURE, is_odim, is_odim_path, peek_odim, read_odim
+from ingest.odim import HDF5_SIGNATURE, is_odim, peek_odim, read_odim
 from ingest.quantities import Quantity, get_quantity, quantity_names
 
 FRAME_SUFFIXES = (".nc", ".nc4", ".netcdf", ".h5", ".hdf5", ".hdf")
@@ -272,8 +272,9 @@ def _site_id(ds: netCDF4.Dataset) -> str:
 
 def peek_valid_time(path: Path) -> datetime | None:
     """Valid time of a file without reading its grid; None where it cannot be told."""
-    if _is_odim_file(path):
-        return peek_odim(path)[0]
+    odim = _peek_odim(path)
+    if odim is not None:
+        return odim[0]
     try:
         with HDF5_LOCK, netCDF4.Dataset(path, mode="r") as ds:
             return _valid_time(ds)
@@ -283,9 +284,9 @@ def peek_valid_time(path: Path) -> datetime | None:
 
 def peek_site_id(path: Path) -> str | None:
     """Site id of a file (as the ingest derives it) without reading its grid; None if unknown."""
-    if _is_odim_file(path):
-        site = peek_odim(path)[1]
-        return slugify_site_id(site) if site else None
+    odim = _peek_odim(path)
+    if odim is not None:
+        return slugify_site_id(odim[1]) if odim[1] else None
     try:
         with HDF5_LOCK, netCDF4.Dataset(path, mode="r") as ds:
             return _site_id(ds)
@@ -293,13 +294,15 @@ def peek_site_id(path: Path) -> str | None:
         return None
 
 
-def _is_odim_file(path: Path) -> bool:
+def _peek_odim(path: Path) -> tuple[datetime | None, str | None] | None:
+    """`ingest.odim.peek_odim` of an HDF5 file; None without opening other files as HDF5."""
     try:
         with path.open("rb") as handle:
-            head = handle.read(len(HDF5_SIGNATURE))
+            if handle.read(len(HDF5_SIGNATURE)) != HDF5_SIGNATURE:
+                return None
     except OSError:
-        return False
-    return head == HDF5_SIGNATURE and is_odim_path(path)
+        return None
+    return peek_odim(path)
 
 
 def frame_files(folder: Path, recursive: bool = True) -> list[Path]:

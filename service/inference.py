@@ -229,12 +229,13 @@ class InferenceWorker(StreamWorker):
         start = valid_time.timestamp()
         end = start + (N_INPUTS - 1) * cadence * 60
         completed = []
-        for epoch in self.window.epochs(site_id):
+        epochs = self.window.epochs(site_id)
+        for epoch in epochs:
             if not start < epoch <= end:
                 continue
             issue_time = datetime.fromtimestamp(epoch, UTC)
             if self.forecasts.was_made(site_id, issue_time) or self._behind(
-                site_id, issue_time, self.window.epochs(site_id)
+                site_id, issue_time, epochs
             ):
                 continue
             try:

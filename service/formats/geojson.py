@@ -11,14 +11,11 @@ with no cell above it has an empty MultiPolygon. Only for a georeferenced foreca
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from core.georef import GridGeoref
-
-if TYPE_CHECKING:
-    from pyproj import Transformer
+from core.georef import GridGeoref, to_lonlat
 from service.forecast import Forecast
 
 THRESHOLDS_MMH = (0.5, 2.0, 5.0, 10.0, 30.0)
@@ -84,14 +81,8 @@ def rain_area(mask: np.ndarray, georef: GridGeoref) -> tuple[dict[str, Any], flo
     merged = unary_union(polygons)
     area_km2 = merged.area / 1e6
     simplified = merged.simplify(min(abs(georef.dx_m), abs(georef.dy_m)) / 2)
-    to_lonlat = _lonlat_transformer(georef.crs_wkt)
-    lonlat = transform(lambda x, y, z=None: to_lonlat.transform(x, y), simplified)
+    transformer = to_lonlat(georef.crs_wkt)
+    lonlat = transform(lambda x, y, z=None: transformer.transform(x, y), simplified)
     parts = list(lonlat.geoms) if hasattr(lonlat, "geoms") else [lonlat]
     oriented = MultiPolygon([orient(p, sign=1.0) for p in parts if not p.is_empty])
     return mapping(oriented), area_km2
-
-
-def _lonlat_transformer(crs_wkt: str) -> Transformer:
-    from pyproj import Transformer
-
-    return Transformer.from_crs(crs_wkt, "EPSG:4326", always_xy=True)

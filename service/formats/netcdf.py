@@ -204,23 +204,26 @@ def _discovery_attrs(forecast: Forecast, service_url: str | None) -> dict[str, s
     }
     if service_url:
         attrs["creator_url"] = attrs["publisher_url"] = service_url
-    if forecast.georef is not None:  # the cell centres', as the lat/lon variables hold them
-        lon, lat = forecast.georef.lonlat()
-        lon_min, lat_min, lon_max, lat_max = lon.min(), lat.min(), lon.max(), lat.max()
-        attrs.update(
-            geospatial_lat_min=float(lat_min),
-            geospatial_lat_max=float(lat_max),
-            geospatial_lon_min=float(lon_min),
-            geospatial_lon_max=float(lon_max),
-            geospatial_lat_units="degrees_north",
-            geospatial_lon_units="degrees_east",
-            geospatial_bounds=(
-                f"POLYGON (({lon_min} {lat_min}, {lon_max} {lat_min}, {lon_max} {lat_max}, "
-                f"{lon_min} {lat_max}, {lon_min} {lat_min}))"
-            ),
-            geospatial_bounds_crs="EPSG:4326",
-        )
     return attrs
+
+
+def _geospatial_attrs(lon: np.ndarray, lat: np.ndarray) -> dict[str, str | float]:
+    """ACDD bounding box of the cell centres, as the ``lat``/``lon`` variables hold them."""
+    lon_min, lat_min = float(lon.min()), float(lat.min())
+    lon_max, lat_max = float(lon.max()), float(lat.max())
+    return {
+        "geospatial_lat_min": lat_min,
+        "geospatial_lat_max": lat_max,
+        "geospatial_lon_min": lon_min,
+        "geospatial_lon_max": lon_max,
+        "geospatial_lat_units": "degrees_north",
+        "geospatial_lon_units": "degrees_east",
+        "geospatial_bounds": (
+            f"POLYGON (({lon_min} {lat_min}, {lon_max} {lat_min}, {lon_max} {lat_max}, "
+            f"{lon_min} {lat_max}, {lon_min} {lat_min}))"
+        ),
+        "geospatial_bounds_crs": "EPSG:4326",
+    }
 
 
 def forecast_dataset(
@@ -250,6 +253,8 @@ def forecast_dataset(
         ds["crs"] = xr.Variable(crs[0], crs[1], crs[2])
     written = datetime.now(UTC) if written_at is None else written_at
     ds.attrs = _global_attrs(forecast, written, service_url)
+    if "lat" in ds.coords:  # georeferenced
+        ds.attrs.update(_geospatial_attrs(ds["lon"].values, ds["lat"].values))
     return ds
 
 

@@ -118,3 +118,14 @@ def test_truncated_and_unprojected_products(ingestor):
         site_id="my-site",
     )
     assert named.site_id == "my-site"
+
+
+def test_frames_are_peeked_without_reading_their_data(shared_odim, tmp_path):
+    from ingest.reader import peek_site_id, peek_valid_time
+
+    path = sorted(shared_odim.rglob("*.hdf"))[0]
+    assert peek_valid_time(path) == datetime(2018, 8, 24, 18, 0, tzinfo=UTC)
+    assert peek_site_id(path) == "org-247"
+    broken = tmp_path / "broken.h5"
+    broken.write_bytes(path.read_bytes()[:4096])  # an HDF5 signature, then nothing usable
+    assert peek_valid_time(broken) is None and peek_site_id(broken) is None
