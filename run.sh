@@ -26,12 +26,14 @@ setup() {
   fi
 }
 
-# Debian's chromium for the dashboard's browser test and prometheus for promtool (checks of
-# deploy/ and of the live /metrics); the tests skip, saying why, without them.
+# Debian's chromium for the dashboard's browser test, prometheus (promtool and a real server:
+# checks of deploy/ and of the live /metrics) and prometheus-alertmanager (alerts delivered to a
+# receiver); the tests skip, saying why, without them.
 test_tools() {
   local missing=()
   command -v chromium >/dev/null 2>&1 || missing+=(chromium)
   command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+  command -v prometheus-alertmanager >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
   [ ${#missing[@]} -eq 0 ] && return 0
   local sudo=""
   if [ "$(id -u)" != 0 ]; then

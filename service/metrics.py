@@ -5,7 +5,8 @@ Two kinds, so that several processes can serve and work:
   observes them; with ``PROMETHEUS_MULTIPROC_DIR`` set they are aggregated across processes by
   prometheus-client's multiprocess mode;
 - shared state (frames accepted and quarantined, forecasts issued and refused, the inference
-  backlog, ingest lag, per-lead scores, publishing outcomes) is read from Redis at scrape
+  backlog, ingest lag, publishing outcomes; per-site verification in
+  `service.verification_metrics`) is read from Redis at scrape
   time by `RedisStateCollector`, so every API replica reports the same numbers whichever
   process did the work.
 Metrics are created on first use, never at import time.
@@ -71,23 +72,19 @@ def process_metrics() -> ProcessMetrics:
 
 
 class RedisStateCollector(Collector):
-    """Collects the shared service state from Redis at scrape time.
-
-    ``scores`` returns, per method, the scores of
-    `model.verification.scores.ScoreAccumulator.scores` over the last ``window_h`` hours of
-    verification (all sites pooled).
-    """
+    """Collects the shared service state from Redis at scrape time (verification:
+    `service.verification_metrics`)."""
 
     def __init__(
         self,
         connection: redis.Redis,
-        scores: Callable[[str], dict[str, object] | None],
         methods: tuple[str, ...],
+        subscribers: tuple[str, ...] = (),
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._redis = connection
-        self._scores = scores
         self._methods = methods
+        self._subscribers = subscribers
         self._now = now
 
     def collect(self) -> Iterator[Metric]:
@@ -162,29 +159,8 @@ class RedisStateCollector(Collector):
                 lag.add_metric([site], max(0.0, now_s - ingested))
         yield lag
 
-        families = {
-            name: GaugeMetricFamily(
-                f"nowcast_verification_{name}",
-                f"{name.upper()} by method, lead (min) and threshold (mm/h), sites pooled.",
-                labels=["method", "lead_min", "threshold_mmh"],
-            )
-            for name in ("csi", "pod", "far")
-        }
-        for method in self._methods:
-            scores = self._scores(method)
-            if not scores:
-                continue
-            leads = scores["lead_minutes"]
-            assert isinstance(leads, list)
-            for name, family in families.items():
-                table = scores[name]
-                assert isinstance(table, dict)
-                for threshold, values in table.items():
-                    for lead, value in zip(leads, values, strict=True):
-                        if value is not None:
-                            family.add_metric([method, f"{lead:g}", threshold], value)
-        yield from families.values()
-        yield from publishing_families(self._redis)
+        sites = tuple(sorted(s.decode() for s in self._redis.smembers(keys.SITES)))
+        yield from publishing_families(self._redis, self._subscribers, sites)
 
     def _backlog(self) -> Iterator[Metric]:
         """The inference workers' backlog: frame events not yet handled, and the oldest's age."""

@@ -68,6 +68,10 @@ class ApiContext:
     def site_ids(self) -> list[str]:
         return self.window.sites()
 
+    def cadence_min(self, site_id: str) -> float | None:
+        """The site's configured cadence (minutes), else the one its window's spacing shows."""
+        return self.window.cadence_min(site_id, self.settings.site(site_id).cadence_min)
+
     def require_site(self, site_id: str) -> None:
         if not self.redis.sismember(keys.SITES, site_id):
             raise HTTPException(404, f"unknown site {site_id!r}; GET /v1/sites lists them")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from importlib import resources
-from typing import Any
 
 import redis
 from fastapi import APIRouter, Request, Response
@@ -15,9 +14,9 @@ from core import keys
 from core.worker import HEARTBEAT_TTL_S, live_states
 from service.api import schemas
 from service.api.context import ApiContext, context
-from service.methods_runner import N_LEADS
 from service.metrics import RedisStateCollector, exposition
 from service.ops_metrics import OpsCollector
+from service.verification_metrics import VerificationCollector
 
 router = APIRouter()
 
@@ -75,23 +74,10 @@ def metrics_collectors(ctx: ApiContext) -> list[Collector]:
     what the alert rules read."""
     methods = tuple(ctx.settings.methods)
     return [
-        RedisStateCollector(ctx.redis, lambda m: scores_for_metrics(ctx, m), methods),
+        RedisStateCollector(ctx.redis, methods, tuple(s.name for s in ctx.settings.subscribers)),
         OpsCollector(ctx.redis, ctx.window, ctx.verification, methods),
+        VerificationCollector(ctx.verification, ctx.site_ids, ctx.cadence_min, methods),
     ]
-
-
-def scores_for_metrics(ctx: ApiContext, method: str) -> dict[str, Any] | None:
-    sites = ctx.site_ids()
-    if not sites:
-        return None
-    acc = ctx.verification.summed(sites, method, N_LEADS)
-    if not acc.n_cells.any():
-        return None
-    scores = acc.scores()
-    cadences = {ctx.window.cadence_min(s, ctx.settings.site(s).cadence_min) for s in sites}
-    cadence = next(iter(cadences)) if len(cadences) == 1 and None not in cadences else None
-    scores["lead_minutes"] = [(cadence * k if cadence else float(k)) for k in range(1, N_LEADS + 1)]
-    return scores
 
 
 def readiness(ctx: ApiContext) -> schemas.Readiness:

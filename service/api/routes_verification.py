@@ -40,7 +40,7 @@ def verification(
     for name in methods:
         scores = ctx.verification.summed(sites, name, n_leads, since, until).scores()
         body[name] = schemas.MethodScores(**scores)
-    cadences = {ctx.window.cadence_min(s, ctx.settings.site(s).cadence_min) for s in sites}
+    cadences = {ctx.cadence_min(s) for s in sites}
     cadence = next(iter(cadences)) if len(cadences) == 1 else None
     return schemas.VerificationBody(
         sites=sites,

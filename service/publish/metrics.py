@@ -11,11 +11,17 @@ from collections.abc import Iterator
 import redis
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from service.publish.state import PublishState
+from service.publish.state import OUTCOMES, PublishState
 
 
-def publishing_families(connection: redis.Redis) -> Iterator[Metric]:
-    """Deliveries by subscriber and outcome, dead letters waiting, missed cycles by site."""
+def publishing_families(
+    connection: redis.Redis, subscribers: tuple[str, ...] = (), sites: tuple[str, ...] = ()
+) -> Iterator[Metric]:
+    """Deliveries by subscriber and outcome, dead letters waiting, missed cycles by site.
+
+    The configured ``subscribers`` (every outcome) and the known ``sites`` have a series from
+    the start, at zero, so that rates and panels have one before the first event.
+    """
     state = PublishState(connection, delivered_ttl_s=1)  # read only: the TTL is never used
     deliveries = CounterMetricFamily(
         "nowcast_publish_deliveries",
@@ -23,7 +29,10 @@ def publishing_families(connection: redis.Redis) -> Iterator[Metric]:
         "dead_lettered, expired.",
         labels=["subscriber", "outcome"],
     )
-    for subscriber, outcomes in sorted(state.counts().items()):
+    counts = {name: dict.fromkeys(OUTCOMES, 0) for name in subscribers}
+    for name, outcomes in state.counts().items():
+        counts.setdefault(name, {}).update(outcomes)
+    for subscriber, outcomes in sorted(counts.items()):
         for outcome, value in sorted(outcomes.items()):
             deliveries.add_metric([subscriber, outcome], value)
     yield deliveries
@@ -39,6 +48,6 @@ def publishing_families(connection: redis.Redis) -> Iterator[Metric]:
         "Cron cycles in which the site had no forecast newer than at the previous cycle.",
         labels=["site"],
     )
-    for site, value in sorted(state.missed_counts().items()):
+    for site, value in sorted({**dict.fromkeys(sites, 0), **state.missed_counts()}.items()):
         missed.add_metric([site], value)
     yield missed

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +21,14 @@ import pytest
 import redis
 import yaml
 
+from core.settings import SubscriberConfig
+from ingest.cf_writer import write_synthetic_feed
 from ingest.ingestor import Ingestor
 from service.api.app import create_app
 from service.inference import InferenceWorker
 from service.methods_runner import MethodRunner
 from tests.conftest import REPO_ROOT
-from tests.service.conftest import feed, small_checkpoint  # noqa: F401 (shared fixtures)
+from tests.service.conftest import small_checkpoint  # noqa: F401 (shared fixture)
 from tests.service.helpers import service_settings
 from tests.service.live_server import free_port, serving
 
@@ -73,16 +76,21 @@ def subprocess_env(redis_url: str | None, data_dir: Path, **extra: str) -> dict[
 def live_metrics(
     redis_server: redis.Redis,
     small_checkpoint: Path,  # noqa: F811
-    feed: list[Path],  # noqa: F811
     tmp_path_factory: pytest.TempPathFactory,
 ) -> str:
     """The API's /metrics text after real work, so that every family has samples.
 
-    Frames ingested one by one (one more quarantined), forecasts refused while warming up, then
-    issued and verified by a real inference worker, and HTTP requests served.
+    Frames of the last hour ingested one by one (one more quarantined), forecasts refused while
+    warming up, then issued and verified by a real inference worker, and HTTP requests served;
+    one file subscriber configured, nothing published yet.
     """
     redis_server.flushall()
-    settings = service_settings(tmp_path_factory.mktemp("var"), small_checkpoint)
+    start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=48)
+    feed = write_synthetic_feed(tmp_path_factory.mktemp("recent"), 8, start=start,
+                                shape=(96, 96), seed=3)  # fmt: skip
+    var = tmp_path_factory.mktemp("var")
+    subscriber = SubscriberConfig(name="ops-folder", kind="file", folder=var / "published")
+    settings = service_settings(var, small_checkpoint, subscribers=(subscriber,))
     ingestor = Ingestor(settings, redis_server)
     worker = InferenceWorker(settings, redis_server, MethodRunner(settings), consumer="deploy")
     assert ingestor.ingest_bytes(b"not a netcdf file" * 10, "garbage.nc").outcome == "quarantined"

@@ -112,8 +112,11 @@ def test_every_query_names_series_and_labels_the_service_exposes(expr, live_metr
 
 def test_the_dashboard_shows_skill_ingest_inference_and_api():
     text = "\n".join(queries())
-    for name in ("csi", "pod", "far"):
-        assert re.search(rf"nowcast_verification_{name}\{{[^}}]*lead_min", text), name
+    # sites pooled through the contingency counts, by lead step (cadences may differ) ...
+    for outcome in ("hit", "hit|miss", "false_alarm", "hit|false_alarm"):
+        cells = rf'nowcast_verification_cells\{{outcome=~?"{re.escape(outcome)}"'
+        pooled = rf"sum by \(method, lead_step\) \({cells}"
+        assert re.search(pooled, text), outcome
     for name in (
         "nowcast_frames_accepted_total",
         "nowcast_frames_quarantined_total",
@@ -130,7 +133,13 @@ def test_the_dashboard_shows_skill_ingest_inference_and_api():
 def test_every_query_is_valid_promql(promtool, tmp_path):
     """promtool parses each query as the expression of a recording rule (Grafana's variables
     replaced by values they take)."""
-    values = {"$__rate_interval": "1m", "$method": ".*", "$lead": ".*", "$threshold": "0.5"}
+    values = {
+        "$__rate_interval": "1m",
+        "$method": ".*",
+        "$lead": ".*",
+        "$threshold": "0.5",
+        "$site": "synth-01",
+    }
     rules = []
     for i, expr in enumerate(q for q in queries() if not q.startswith("label_values(")):
         for variable, value in values.items():
@@ -142,3 +151,26 @@ def test_every_query_is_valid_promql(promtool, tmp_path):
     result = subprocess.run([promtool, "check", "rules", str(path)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"SUCCESS: {len(rules)} rules found" in result.stdout
+
+
+def test_a_row_per_site_shows_its_skill_against_the_baselines():
+    """One row repeated over the ``site`` variable (every site with a window); each of its
+    panels filters on that site, with leads in minutes and CSI relative to extrapolation."""
+    panels = dashboard()["panels"]
+    (row,) = [p for p in panels if p["type"] == "row" and p.get("repeat")]
+    assert row["repeat"] == "site" and "$site" in row["title"]
+    start = panels.index(row) + 1
+    end = next(i for i in range(start, len(panels)) if panels[i]["type"] == "row")
+    exprs = [t["expr"] for p in panels[start:end] for t in p["targets"]]
+    assert exprs and all('site="$site"' in e for e in exprs)
+    text = "\n".join(exprs)
+    assert "nowcast_verification_csi{" in text
+    assert any(
+        "{{lead_minutes}}" in t["legendFormat"] for p in panels[start:end] for t in p["targets"]
+    )
+    assert re.search(
+        r'/ on\(site, threshold_mmh\) group_left nowcast_skill_csi_6h\{[^}]*method="extrapolation"',
+        text,
+    )
+    (site,) = [v for v in dashboard()["templating"]["list"] if v["name"] == "site"]
+    assert site["includeAll"] and site["multi"]

@@ -239,7 +239,7 @@ def test_metrics_show_the_inference_backlog_and_its_age(settings, redis_conn, ru
 
     _ingest(settings, redis_conn, feed[:3])
     now = datetime.now(UTC) + timedelta(seconds=90)
-    collector = RedisStateCollector(redis_conn, lambda _m: None, (), now=lambda: now)
+    collector = RedisStateCollector(redis_conn, (), now=lambda: now)
 
     def backlog() -> tuple[float, float]:
         samples = {

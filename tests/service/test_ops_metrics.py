@@ -68,3 +68,70 @@ def test_the_alerts_inputs_follow_the_workers_and_the_sites(settings, redis_conn
                             'threshold_mmh="0.5"}')  # fmt: skip
         assert 0.0 <= csi <= 1.0, method
     assert _value(skill, 'nowcast_skill_observed_cells_6h{site="synth-01",threshold_mmh="0.5"}') > 0
+
+
+def _samples(text: str, name: str) -> list[tuple[dict[str, str], float]]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return [
+        (sample.labels, sample.value)
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name
+    ]
+
+
+def test_verification_is_per_site_with_leads_in_minutes_and_pools_through_its_counts(
+    settings, redis_conn, feed, tmp_path
+):
+    """Two sites of different cadences (6 and 5 min): each site's series carry its own lead
+    minutes and the lead step; the counts pool to the scores /v1/verification computes."""
+    from ingest.cf_writer import write_synthetic_feed
+    from service.api.app import create_app
+
+    other = write_synthetic_feed(tmp_path / "five", 10, cadence_min=5.0, site_id="synth-05",
+                                 start=FEED_START, shape=(96, 96), seed=5)  # fmt: skip
+    ingestor = Ingestor(settings, redis_conn)
+    for path in [*feed[:10], *other]:
+        ingestor.ingest_bytes(path.read_bytes(), str(path))
+    worker = InferenceWorker(settings, redis_conn, MethodRunner(settings), consumer="ops")
+    while worker.process_once() > 0:
+        pass
+    app = create_app(settings, redis_conn)
+    text = _exposition(app)
+
+    csi = _samples(text, "nowcast_verification_csi")
+    assert {labels["site"] for labels, _ in csi} == {"synth-01", "synth-05"}
+    assert {labels["method"] for labels, _ in csi} <= set(settings.methods)
+    for labels, value in csi:
+        cadence = 6.0 if labels["site"] == "synth-01" else 5.0
+        assert float(labels["lead_minutes"]) == cadence * int(labels["lead_step"])
+        assert 0.0 <= value <= 1.0
+
+    # each site's CSI is its own counts' hits / (hits + misses + false alarms) ...
+    cells: dict[tuple[str, ...], dict[str, float]] = {}
+    for labels, value in _samples(text, "nowcast_verification_cells"):
+        key = (labels["site"], labels["method"], labels["lead_step"], labels["threshold_mmh"])
+        cells.setdefault(key, {})[labels["outcome"]] = value
+    for labels, value in csi:
+        n = cells[(labels["site"], labels["method"], labels["lead_step"], labels["threshold_mmh"])]
+        assert value == n["hit"] / (n["hit"] + n["miss"] + n["false_alarm"])
+    # ... and the counts summed over the sites give the pooled scores of /v1/verification
+    import httpx
+
+    from tests.service.live_server import serving
+
+    with serving(app) as base_url:
+        body = httpx.get(f"{base_url}/v1/verification", params={"method": "persistence"}).json()
+    assert body["lead_minutes"] is None  # the sites' cadences differ
+    pooled = body["methods"]["persistence"]
+    hits = {
+        step: sum(
+            n["hit"]
+            for (site, method, lead, t), n in cells.items()
+            if method == "persistence" and lead == str(step) and t == "0.5"
+        )
+        for step in range(1, 16)
+    }
+    assert hits[1] > 0
+    assert [hits[step] for step in range(1, 16)] == pooled["hits"]["0.5"]
