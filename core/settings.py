@@ -89,7 +89,11 @@ class SubscriberConfig(BaseModel):
         description="JSON summary or CF-NetCDF; None: the kind's default (webhook: summary, "
         "file: netcdf).",
     )
-    secret: SecretStr | None = Field(default=None, description="HMAC-SHA256 key; never logged.")
+    secret: SecretStr | None = Field(
+        default=None,
+        description="webhook: Standard Webhooks secret, whsec_ + base64 of 24-64 random bytes "
+        "(nowcast publish --new-secret); never logged.",
+    )
 
 
 class CoreSettings(BaseSettings):

@@ -35,12 +35,25 @@ def publish(
     mode: Annotated[
         Mode | None, typer.Option("--mode", help="Default: NOWCAST_PUBLISH_MODE.")
     ] = None,
+    new_secret: Annotated[
+        bool,
+        typer.Option(
+            "--new-secret",
+            help="Print a fresh webhook secret (Standard Webhooks: whsec_ + base64 of 32 random "
+            "bytes) for a subscriber's `secret` and its receiver, then exit.",
+        ),
+    ] = False,
 ) -> None:
     """Post the latest nowcasts to every subscriber (webhooks, folders), exactly once each.
 
     SIGTERM or SIGINT: the request in flight is finished, then the publisher stops (a delivery
     not yet done stays for the next run); a second signal stops at once.
     """
+    if new_secret:
+        from service.publish.signing import new_secret as make_secret
+
+        typer.echo(make_secret())
+        return
     from core.redis_conn import open_redis
     from service.publish.scheduler import Publisher
     from service.publish.subscribers import build_subscribers

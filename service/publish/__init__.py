@@ -2,7 +2,8 @@
 
 - `message`: what is delivered (delivery job, message, failure) - plain types;
 - `payload`: the JSON summary, links and file names of a forecast - pure functions;
-- `signing`: HMAC-SHA256 signatures over timestamp and body, and their check for receivers;
+- `signing`: Standard Webhooks signatures (HMAC-SHA256 over id, timestamp and body), secrets
+  and the check for receivers;
 - `subscribers`: the registry of subscriber kinds (``webhook``, ``file``);
 - `state`: the Redis side: delivered markers, in-flight locks, counts, dead letters, cycles;
 - `delivery`: one delivery with retries, back-off with jitter, dead letters, exactly once;

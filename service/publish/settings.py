@@ -8,7 +8,6 @@ from pydantic import Field, field_validator, model_validator
 
 from core.settings import CoreSettings, SubscriberConfig, check_site_ids
 
-SECRET_MIN_CHARS = 16
 _PLACEHOLDER_WORDS = ("change", "placeholder", "example", "secret", "password", "xxxx")
 
 
@@ -120,9 +119,12 @@ def check_subscriber(config: SubscriberConfig) -> None:
     if config.payload is not None and config.payload not in kind.payloads:
         raise ValueError(f"kind {config.kind!r} sends {list(kind.payloads)}, not {config.payload}")
     if config.secret is not None:
+        from service.publish.signing import secret_key
+
         value = config.secret.get_secret_value()
-        if len(value) < SECRET_MIN_CHARS or any(w in value.lower() for w in _PLACEHOLDER_WORDS):
-            raise ValueError(
-                f"subscriber {config.name!r}: the secret must be at least {SECRET_MIN_CHARS} "
-                "random characters, not a placeholder"
-            )
+        if any(w in value.lower() for w in _PLACEHOLDER_WORDS):
+            raise ValueError(f"subscriber {config.name!r}: the secret is a placeholder")
+        try:
+            secret_key(value)
+        except ValueError as err:
+            raise ValueError(f"subscriber {config.name!r}: {err}") from None

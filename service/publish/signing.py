@@ -1,72 +1,104 @@
-"""Signed deliveries: HMAC-SHA256 over ``f"{t}."`` + body, Stripe style; pure functions.
+"""Signed webhook deliveries per the Standard Webhooks specification (symmetric ``v1``); pure
+functions. https://www.standardwebhooks.com
 
-Header ``X-Nowcast-Signature: t=<unix seconds>,v1=<hex digest>``. The timestamp is signed
-with the body, so a receiver that refuses timestamps older than a tolerance (300 s) refuses a
-replayed request; ``X-Nowcast-Delivery`` carries the delivery id for de-duplication.
-Several ``v1=`` entries may be given (secret rotation); one valid entry suffices.
+Every delivery carries three headers:
+
+- ``webhook-id``: the delivery id (`service.publish.message.DeliveryJob.delivery_id`), the
+  same for every attempt and replay, so a receiver de-duplicates on it;
+- ``webhook-timestamp``: when the attempt was signed, unix seconds;
+- ``webhook-signature``: ``v1,<base64 HMAC-SHA256>`` over ``f"{id}.{timestamp}."`` + body.
+  Several space-separated entries may be given (secret rotation); one match suffices.
+
+The secret is ``whsec_`` followed by the base64 of 24 to 64 random bytes; the HMAC key is
+those bytes (`new_secret` makes one). Receivers can use the specification's published
+verifiers, e.g. in Python ``standardwebhooks.Webhook(secret).verify(body, headers)``, or
+`verify` here; either refuses a timestamp more than 5 minutes from its clock (a replay).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
+import secrets
+from collections.abc import Mapping
 
-SIGNATURE_HEADER = "X-Nowcast-Signature"
-DELIVERY_HEADER = "X-Nowcast-Delivery"
+ID_HEADER = "webhook-id"
+TIMESTAMP_HEADER = "webhook-timestamp"
+SIGNATURE_HEADER = "webhook-signature"
+SECRET_PREFIX = "whsec_"  # noqa: S105 (the format's prefix, not a secret)
+SECRET_BYTES = (24, 64)
+"""Smallest and largest key, in bytes (the specification's range)."""
 DEFAULT_TOLERANCE_S = 300.0
 
 
 class SignatureError(ValueError):
-    """The signature header is missing, malformed, stale or does not match the body."""
+    """Headers missing or malformed, timestamp stale, or no signature matches the body."""
 
 
-def _secret_bytes(secret: str | bytes) -> bytes:
-    return secret.encode() if isinstance(secret, str) else secret
+def new_secret(n_bytes: int = 32) -> str:
+    """A fresh secret: ``whsec_`` + base64 of ``n_bytes`` random bytes."""
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(n_bytes)).decode()
 
 
-def signature_hex(secret: str | bytes, body: bytes, timestamp_s: int) -> str:
-    """Hex HMAC-SHA256 of ``f"{timestamp_s}."`` + ``body`` under ``secret``."""
-    signed = f"{int(timestamp_s)}.".encode() + body
-    return hmac.new(_secret_bytes(secret), signed, hashlib.sha256).hexdigest()
+def secret_key(secret: str) -> bytes:
+    """The HMAC key of a ``whsec_<base64>`` secret; ValueError (never echoing it) otherwise."""
+    hint = "make one with `nowcast publish --new-secret`"
+    if not secret.startswith(SECRET_PREFIX):
+        raise ValueError(f"a webhook secret starts with {SECRET_PREFIX!r} ({hint})")
+    try:
+        key = base64.b64decode(secret.removeprefix(SECRET_PREFIX), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError(f"a webhook secret is whsec_ + base64 ({hint})") from None
+    low, high = SECRET_BYTES
+    if not low <= len(key) <= high:
+        raise ValueError(f"a webhook secret's key is {low} to {high} bytes, not {len(key)}")
+    return key
 
 
-def sign(secret: str | bytes, body: bytes, timestamp_s: int) -> str:
-    """The value of the signature header for ``body`` sent at ``timestamp_s`` (unix s)."""
-    return f"t={int(timestamp_s)},v1={signature_hex(secret, body, timestamp_s)}"
+def signature(key: bytes, msg_id: str, timestamp_s: int, body: bytes) -> str:
+    """``v1,<base64 HMAC-SHA256(key, f"{msg_id}.{timestamp_s}." + body)>``."""
+    signed = f"{msg_id}.{int(timestamp_s)}.".encode() + body
+    digest = hmac.new(key, signed, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode()
 
 
-def verify_signature(
-    secret: str | bytes,
-    header: str | None,
+def signed_headers(secret: str, msg_id: str, body: bytes, timestamp_s: int) -> dict[str, str]:
+    """The three Standard Webhooks headers of ``body`` sent as ``msg_id`` at ``timestamp_s``."""
+    return {
+        ID_HEADER: msg_id,
+        TIMESTAMP_HEADER: str(int(timestamp_s)),
+        SIGNATURE_HEADER: signature(secret_key(secret), msg_id, timestamp_s, body),
+    }
+
+
+def verify(
+    secret: str,
+    headers: Mapping[str, str],
     body: bytes,
     now: float,
     tolerance_s: float = DEFAULT_TOLERANCE_S,
 ) -> int:
-    """Check a signature header against ``body``; returns its timestamp (unix s).
+    """Check a delivery's headers (any case) against its raw ``body``; returns its timestamp.
 
-    ``now``: the receiver's clock (unix s). Raises `SignatureError` when the header is
-    missing or malformed, its timestamp is more than ``tolerance_s`` from ``now`` (a replay,
-    or a skewed clock), or no ``v1`` digest matches (compared in constant time).
+    ``now``: the receiver's clock (unix s). Raises `SignatureError` when a header is missing
+    or malformed, the timestamp is more than ``tolerance_s`` from ``now``, or no ``v1``
+    signature matches (compared in constant time).
     """
-    if not header:
-        raise SignatureError("no signature header")
-    timestamps: list[str] = []
-    digests: list[str] = []
-    for part in header.split(","):
-        name, _, value = part.strip().partition("=")
-        if name == "t":
-            timestamps.append(value)
-        elif name == "v1":
-            digests.append(value)
-    if len(timestamps) != 1 or not timestamps[0].isdigit() or not digests:
-        raise SignatureError("malformed signature header (want t=<unix>,v1=<hex>)")
-    timestamp_s = int(timestamps[0])
+    lower = {k.lower(): v for k, v in headers.items()}
+    msg_id, stamp, given = (lower.get(h) for h in (ID_HEADER, TIMESTAMP_HEADER, SIGNATURE_HEADER))
+    if not (msg_id and stamp and given):
+        raise SignatureError("missing webhook-id, webhook-timestamp or webhook-signature")
+    if not stamp.isdigit():
+        raise SignatureError("malformed webhook-timestamp (want unix seconds)")
+    timestamp_s = int(stamp)
     if abs(now - timestamp_s) > tolerance_s:
         raise SignatureError(f"timestamp {timestamp_s} is outside {tolerance_s:g} s of now")
-    expected = signature_hex(secret, body, timestamp_s).encode()
+    expected = signature(secret_key(secret), msg_id, timestamp_s, body).encode()
     matched = False
-    for digest in digests:
-        matched |= hmac.compare_digest(expected, digest.encode())
+    for entry in given.split(" "):
+        matched |= hmac.compare_digest(expected, entry.encode())
     if not matched:
         raise SignatureError("signature does not match the body")
     return timestamp_s

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,7 +16,8 @@ from service.publish.scheduler import Publisher
 from service.publish.subscribers import build_subscribers
 from service.settings import Settings
 
-SECRET = "k3y-for-tests-0123456789abcdef"
+SECRET = "whsec_" + base64.b64encode(bytes(range(32))).decode()  # Standard Webhooks form
+OTHER_SECRET = "whsec_" + base64.b64encode(bytes(range(100, 132))).decode()
 ISSUE_START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 CONVERSION = RainConversion(-10.0, 70.0, 200.0, 1.6)
 

@@ -1,6 +1,7 @@
 """A real webhook receiver for the publishing tests: a threaded HTTP server on loopback.
 
-It checks every signature with `service.publish.signing.verify_signature` (401 when wrong),
+It checks every signature with the Standard Webhooks reference verifier (the
+`standardwebhooks` package; 401 when wrong), de-duplicates on ``webhook-id``,
 fails the first attempts of each delivery on purpose (HTTP 500, the first ones slowly enough
 for the client to time out), can be taken down and brought back, and counts accepted
 deliveries by delivery id - a duplicate would count 2.
@@ -16,12 +17,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from service.publish.signing import (
-    DELIVERY_HEADER,
-    SIGNATURE_HEADER,
-    SignatureError,
-    verify_signature,
-)
+from standardwebhooks import Webhook
+from standardwebhooks.webhooks import WebhookVerificationError
+
+from service.publish.signing import ID_HEADER
 
 
 @dataclass
@@ -42,12 +41,12 @@ class Receiver:
     def handle(self, headers: dict[str, str], body: bytes) -> int:
         """The status code to answer with (may sleep first)."""
         try:
-            verify_signature(self.secret, headers.get(SIGNATURE_HEADER.lower()), body, time.time())
-        except SignatureError:
+            Webhook(self.secret).verify(body, headers, json_parse=False)
+        except WebhookVerificationError:
             with self.lock:
                 self.bad_signatures += 1
             return 401
-        delivery_id = headers.get(DELIVERY_HEADER.lower(), "")
+        delivery_id = headers.get(ID_HEADER, "")
         with self.lock:
             self.attempts[delivery_id] += 1
             attempt = self.attempts[delivery_id]

@@ -19,6 +19,7 @@ from service.publish.state import DeadLetter
 from tests.conftest import REPO_ROOT
 from tests.service.live_server import serving
 from tests.service.publish_helpers import (
+    OTHER_SECRET,
     SECRET,
     issue,
     publish_settings,
@@ -119,7 +120,7 @@ def test_a_refusal_is_not_retried_and_a_dead_letter_of_an_expired_forecast_is_dr
     tmp_path, redis_conn
 ):
     store_forecast(redis_conn, "site-a", issue(0))
-    with receiving(Receiver("not-the-publishers-secret-42")) as rx:
+    with receiving(Receiver(OTHER_SECRET)) as rx:
         settings = publish_settings(tmp_path, [webhook(rx.url)], publish_mode="on_forecast")
         pub = publisher(settings, redis_conn, "p1")
         _drain(pub)

@@ -8,14 +8,14 @@ from typing import TYPE_CHECKING
 import httpx
 
 from service.publish.message import DeliveryFailed, Message
-from service.publish.signing import DELIVERY_HEADER, SIGNATURE_HEADER, sign
+from service.publish.signing import signed_headers
 from service.publish.subscribers import payload_kind
 
 if TYPE_CHECKING:
     from core.settings import SubscriberConfig
     from service.publish.settings import PublishSettings
 
-USER_AGENT = "nowcast-publisher/1"
+USER_AGENT = "nowcast-publisher/2"
 RETRYABLE_STATUS = frozenset({408, 425, 429})  # besides every 5xx
 
 
@@ -37,7 +37,7 @@ class WebhookSubscriber:
         self.name = name
         self.payload = payload
         self._url = url
-        self._secret = secret.encode()
+        self._secret = secret
         self._clock = clock
         self._client = httpx.Client(timeout=timeout_s, follow_redirects=False)
 
@@ -60,8 +60,7 @@ class WebhookSubscriber:
         headers = {
             "Content-Type": message.content_type,
             "User-Agent": USER_AGENT,
-            SIGNATURE_HEADER: sign(self._secret, message.body, int(self._clock())),
-            DELIVERY_HEADER: job.delivery_id,
+            **signed_headers(self._secret, job.delivery_id, message.body, int(self._clock())),
             "X-Nowcast-Site": job.site_id,
             "X-Nowcast-Issue-Time": job.issue_time.strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
