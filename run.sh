@@ -3,9 +3,11 @@
 #   ./run.sh demo [args]   the main job on embedded defaults (embedded Redis)
 #   ./run.sh test [args]   lint, type checks and the whole test suite
 #   ./run.sh setup         only create .venv and install
+#   ./run.sh lock          rewrite constraints.txt from .venv (after changing a dependency)
 # Torch is installed FIRST and pinned to the CPU build where wanted, so that the project's
 # "torch>=2.3" requirement is already satisfied and pip does not pull GBs of CUDA wheels.
 # Elsewhere set TORCH_PIP_ARGS, e.g. "--index-url https://download.pytorch.org/whl/cpu".
+# Everything else installs at the exact versions of constraints.txt (the tested set).
 set -euo pipefail
 cd "$(dirname "$0")"
 PYTHON=${PYTHON:-python3.11}
@@ -16,12 +18,12 @@ setup() {
   if [ ! -x "$VENV/bin/python" ]; then
     "$PYTHON" -m venv "$VENV"
   fi
-  local stamp="$VENV/.installed-$(cat pyproject.toml | sha256sum | cut -c1-16)"
+  local stamp="$VENV/.installed-$(cat pyproject.toml constraints.txt | sha256sum | cut -c1-16)"
   if [ ! -f "$stamp" ]; then
     "$VENV/bin/python" -m pip install -q --upgrade pip
     # shellcheck disable=SC2086
     "$VENV/bin/python" -m pip install -q "$TORCH_SPEC" ${TORCH_PIP_ARGS:-}
-    "$VENV/bin/python" -m pip install -q -e ".[dev]"
+    "$VENV/bin/python" -m pip install -q -c constraints.txt -e ".[dev]"
     touch "$stamp"
   fi
 }
@@ -47,7 +49,7 @@ test_tools() {
 }
 
 usage() {
-  echo "usage: ./run.sh {demo|test|setup} [args]   (demo: the whole service on embedded defaults; test: lint, types and the test suite; setup: only create .venv)" >&2
+  echo "usage: ./run.sh {demo|test|setup|lock} [args]   (demo: the whole service on embedded defaults; test: lint, types and the test suite; setup: only create .venv; lock: rewrite constraints.txt)" >&2
 }
 
 if [ $# -eq 0 ]; then
@@ -58,6 +60,7 @@ cmd=$1
 shift
 case "$cmd" in
   setup) setup ;;
+  lock) setup; "$VENV/bin/python" deploy/lock_constraints.py > constraints.txt ;;
   demo) setup; exec "$VENV/bin/nowcast" demo "$@" ;;
   test)
     setup

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +68,22 @@ def interpolate(value: str) -> str:
         return rest if kind == ":-" else EXAMPLE_VALUES[name]
 
     return re.sub(r"\$\{(\w+)(:-|:\?)([^}]*)\}", one, value)
+
+
+def test_the_compose_files_follow_the_compose_specification(tmp_path):
+    """Both compose files validate against the Compose specification's JSON schema (as
+    vendored by check-jsonschema, a dev dependency)."""
+    tool = shutil.which("check-jsonschema", path=str(Path(sys.executable).parent))
+    assert tool, "check-jsonschema is in the dev extra"
+    files = [str(COMPOSE_FILE), str(GPU_COMPOSE_FILE)]
+    command = [tool, "--builtin-schema", "vendor.compose-spec", *files]
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    # ... and the schema does refuse what is not Compose
+    broken = tmp_path / "broken-compose.yml"
+    broken.write_text("services:\n  api:\n    image: nowcast\n    helthcheck: {}\n")
+    refused = subprocess.run([*command[:3], str(broken)], capture_output=True, text=True)
+    assert refused.returncode == 1 and "helthcheck" in refused.stdout + refused.stderr
 
 
 def test_the_stack_has_every_service(compose):
