@@ -181,7 +181,7 @@ def test_run_sh_without_a_verb_prints_its_usage():
     script = Path(__file__).resolve().parents[2] / "run.sh"
     result = subprocess.run([str(script)], capture_output=True, text=True, timeout=30)
     assert result.returncode == 2
-    assert "usage: ./run.sh {demo|test|setup}" in result.stderr and not result.stdout
+    assert "usage: ./run.sh {demo|test|setup|lock}" in result.stderr and not result.stdout
 
 
 @pytest.mark.parametrize(
