@@ -1,10 +1,16 @@
 """The OpenAPI document describes every response and request as clients need them: a client
-built from the document alone (no knowledge of the code) fetches a NetCDF forecast."""
+built from the document alone (no knowledge of the code) fetches JSON, NetCDF and PNG, and the
+document itself is valid OpenAPI."""
 
 from __future__ import annotations
 
+import io
+
 import httpx
+import jsonschema
 import netCDF4
+from openapi_spec_validator import validate
+from PIL import Image
 
 from ingest.ingestor import Ingestor
 from service.api.app import create_app
@@ -52,7 +58,15 @@ def test_every_media_type_the_upload_body_the_key_and_the_methods_are_described(
     assert health["schema"]["$ref"].endswith("/HealthBody")
 
 
-def test_a_client_built_from_the_document_fetches_a_netcdf(settings, redis_conn, feed, tmp_path):
+def test_the_document_is_valid_openapi(settings, redis_conn):
+    spec = _spec(settings, redis_conn)
+    validate(spec)  # openapi-spec-validator: raises on any violation of the OpenAPI schema
+    assert spec["openapi"].startswith("3.")
+
+
+def test_a_client_built_from_the_document_fetches_json_netcdf_and_png(
+    settings, redis_conn, feed, tmp_path
+):
     ingestor = Ingestor(settings, redis_conn)
     for path in feed[:6]:
         ingestor.ingest_bytes(path.read_bytes(), str(path))
@@ -68,10 +82,13 @@ def test_a_client_built_from_the_document_fetches_a_netcdf(settings, redis_conn,
             for op in item.values()
             if op["operationId"] == "latest_nowcast"
         )
-        accept = next(m for m in operation["responses"]["200"]["content"] if "netcdf" in m)
-        response = httpx.get(
-            base_url + path.replace("{site}", "synth-01"), headers={"Accept": accept}
-        )
+        content = operation["responses"]["200"]["content"]
+        url = base_url + path.replace("{site}", "synth-01")
+        fetched = {
+            media: httpx.get(url, headers={"Accept": media})
+            for media in content
+            if media in ("application/json", "application/x-netcdf", "image/png")
+        }
         upload = next(
             op for item in spec["paths"].values() for op in item.values()
             if op["operationId"] == "push_frame"
@@ -82,7 +99,17 @@ def test_a_client_built_from_the_document_fetches_a_netcdf(settings, redis_conn,
             content=feed[6].read_bytes(),
             headers={key_header["name"]: API_KEY, "Content-Type": "application/x-netcdf"},
         )
-    assert response.status_code == 200 and response.headers["content-type"] == accept
+    assert len(fetched) == 3
+    for media, response in fetched.items():
+        assert response.status_code == 200, (media, response.text[:200])
+        assert response.headers["content-type"].split(";")[0] == media
+    # JSON: valid against the response schema the document gives (its refs resolved in it)
+    schema = {**content["application/json"]["schema"], "components": spec["components"]}
+    jsonschema.Draft202012Validator(schema).validate(fetched["application/json"].json())
+    # PNG: a real image; NetCDF: the forecast
+    image = Image.open(io.BytesIO(fetched["image/png"].content))
+    assert image.format == "PNG" and image.width > 0
+    response = fetched["application/x-netcdf"]
     (tmp_path / "f.nc").write_bytes(response.content)
     with netCDF4.Dataset(tmp_path / "f.nc") as ds:
         assert ds["rainfall_rate"].shape == (15, 32, 32)
