@@ -206,6 +206,25 @@ class CoreSettings(BaseSettings):
         pattern=r"^https?://[^\s?#]+$",
         description="Base of the links in published summaries; default http://host:port.",
     )
+    product_institution: str = Field(
+        default="nowcast precipitation nowcasting service",
+        min_length=1,
+        max_length=200,
+        description="Who issues the forecasts: institution, creator and publisher in the "
+        "NetCDF products' metadata (CF, ACDD).",
+    )
+    product_contact_email: str | None = Field(
+        default=None,
+        pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$",
+        description="Contact e-mail in the NetCDF products (ACDD creator_email and "
+        "publisher_email); None leaves them out.",
+    )
+    product_license: str = Field(
+        default="Use at your own risk; the radar data keep their providers' licences.",
+        min_length=1,
+        max_length=500,
+        description="Licence statement of the NetCDF products (ACDD license).",
+    )
 
     @field_validator("sites")
     @classmethod

@@ -19,6 +19,7 @@ from ingest.window import WindowStore
 from model.verification.scores import THRESHOLDS_MMH
 from service.forecast import Forecast, RainConversion
 from service.forecast_store import ForecastStore
+from service.formats.identity import ProductIdentity
 from service.settings import Settings
 from service.status_store import StatusStore
 from service.verification_store import VerificationStore
@@ -154,7 +155,7 @@ class ApiContext:
         if fmt == "netcdf":
             from service.formats.netcdf import forecast_to_netcdf
 
-            return forecast_to_netcdf(forecast, self.settings.public_url)
+            return forecast_to_netcdf(forecast, ProductIdentity.from_settings(self.settings))
         if fmt == "png":
             from service.formats.png import forecast_strip_png
 

@@ -6,7 +6,8 @@ from fastapi import APIRouter
 
 from core import keys
 from service.api import schemas
-from service.api.params import Ctx
+from service.api.params import NOT_FOUND, Ctx, SiteId
+from service.formats.graticule import graticule_lines
 
 router = APIRouter(prefix="/v1", tags=["sites"])
 
@@ -46,3 +47,31 @@ def list_sites(ctx: Ctx) -> list[schemas.SiteStatus]:
             )
         )
     return out
+
+
+@router.get(
+    "/sites/{site}/graticule",
+    response_model=schemas.Graticule,
+    responses=NOT_FOUND,
+    summary="Lon/lat lines over the site's grid, to draw on its maps",
+)
+def site_graticule(ctx: Ctx, site: SiteId) -> schemas.Graticule:
+    """Meridians and parallels crossing the site's normalised grid, as polylines in grid
+    coordinates; none for a site without georeference (``georeferenced`` false)."""
+    ctx.require_site(site)
+    georef = ctx.site_georef(site)
+    if georef is None:
+        return schemas.Graticule(
+            site=site, georeferenced=False, shape=None, step_deg=None, lines=[]
+        )
+    step, lines = graticule_lines(georef)
+    return schemas.Graticule(
+        site=site,
+        georeferenced=True,
+        shape=[georef.ny, georef.nx],
+        step_deg=step,
+        lines=[
+            schemas.GraticuleLine(axis=line.axis, value_deg=line.value_deg, pieces=line.pieces)
+            for line in lines
+        ],
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -38,6 +39,23 @@ class SiteStatus(BaseModel):
         default=None,
         description="[lon_min, lat_min, lon_max, lat_max] of the normalised grid, degrees.",
     )
+
+
+class GraticuleLine(BaseModel):
+    axis: Literal["lon", "lat"] = Field(description="lon: a meridian; lat: a parallel.")
+    value_deg: float = Field(description="Its longitude (east) or latitude (north), degrees.")
+    pieces: list[list[tuple[float, float]]] = Field(
+        description="Polylines of (column, row) grid coordinates, fractional; cell centres at "
+        "integers, (0, 0) the first cell of the first row, as in the frames."
+    )
+
+
+class Graticule(BaseModel):
+    site: str
+    georeferenced: bool
+    shape: list[int] | None = Field(description="[rows, columns] of the grid.")
+    step_deg: float | None = Field(description="Spacing of the lines, degrees.")
+    lines: list[GraticuleLine]
 
 
 class NowcastBody(BaseModel):

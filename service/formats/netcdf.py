@@ -31,6 +31,7 @@ from ingest.cf_writer import TIME_UNITS, _epoch_seconds, _time_attrs
 from ingest.hdf5_lock import HDF5_LOCK
 from model.nets.architectures import PAPER, architecture_names, get_architecture
 from service.forecast import Forecast
+from service.formats.identity import ProductIdentity
 
 TIME_UNITS_UTC = f"{TIME_UNITS} UTC"
 FILL_VALUE = np.float32(-9999.0)
@@ -148,13 +149,13 @@ def _axis_attrs(name: str, axis: str) -> dict[str, str]:
 
 
 def _global_attrs(
-    forecast: Forecast, written_at: datetime, service_url: str | None
+    forecast: Forecast, written_at: datetime, identity: ProductIdentity
 ) -> dict[str, str | float]:
     c = forecast.conversion
     return {
         "Conventions": "CF-1.8, ACDD-1.3",
         "title": f"{forecast.method} precipitation nowcast for radar site {forecast.site_id}",
-        "institution": "nowcast precipitation nowcasting service",
+        "institution": identity.institution,
         "source": f"{forecast.method} nowcast from radar, model version {forecast.model_version}",
         "history": (
             f"{_utc_text(forecast.created_at)} forecast made; "
@@ -169,11 +170,11 @@ def _global_attrs(
         "method": forecast.method,
         "model_version": forecast.model_version,
         "norm_version": forecast.norm_version,
-        **_discovery_attrs(forecast, service_url),
+        **_discovery_attrs(forecast, identity),
     }
 
 
-def _discovery_attrs(forecast: Forecast, service_url: str | None) -> dict[str, str | float]:
+def _discovery_attrs(forecast: Forecast, identity: ProductIdentity) -> dict[str, str | float]:
     """ACDD-1.3 attributes: what, who, where and when, for catalogues and search."""
     attrs: dict[str, str | float] = {
         "summary": (
@@ -182,13 +183,14 @@ def _discovery_attrs(forecast: Forecast, service_url: str | None) -> dict[str, s
             f"time, made by the {forecast.method} method from the newest radar frames."
         ),
         "keywords": "precipitation, rain rate, nowcasting, weather radar, ConvLSTM",
-        "license": "Use at your own risk; the radar data keep their providers' licences.",
-        "creator_name": "nowcast precipitation nowcasting service",
+        "license": identity.license,
+        "creator_name": identity.institution,
         "creator_type": "institution",
         "acknowledgement": (
             "Radar data from the site's operator; optical flow and S-PROG by pysteps."
         ),
-        "publisher_name": "nowcast precipitation nowcasting service",
+        "publisher_name": identity.institution,
+        "publisher_type": "institution",
         "product_version": forecast.model_version,
         "processing_level": "forecast",
         "project": "nowcast: radar precipitation nowcasting",
@@ -202,8 +204,10 @@ def _discovery_attrs(forecast: Forecast, service_url: str | None) -> dict[str, s
         "time_coverage_resolution": f"PT{forecast.cadence_min:g}M",
         "time_coverage_duration": f"PT{forecast.cadence_min * (forecast.n_leads - 1):g}M",
     }
-    if service_url:
-        attrs["creator_url"] = attrs["publisher_url"] = service_url
+    if identity.url:
+        attrs["creator_url"] = attrs["publisher_url"] = identity.url
+    if identity.contact_email:
+        attrs["creator_email"] = attrs["publisher_email"] = identity.contact_email
     return attrs
 
 
@@ -227,12 +231,14 @@ def _geospatial_attrs(lon: np.ndarray, lat: np.ndarray) -> dict[str, str | float
 
 
 def forecast_dataset(
-    forecast: Forecast, written_at: datetime | None = None, service_url: str | None = None
+    forecast: Forecast,
+    written_at: datetime | None = None,
+    identity: ProductIdentity | None = None,
 ) -> xr.Dataset:
     """The forecast as an xarray Dataset with CF attributes (layout in the module docstring).
 
     ``written_at``: the writing time stamped in ``history`` (default: now, UTC);
-    ``service_url``: the API's public URL, the ACDD creator and publisher URL.
+    ``identity``: who issues it (default: `ProductIdentity()`, no URL, no e-mail).
     """
     attrs = {
         "standard_name": "rainfall_rate",
@@ -252,15 +258,15 @@ def forecast_dataset(
     if crs is not None:
         ds["crs"] = xr.Variable(crs[0], crs[1], crs[2])
     written = datetime.now(UTC) if written_at is None else written_at
-    ds.attrs = _global_attrs(forecast, written, service_url)
+    ds.attrs = _global_attrs(forecast, written, identity or ProductIdentity())
     if "lat" in ds.coords:  # georeferenced
         ds.attrs.update(_geospatial_attrs(ds["lon"].values, ds["lat"].values))
     return ds
 
 
-def forecast_to_netcdf(forecast: Forecast, service_url: str | None = None) -> bytes:
+def forecast_to_netcdf(forecast: Forecast, identity: ProductIdentity | None = None) -> bytes:
     """The bytes of a CF-1.8 NetCDF4 (HDF5) file of the forecast, built in memory."""
-    ds = forecast_dataset(forecast, service_url=service_url)
+    ds = forecast_dataset(forecast, identity=identity)
     # coordinates have no missing values: no _FillValue
     encoding: dict[str, dict[str, Any]] = {str(name): {"_FillValue": None} for name in ds.coords}
     encoding["rainfall_rate"] = {

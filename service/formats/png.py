@@ -24,10 +24,10 @@ from numpy.typing import NDArray
 from PIL import Image, ImageDraw, ImageFont
 
 from service.forecast import Forecast
+from service.formats.graticule import graticule_step_deg
 
 RAIN_MIN_MMH = 0.1  # the legend's range, log-spaced
 RAIN_MAX_MMH = 100.0
-GRATICULE_STEPS_DEG = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0)
 GRATICULE_RGB = (70, 70, 70)
 PANEL_PX = 120  # one square map panel, margins included
 LABEL_PX = 18  # band under each panel for its lead
@@ -72,14 +72,12 @@ def colour_steps() -> list[tuple[float, str]]:
 
 def graticule(forecast: Forecast) -> Graticule | None:
     """(lon, lat, step): the cell centres' longitude and latitude (H, W) and the line spacing
-    in degrees, for a georeferenced forecast (else None). The step is the smallest of
-    `GRATICULE_STEPS_DEG` that draws at most 4 lines across the grid's larger extent."""
+    in degrees (`service.formats.graticule.graticule_step_deg`), for a georeferenced forecast
+    (else None)."""
     if forecast.georef is None:
         return None
     lon, lat = forecast.georef.lonlat()
-    extent = max(float(np.ptp(lon)), float(np.ptp(lat)))
-    step = next((s for s in GRATICULE_STEPS_DEG if extent / s <= 4), GRATICULE_STEPS_DEG[-1])
-    return lon, lat, step
+    return lon, lat, graticule_step_deg(lon, lat)
 
 
 def graticule_lines(forecast: Forecast) -> Lines | None:

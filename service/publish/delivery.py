@@ -20,6 +20,7 @@ from typing import Literal
 
 from service.forecast import Forecast
 from service.forecast_store import ForecastStore
+from service.formats.identity import ProductIdentity
 from service.publish.message import DeliveryFailed, DeliveryJob, Message
 from service.publish.payload import build_message
 from service.publish.state import DeadLetter, PublishState
@@ -70,7 +71,7 @@ class Deliverer:
         subscribers: dict[str, Subscriber],
         policy: RetryPolicy,
         lock_ttl_s: int,
-        base_url: str,
+        identity: ProductIdentity,
         stop: threading.Event,
         rng: random.Random | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -80,7 +81,8 @@ class Deliverer:
         self.subscribers = subscribers
         self.policy = policy
         self.lock_ttl_s = lock_ttl_s
-        self.base_url = base_url
+        self.identity = identity
+        self.base_url = identity.url or ""
         self._stop = stop
         self._rng = rng or random.Random()  # jitter, not cryptography
         self._now = now
@@ -182,7 +184,7 @@ class Deliverer:
 
         key = (forecast.site_id, forecast.method, int(forecast.issue_time.timestamp()))
         if key not in self._rendered:
-            self._rendered[key] = forecast_to_netcdf(forecast, self.base_url)
+            self._rendered[key] = forecast_to_netcdf(forecast, self.identity)
             while len(self._rendered) > _RENDERED_KEPT:
                 self._rendered.popitem(last=False)
         return self._rendered[key]

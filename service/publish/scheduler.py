@@ -27,6 +27,7 @@ from core.worker import StreamWorker
 from ingest.window import WindowStore
 from service.forecast import parse_time
 from service.forecast_store import ForecastStore
+from service.formats.identity import ProductIdentity
 from service.publish.delivery import FINAL_OUTCOMES, Deliverer, Outcome, RetryPolicy
 from service.publish.message import DeliveryJob
 from service.publish.settings import PublishSettings
@@ -103,7 +104,7 @@ class Publisher(StreamWorker):
             subscribers,
             policy,
             settings.publish_lock_ttl_s,
-            settings.public_url,
+            ProductIdentity.from_settings(settings),
             self.stop_event,
             rng,
             now,

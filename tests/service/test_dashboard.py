@@ -321,3 +321,43 @@ def test_api_docs_render_their_operations_with_no_network(settings, redis_conn, 
         assert sections == operations
         # ReDoc's own "by Redocly" logo is an image on its CDN: refused, nothing else asked
         assert all(entry.startswith("image ") for entry in outside), outside
+
+
+def test_a_georeferenced_sites_maps_carry_its_lon_lat_lines(
+    settings, redis_conn, feed, page, tmp_path
+):
+    """Both maps of a site with a projection get the graticule the API gives (lines drawn,
+    labelled); a site on grid indices gets none."""
+    from ingest.cf_writer import SYNTH_GRID_MAPPING, write_synthetic_feed
+    from tests.service.helpers import FEED_START
+
+    placed = write_synthetic_feed(
+        tmp_path / "geo", 10, site_id="geo-01", start=FEED_START, shape=(96, 96), seed=5,
+        grid_mapping=SYNTH_GRID_MAPPING,
+    )  # fmt: skip
+    ingestor = Ingestor(settings, redis_conn)
+    for path in [*placed, *feed[:8]]:
+        assert ingestor.ingest_bytes(path.read_bytes(), str(path)).outcome == "accepted"
+    worker = InferenceWorker(settings, redis_conn, MethodRunner(settings), consumer="dash-geo")
+    while worker.process_once() > 0:
+        pass
+    with serving(create_app(settings, redis_conn)) as base_url:
+        lines = httpx.get(f"{base_url}/v1/sites/geo-01/graticule").json()["lines"]
+        assert lines
+        page.goto(f"{base_url}/#site=geo-01")
+        page.wait_for_function(READY, timeout=15_000)
+        page.click("#play-toggle")
+        page.evaluate(SET_LEAD, 1)
+        for canvas in ("forecast-canvas", "observed-canvas"):
+            assert page.locator(f"#{canvas}").get_attribute("data-state") == "drawn", canvas
+            drawn = page.locator(f"#{canvas}").get_attribute("data-graticule-lines")
+            assert drawn == str(len(lines)), canvas
+        page.locator("#forecast-canvas").screenshot(path=str(tmp_path / "geo.png"))
+
+        page.select_option("#site-select", SITE)
+        page.wait_for_function(
+            "(c) => c.dataset.state === 'drawn' && c.dataset.graticuleLines === '0'",
+            arg=page.locator("#forecast-canvas").element_handle(),
+            timeout=5_000,
+        )
+        assert page.console_errors == []

@@ -44,7 +44,14 @@ def geo_feed(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 
 @pytest.fixture
 def geo_service(tmp_path, redis_conn, small_checkpoint, geo_feed, feed):
-    settings = service_settings(tmp_path / "var", small_checkpoint, methods=METHODS)
+    settings = service_settings(
+        tmp_path / "var",
+        small_checkpoint,
+        methods=METHODS,
+        product_institution="Test Weather Service",
+        product_contact_email="nowcast-ops@weather.example.org",
+        public_base_url="https://nowcast.weather.example.org",
+    )
     ingestor = Ingestor(settings, redis_conn)
     for path in [*geo_feed, *feed[:6]]:  # and synth-01, a site without georeference
         assert ingestor.ingest_bytes(path.read_bytes(), str(path)).outcome == "accepted"
@@ -98,13 +105,17 @@ def test_netcdf_places_the_cells_where_the_input_had_them_and_is_cf_and_acdd_cle
         np.testing.assert_allclose(ds["lat"].values, lat, atol=1e-5)
         assert ds.attrs["geospatial_lat_min"] == pytest.approx(float(lat.min()))
         assert ds.attrs["Conventions"] == "CF-1.8, ACDD-1.3"
+        # who issues it, as configured (NOWCAST_PRODUCT_*)
+        assert ds.attrs["institution"] == ds.attrs["creator_name"] == "Test Weather Service"
+        assert ds.attrs["creator_email"] == ds.attrs["publisher_email"] == (
+            "nowcast-ops@weather.example.org"
+        )
+        assert ds.attrs["creator_url"] == "https://nowcast.weather.example.org"
     for checker in ("cf:1.8", "acdd:1.3"):
         assert _failures(path, checker) == [], checker
 
 
 ACCEPTED_MISSING = (
-    "creator_email",  # no contact address is configured
-    "publisher_email",
     "geospatial_vertical",  # a 2-D surface field: no vertical extent
     "geospatial_bounds_vertical_crs",
     "standard_name_vocabulary",  # would make the CF checker fetch a table (no network)
@@ -215,6 +226,46 @@ def test_point_by_lat_lon_is_the_nearest_cell_and_refusals_are_clear(geo_service
     for fmt in ("geojson", "geotiff"):
         response = httpx.get(f"{base_url}/v1/sites/synth-01/nowcast/latest?format={fmt}")
         assert response.status_code == 422 and "no georeference" in response.json()["detail"]
+
+
+def test_the_graticule_route_traces_meridians_and_parallels_where_the_cells_have_them(
+    geo_service, tmp_path
+):
+    """Each line's points, interpolated in the NetCDF's own lat/lon, have the line's value."""
+    from scipy.ndimage import map_coordinates
+
+    base_url, _settings = geo_service
+    body = httpx.get(f"{base_url}/v1/sites/{SITE}/graticule").json()
+    assert body["georeferenced"] and body["step_deg"] > 0
+    rows, cols = body["shape"]
+    (tmp_path / "f.nc").write_bytes(
+        httpx.get(f"{base_url}/v1/sites/{SITE}/nowcast/latest?format=netcdf").content
+    )
+    with xr.open_dataset(tmp_path / "f.nc") as ds:
+        fields = {"lon": ds["lon"].values, "lat": ds["lat"].values}
+    axes = {line["axis"] for line in body["lines"]}
+    assert axes == {"lon", "lat"}
+    for line in body["lines"]:
+        assert line["value_deg"] / body["step_deg"] == pytest.approx(
+            round(line["value_deg"] / body["step_deg"]), abs=1e-6
+        )
+        for piece in line["pieces"]:
+            xy = np.asarray(piece)
+            assert len(xy) >= 2
+            assert (xy[:, 0] >= 0).all() and (xy[:, 0] <= cols - 1).all()
+            assert (xy[:, 1] >= 0).all() and (xy[:, 1] <= rows - 1).all()
+            at = map_coordinates(fields[line["axis"]], [xy[:, 1], xy[:, 0]], order=1)
+            np.testing.assert_allclose(at, line["value_deg"], atol=0.02 * body["step_deg"])
+
+    plain = httpx.get(f"{base_url}/v1/sites/synth-01/graticule").json()
+    assert plain == {
+        "site": "synth-01",
+        "georeferenced": False,
+        "shape": None,
+        "step_deg": None,
+        "lines": [],
+    }
+    assert httpx.get(f"{base_url}/v1/sites/nowhere/graticule").status_code == 404
 
 
 def _real_input_lonlat(frame: Path, crop: int, target: int) -> tuple[np.ndarray, np.ndarray]:

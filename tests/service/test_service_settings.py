@@ -19,3 +19,16 @@ def test_api_keys_come_from_json_and_never_show_in_repr(monkeypatch):
     settings = Settings()
     assert [k.get_secret_value() for k in settings.api_keys] == ["s3cret-key-1", "s3cret-key-2"]
     assert "s3cret" not in repr(settings) and "s3cret" not in str(settings.model_dump())
+
+
+def test_the_products_issuer_is_configurable_and_checked(tmp_path, monkeypatch):
+    monkeypatch.setenv("NOWCAST_PRODUCT_CONTACT_EMAIL", "radar-desk@met.example.org")
+    monkeypatch.setenv("NOWCAST_PRODUCT_INSTITUTION", "Example Met Service")
+    settings = Settings(data_dir=tmp_path)
+    assert settings.product_contact_email == "radar-desk@met.example.org"
+    assert settings.product_institution == "Example Met Service"
+    for bad in ("not an address", "a@b", "two@@at.example.org"):
+        with pytest.raises(ValidationError, match="product_contact_email"):
+            Settings(data_dir=tmp_path, product_contact_email=bad)
+    with pytest.raises(ValidationError, match="product_institution"):
+        Settings(data_dir=tmp_path, product_institution="")
