@@ -107,9 +107,8 @@ def test_netcdf_places_the_cells_where_the_input_had_them_and_is_cf_and_acdd_cle
         assert ds.attrs["Conventions"] == "CF-1.8, ACDD-1.3"
         # who issues it, as configured (NOWCAST_PRODUCT_*)
         assert ds.attrs["institution"] == ds.attrs["creator_name"] == "Test Weather Service"
-        assert ds.attrs["creator_email"] == ds.attrs["publisher_email"] == (
-            "nowcast-ops@weather.example.org"
-        )
+        email = "nowcast-ops@weather.example.org"
+        assert ds.attrs["creator_email"] == ds.attrs["publisher_email"] == email
         assert ds.attrs["creator_url"] == "https://nowcast.weather.example.org"
     for checker in ("cf:1.8", "acdd:1.3"):
         assert _failures(path, checker) == [], checker
