@@ -94,6 +94,11 @@ class SubscriberConfig(BaseModel):
         description="webhook: Standard Webhooks secret, whsec_ + base64 of 24-64 random bytes "
         "(nowcast publish --new-secret); never logged.",
     )
+    method: str | None = Field(
+        default=None,
+        description="The method whose nowcasts this subscriber gets; None: publish_method. A "
+        "probabilistic method (steps) adds the areas of each probability level to summaries.",
+    )
 
 
 class CoreSettings(BaseSettings):

@@ -1,8 +1,10 @@
 """One stored nowcast: a method's 15 grey frames for one site and issue time, and its codec.
 
-Encoded for Redis as ``b"NWC1"`` + u32 header length + JSON header + zlib(uint16 grey * 65535),
-so a hostile blob can only fail with ValueError (no pickle). uint16 keeps grey levels to
-1.5e-5 (0.001 dBZ), far below radar precision, at half the size of float32.
+Encoded for Redis as ``b"NWC1"`` + u32 header length + JSON header + zlib(uint16 grey * 65535
+[+ uint8 probability in percent]), so a hostile blob can only fail with ValueError (no
+pickle). uint16 keeps grey levels to 1.5e-5 (0.001 dBZ), far below radar precision, at half
+the size of float32. A probabilistic method (an ensemble) adds its probabilities of exceedance
+per (lead, threshold, cell) in whole percent, the thresholds and member count in the header.
 """
 
 from __future__ import annotations
@@ -65,6 +67,11 @@ class Forecast:
     conversion: RainConversion
     created_at: datetime
     georef: GridGeoref | None = None  # where the (H, W) cells lie; None: grid indices only
+    probability: NDArray[np.float32] | None = None
+    """(n_leads, n_thresholds, H, W) probability of rain >= each of ``thresholds_mmh``, in
+    [0, 1], for a probabilistic method (``grey`` is then the ensemble mean); else None."""
+    thresholds_mmh: tuple[float, ...] = ()
+    members: int | None = None  # ensemble size behind ``probability``
 
     @property
     def n_leads(self) -> int:
@@ -109,6 +116,11 @@ class Forecast:
             },
             "created_at": _iso(self.created_at),
             "georef": json.loads(self.georef.to_json()) if self.georef else None,
+            "probability": (
+                {"thresholds_mmh": list(self.thresholds_mmh), "members": self.members}
+                if self.probability is not None
+                else None
+            ),
         }
 
 
@@ -127,6 +139,12 @@ def encode_forecast(forecast: Forecast) -> bytes:
     header = json.dumps(forecast.header(), separators=(",", ":")).encode()
     grey = np.clip(np.nan_to_num(forecast.grey, nan=0.0), 0.0, 1.0)
     payload = np.rint(grey * _GREY_SCALE).astype("<u2").tobytes()
+    if forecast.probability is not None:
+        expected = (forecast.n_leads, len(forecast.thresholds_mmh), *forecast.grey.shape[1:])
+        if forecast.probability.shape != expected:
+            raise ValueError(f"probability shape {forecast.probability.shape} != {expected}")
+        percent = np.rint(np.clip(np.nan_to_num(forecast.probability), 0.0, 1.0) * 100.0)
+        payload += percent.astype(np.uint8).tobytes()
     return MAGIC + struct.pack("<I", len(header)) + header + zlib.compress(payload, 1)
 
 
@@ -149,11 +167,26 @@ def _decode(blob: bytes) -> Forecast:
     cells = int(np.prod(shape))
     if len(shape) != 3 or min(shape) < 1 or cells > _MAX_CELLS:
         raise ValueError(f"bad forecast shape {shape}")
+    described = head.get("probability")
+    thresholds = tuple(float(t) for t in described["thresholds_mmh"]) if described else ()
+    if described and not 1 <= len(thresholds) <= 16:
+        raise ValueError(f"bad probability thresholds {thresholds}")
+    size = 2 * cells + len(thresholds) * cells
     decompressor = zlib.decompressobj()
-    raw = decompressor.decompress(blob[8 + length :], 2 * cells + 1)
-    if len(raw) != 2 * cells or decompressor.unconsumed_tail:
+    raw = decompressor.decompress(blob[8 + length :], size + 1)
+    if len(raw) != size or decompressor.unconsumed_tail:
         raise ValueError(f"forecast payload does not match shape {shape}")
-    grey = (np.frombuffer(raw, dtype="<u2").astype(np.float32) / _GREY_SCALE).reshape(shape)
+    grey = (np.frombuffer(raw[: 2 * cells], dtype="<u2").astype(np.float32) / _GREY_SCALE).reshape(
+        shape
+    )
+    probability = None
+    if described:
+        percent = np.frombuffer(raw[2 * cells :], dtype=np.uint8)
+        if percent.max(initial=0) > 100:
+            raise ValueError("probability above 100 %")
+        probability = (percent.astype(np.float32) / 100.0).reshape(
+            shape[0], len(thresholds), *shape[1:]
+        )
     c = head["conversion"]
     return Forecast(
         site_id=str(head["site_id"]),
@@ -168,4 +201,7 @@ def _decode(blob: bytes) -> Forecast:
         ),
         created_at=parse_time(head["created_at"]),
         georef=GridGeoref.from_json(json.dumps(head["georef"])) if head.get("georef") else None,
+        probability=probability,
+        thresholds_mmh=thresholds,
+        members=int(described["members"]) if described and described.get("members") else None,
     )

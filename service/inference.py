@@ -33,6 +33,7 @@ from core.streams import ensure_group
 from core.worker import StreamWorker
 from ingest.status import site_georef
 from ingest.window import WindowError, WindowGapError, WindowStore
+from model.verification.probabilistic import ProbabilityAccumulator
 from service.forecast import Forecast, RainConversion, parse_time
 from service.forecast_store import ForecastStore
 from service.methods_runner import N_INPUTS, N_LEADS, MethodRunner
@@ -301,6 +302,11 @@ class InferenceWorker(StreamWorker):
                         conversion=self.conversion,
                         created_at=created,
                         georef=georef,
+                        probability=(
+                            output.probability[i] if output.probability is not None else None
+                        ),
+                        thresholds_mmh=output.thresholds_mmh,
+                        members=output.members,
                     )
                     for output in outputs
                 ]
@@ -368,6 +374,13 @@ class InferenceWorker(StreamWorker):
         added = self.verification.add(
             forecast.site_id, forecast.method, forecast.issue_time, lead, valid_time, single
         )
+        if forecast.probability is not None:
+            probabilistic = ProbabilityAccumulator(forecast.n_leads, forecast.thresholds_mmh)
+            probabilistic.add_probabilities(lead, forecast.probability[lead - 1], observed_mmh)
+            self.verification.add_probability(
+                forecast.site_id, forecast.method, forecast.issue_time, lead, valid_time,
+                probabilistic,
+            )  # fmt: skip
         return int(added)  # the store counts it in keys.INFER_COUNTS "verified" too
 
     # -- loop ------------------------------------------------------------------------------

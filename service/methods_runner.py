@@ -11,7 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from model.methods import NowcastMethod, get_method, learned_names
+from core.conversion import grey_to_rain_rate_mmh
+from model.methods import EnsembleMethod, NowcastMethod, get_method, learned_names
+from model.verification.scores import THRESHOLDS_MMH
 from service.settings import InferenceSettings
 
 log = logging.getLogger(__name__)
@@ -31,12 +33,20 @@ def file_digest(path: Path, length: int = 12) -> str:
 
 @dataclass(frozen=True)
 class MethodOutput:
-    """One method's forecasts for a batch: ``grey`` (B, n_leads, H, W) float32 in [0, 1]."""
+    """One method's forecasts for a batch: ``grey`` (B, n_leads, H, W) float32 in [0, 1].
+
+    An ensemble method also gives ``probability`` (B, n_leads, n_thresholds, H, W): the
+    fraction of its ``members`` with rain >= each of `THRESHOLDS_MMH`; ``grey`` is then the
+    members' mean taken as rain rates.
+    """
 
     name: str
     version: str
     grey: np.ndarray
     seconds: float
+    probability: np.ndarray | None = None
+    members: int | None = None
+    thresholds_mmh: tuple[float, ...] = ()
 
 
 class MethodRunner:
@@ -46,8 +56,10 @@ class MethodRunner:
         self.methods: dict[str, NowcastMethod] = {}
         self.versions: dict[str, str] = {}
         self.device = "cpu"
+        self.dbz_bounds = (settings.dbz_min, settings.dbz_max)
+        self.zr = (settings.zr_a, settings.zr_b)
         for name in settings.methods:
-            options: dict[str, Any] = {}
+            options: dict[str, Any] = settings.method_options(name)
             if name in learned_names():
                 from model.paths import default_checkpoint
 
@@ -78,9 +90,35 @@ class MethodRunner:
         """inputs_grey (B, 5, H, W) float32 -> one `MethodOutput` per method."""
         outputs = []
         for name, method in self.methods.items():
+            if isinstance(method, EnsembleMethod):
+                outputs.append(self.run_ensemble(name, method, inputs_grey, n_leads))
+                continue
             started = time.perf_counter()
             grey = method(inputs_grey, n_leads)
             outputs.append(
                 MethodOutput(name, self.versions[name], grey, time.perf_counter() - started)
             )
         return outputs
+
+    def run_ensemble(
+        self, name: str, method: EnsembleMethod, inputs_grey: np.ndarray, n_leads: int
+    ) -> MethodOutput:
+        """Members once; their mean (as rain rates) and exceedance probabilities from them."""
+        started = time.perf_counter()
+        from model.methods.steps import ensemble_mean_grey
+        from model.verification.probabilistic import exceedance_probabilities
+
+        members = method.ensemble(inputs_grey, n_leads)
+        grey = ensemble_mean_grey(members, self.dbz_bounds, self.zr)
+        rain = grey_to_rain_rate_mmh(members, *self.dbz_bounds, *self.zr)
+        probability = exceedance_probabilities(rain, THRESHOLDS_MMH)
+        seconds = time.perf_counter() - started
+        return MethodOutput(
+            name,
+            self.versions.get(name, name),
+            grey,
+            seconds,
+            probability,
+            int(members.shape[1]),
+            THRESHOLDS_MMH,
+        )

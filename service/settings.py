@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
@@ -29,7 +29,7 @@ class InferenceSettings(CoreSettings):
         " a method not named: the one shipped, model/checkpoints/NAME.safetensors.",
     )
     methods: tuple[str, ...] = Field(
-        default=("convlstm", "extrapolation", "sprog", "persistence"),
+        default=("convlstm", "extrapolation", "sprog", "steps", "persistence"),
         description="Nowcast methods the inference worker runs for every issue time.",
     )
     infer_batch_max: Annotated[int, Field(ge=1, le=1024)] = Field(
@@ -60,6 +60,35 @@ class InferenceSettings(CoreSettings):
         description="Run the learned networks under bfloat16 autocast; false: fp32, the "
         "precision the model card's scores were computed in.",
     )
+    steps_members: Annotated[int, Field(ge=2, le=200)] = Field(
+        default=20, description="steps: ensemble members (the probabilities' resolution)."
+    )
+    steps_seed: int = Field(
+        default=24, description="steps: random seed of the members (a rerun gives the same)."
+    )
+    steps_cascade_levels: Annotated[int | None, Field(ge=1, le=12)] = Field(
+        default=None, description="steps: cascade levels; None: one per octave of the grid."
+    )
+    steps_ar_order: Annotated[int, Field(ge=1, le=3)] = Field(
+        default=2, description="steps: order of the AR model of each cascade level."
+    )
+    steps_noise: Literal["nonparametric", "ssft", "nested"] = Field(
+        default="nonparametric",
+        description="steps: pysteps' noise generator of the members (the last frame's power "
+        "spectrum; ssft and nested: local spectra, 1 and 3 times its cost).",
+    )
+
+    def method_options(self, name: str) -> dict[str, object]:
+        """The keyword options the settings give method ``name`` (`model.methods.get_method`)."""
+        if name == "steps":
+            return {
+                "n_members": self.steps_members,
+                "seed": self.steps_seed,
+                "n_cascade_levels": self.steps_cascade_levels,
+                "ar_order": self.steps_ar_order,
+                "noise": self.steps_noise,
+            }
+        return {}
 
     @field_validator("methods")
     @classmethod
@@ -89,6 +118,12 @@ class Settings(IngestSettings, InferenceSettings, PublishSettings):
 
     @model_validator(mode="after")
     def _published_method_is_run(self) -> Settings:
+        for subscriber in self.subscribers:
+            if subscriber.method is not None and subscriber.method not in self.methods:
+                raise ValueError(
+                    f"subscriber {subscriber.name!r} asks for method {subscriber.method!r}, "
+                    f"which the worker does not run {list(self.methods)}"
+                )
         if self.publish_method not in self.methods:
             raise ValueError(
                 f"publish_method {self.publish_method!r} is not among the methods the worker "

@@ -142,8 +142,13 @@ def evaluate(
         raise typer.BadParameter("give event folders, or --compare with JSON files")
     from ingest.ingestor import norm_params_for
     from ingest.settings import get_ingest_settings
-    from model.evaluation.evaluate import evaluate_method, observed_event_cells, report
-    from model.methods import get_method, learned_names
+    from model.evaluation.evaluate import (
+        evaluate_ensemble,
+        evaluate_method,
+        observed_event_cells,
+        report,
+    )
+    from model.methods import EnsembleMethod, get_method, learned_names
 
     options: dict[str, object] = {}
     if method in learned_names():
@@ -164,9 +169,16 @@ def evaluate(
         if split not in by_split:
             raise typer.BadParameter(f"--split must be all or one of {sorted(by_split)}")
         windows = by_split[split]
-    scores, count = evaluate_method(nowcaster, events, norm, windows=windows)
+    probabilistic = None
+    if isinstance(nowcaster, EnsembleMethod):
+        scores, probabilistic, count = evaluate_ensemble(nowcaster, events, norm, windows=windows)
+    else:
+        scores, count = evaluate_method(nowcaster, events, norm, windows=windows)
     label = f"{method}-raw" if method in learned_names() and not calibrated else method
     result = report(label, scores, count, events)
+    if probabilistic is not None:
+        result["probabilistic"] = probabilistic.scores()
+        result["ensemble_members"] = probabilistic.n_members
     result["split"] = split if split == "all" else f"{split} (blocks of {block_frames} frames)"
     result["observed_event_cells_by_event"] = observed_event_cells(events, norm, windows=windows)
     method_meta = getattr(nowcaster, "meta", None)
@@ -183,8 +195,15 @@ def _compare(reports_json: list[Path], plot: Path | None) -> None:
 
     if plot is None:
         raise typer.BadParameter("--compare needs --plot")
-    plot_scores([json.loads(p.read_text()) for p in reports_json], plot)
+    reports = [json.loads(p.read_text()) for p in reports_json]
+    plot_scores(reports, plot)
     typer.echo(f"wrote {plot}")
+    if any("probabilistic" in r for r in reports):
+        from model.evaluation.plots import plot_reliability
+
+        diagram = plot.with_name(f"{plot.stem}-reliability{plot.suffix}")
+        plot_reliability(reports, diagram)
+        typer.echo(f"wrote {diagram} (reliability diagrams)")
 
 
 def _write_outputs(

@@ -306,3 +306,72 @@ def other_networks(others: list[dict[str, Any]]) -> str:
             f"| {meta.get('epoch')} ({meta.get('samples_seen')}) | {_cell(loss)} |"
         )
     return "\n".join(lines)
+
+
+def reliability_summary(scores: dict[str, Any], threshold: str) -> tuple[int, int, float]:
+    """(bins within their 95 % sampling band of the diagonal, bins with >= 10 cases, the
+    cases-weighted mean |observed frequency - forecast probability| over them) over all leads
+    at ``threshold`` (`model.evaluation.plots.reliability_band`)."""
+    from model.evaluation.plots import reliability_band
+
+    inside = total = 0
+    gap = cases = 0.0
+    for points in scores["reliability"][threshold]:
+        for p, o, n in zip(
+            points["forecast_probability"],
+            points["observed_frequency"],
+            points["count"],
+            strict=True,
+        ):
+            if p is None or o is None:
+                continue
+            total += 1
+            inside += abs(o - p) <= reliability_band(p, n)
+            gap += n * abs(o - p)
+            cases += n
+    return inside, total, gap / cases if cases else float("nan")
+
+
+def probabilistic_section(reports: list[dict[str, Any]]) -> str:
+    """Per lead Brier skill and ROC area at 0.5 and 2 mm/h, CRPS, and how reliable, for the
+    reports with probabilities."""
+    chosen = [r for r in reports if "probabilistic" in r]
+    if not chosen:
+        return "No probabilistic method was evaluated."
+    parts = []
+    for rep in chosen:
+        scores = rep["probabilistic"]
+        header = "| lead (min) | BSS 0.5 | BSS 2 | ROC area 0.5 | ROC area 2 | CRPS (mm/h) |"
+        rows = [header, "| --- | --- | --- | --- | --- | --- |"]
+        crps = scores.get("crps") or [None] * len(rep["lead_minutes"])
+        for k, minutes in enumerate(rep["lead_minutes"]):
+            cells = [
+                scores["brier_skill"]["0.5"][k],
+                scores["brier_skill"]["2.0"][k],
+                scores["roc_area"]["0.5"][k],
+                scores["roc_area"]["2.0"][k],
+                crps[k],
+            ]
+            rows.append(f"| {minutes:g} | " + " | ".join(_cell(v) for v in cells) + " |")
+        positive = {
+            t: all(v is not None and v > 0 for v in scores["brier_skill"][t])
+            for t in ("0.5", "2.0")
+        }
+        reliability = []
+        for threshold in ("0.5", "2.0"):
+            inside, total, gap = reliability_summary(scores, threshold)
+            reliability.append(
+                f"at {threshold} mm/h the observed frequency is {gap:.3f} from the forecast "
+                f"probability on average (cases-weighted), and {inside} of {total} bins with "
+                ">= 10 cases lie within the binomial 95 % band of the diagonal"
+            )
+        parts.append(
+            f"`{rep['method']}` ({rep.get('ensemble_members', '?')} members, "
+            f"{rep['forecasts']} forecasts):\n\n" + "\n".join(rows) + "\n\n"
+            f"Brier skill positive at every lead: {positive['0.5']} at 0.5 mm/h, "
+            f"{positive['2.0']} at 2 mm/h. Reliability: {'; '.join(reliability)}. The band "
+            "takes the cells as independent; neighbouring cells are not, so it is far "
+            "narrower than the true sampling spread and a point outside it is not by itself "
+            "evidence of unreliability."
+        )
+    return "\n\n".join(parts)

@@ -14,6 +14,7 @@ from model.evaluation.card import (
     calibration_section,
     observed_events,
     other_networks,
+    probabilistic_section,
     score_table,
     skill_target,
     training_runs,
@@ -210,6 +211,15 @@ only the baselines and `convlstm` compare fairly.
 
 ## Verification on the held-out test split
 {_verification_section(reports)}
+
+## Probabilistic nowcasts on the test split
+Probabilities of exceedance from the `steps` ensemble (pysteps' STEPS, seeded), scored on the
+same windows: Brier skill against the sample climatology (BSS), ROC area, CRPS of the members,
+and the reliability diagrams `docs/evaluation/test-csi-reliability.png` (observed frequency
+against forecast probability per bin at 6, 30, 60 and 90 min, each point with its binomial
+95 % band, cases per bin underneath).
+
+{probabilistic_section(reports)}
 
 ## Forecast strips
 `docs/evaluation/strip-convlstm.png`, `strip-extrapolation.png` and

@@ -16,7 +16,8 @@ import numpy as np
 from ingest.normalize import NormParams
 from model.data.events import Event
 from model.data.split import WindowRef
-from model.methods import NowcastMethod
+from model.methods import EnsembleMethod, NowcastMethod
+from model.verification.probabilistic import ProbabilityAccumulator
 from model.verification.scores import (
     THRESHOLDS_MMH,
     ScoreAccumulator,
@@ -98,6 +99,43 @@ def evaluate_method(
         scores.add(grey_to_mmh(forecast, norm), grey_to_mmh(truth, norm))
         count += len(forecast)
     return scores, count
+
+
+def evaluate_ensemble(
+    method: EnsembleMethod,
+    events: Sequence[Event],
+    norm: NormParams,
+    in_frames: int = 5,
+    out_frames: int = 15,
+    batch_size: int = 4,
+    windows: Sequence[WindowRef] | None = None,
+) -> tuple[ScoreAccumulator, ProbabilityAccumulator, int]:
+    """An ensemble method's pooled scores: its mean (as rain rates) deterministically, its
+    members probabilistically (Brier, reliability, ROC, CRPS, rank histogram), the count."""
+    from model.methods.steps import ensemble_mean_grey
+
+    deterministic = ScoreAccumulator(out_frames)
+    probabilistic = ProbabilityAccumulator(out_frames, THRESHOLDS_MMH, method.n_members)
+    bounds, zr = (norm.dbz_min, norm.dbz_max), (norm.zr_a, norm.zr_b)
+    count = 0
+    for e_index, event in enumerate(events):
+        starts = _starts(event, e_index, in_frames, out_frames, windows)
+        for i in range(0, len(starts), batch_size):
+            chunk = starts[i : i + batch_size]
+            inputs = np.stack([event.grey[s : s + in_frames] for s in chunk])
+            members = method.ensemble(inputs, out_frames)  # (b, M, out, H, W)
+            truth = grey_to_mmh(
+                np.stack([event.grey[s + in_frames : s + in_frames + out_frames] for s in chunk]),
+                norm,
+            )
+            mean = ensemble_mean_grey(members, bounds, zr)
+            deterministic.add(grey_to_mmh(mean, norm), truth)
+            members_mmh = grey_to_mmh(members, norm)
+            for b in range(len(chunk)):
+                for k in range(out_frames):
+                    probabilistic.add_ensemble(k + 1, members_mmh[b, :, k], truth[b, k])
+            count += len(chunk)
+    return deterministic, probabilistic, count
 
 
 def observed_event_cells(

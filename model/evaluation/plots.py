@@ -80,3 +80,64 @@ def plot_strip(
     fig.suptitle(title)
     fig.savefig(out_png, dpi=100)
     plt.close(fig)
+
+
+RELIABILITY_LEADS = (1, 5, 10, 15)
+
+
+def reliability_band(probability: float, count: int) -> float:
+    """Half-width of the 95 % sampling band of a perfectly reliable bin: 1.96 sqrt(p (1 - p)
+    / n), the binomial spread of an observed frequency over ``count`` independent cases."""
+    return 1.96 * float(np.sqrt(probability * (1.0 - probability) / max(count, 1)))
+
+
+def plot_reliability(
+    reports: list[dict[str, Any]], out_png: Path, thresholds: tuple[str, ...] = ("0.5", "2.0")
+) -> None:
+    """Reliability diagrams of the probabilistic reports: observed frequency against forecast
+    probability per bin, one panel per (report, threshold), a line per lead of
+    `RELIABILITY_LEADS`, the diagonal with each point's 95 % sampling band, and the cases per
+    bin on a log axis underneath."""
+    plt = _pyplot()
+    chosen = [r for r in reports if "probabilistic" in r]
+    fig, axes = plt.subplots(
+        2,
+        len(chosen) * len(thresholds),
+        figsize=(4.2 * len(chosen) * len(thresholds), 6),
+        gridspec_kw={"height_ratios": (3, 1)},
+        squeeze=False,
+    )
+    column = 0
+    for rep in chosen:
+        scores = rep["probabilistic"]
+        for threshold in thresholds:
+            ax, counts_ax = axes[0, column], axes[1, column]
+            ax.plot([0, 1], [0, 1], color="grey", ls="--", lw=1, label="perfect reliability")
+            for lead in RELIABILITY_LEADS:
+                points = scores["reliability"][threshold][lead - 1]
+                p = np.array([np.nan if v is None else v for v in points["forecast_probability"]])
+                o = np.array([np.nan if v is None else v for v in points["observed_frequency"]])
+                n = np.asarray(points["count"])
+                band = [
+                    reliability_band(pi, ni) if np.isfinite(pi) else 0.0
+                    for pi, ni in zip(p, n, strict=True)
+                ]
+                minutes = rep["lead_minutes"][lead - 1]
+                line = ax.errorbar(
+                    p, o, yerr=band, marker="o", ms=3, capsize=2, label=f"+{minutes:g} min"
+                )
+                counts_ax.plot(p, np.where(n > 0, n, np.nan), marker=".", color=line[0].get_color())
+            ax.set_xlim(0, 1)
+            ax.set_ylim(0, 1)
+            ax.set_title(f"{rep['method']}: P(rain >= {threshold} mm/h)")
+            ax.set_ylabel("observed frequency")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7, loc="upper left")
+            counts_ax.set_yscale("log")
+            counts_ax.set_xlim(0, 1)
+            counts_ax.set_xlabel("forecast probability")
+            counts_ax.set_ylabel("cases")
+            column += 1
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=110)
+    plt.close(fig)

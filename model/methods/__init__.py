@@ -27,13 +27,36 @@ class NowcastMethod(Protocol):
     def __call__(self, inputs_grey: np.ndarray, n_leads: int) -> np.ndarray: ...
 
 
+@runtime_checkable
+class EnsembleMethod(NowcastMethod, Protocol):
+    """A nowcast method that also gives its ensemble (probabilities come from it).
+
+    ``method.ensemble(inputs_grey, n_leads)``: (B, T_in, H, W) -> (B, n_members, n_leads, H, W)
+    float32 grey members; calling the method gives their mean.
+    """
+
+    n_members: int
+
+    def ensemble(self, inputs_grey: np.ndarray, n_leads: int) -> np.ndarray: ...
+
+
 _BASELINES: dict[str, str] = {
     "persistence": "model.methods.persistence:PersistenceMethod",
     "extrapolation": "model.methods.extrapolation:ExtrapolationMethod",
     "sprog": "model.methods.sprog:SprogMethod",
+    "steps": "model.methods.steps:StepsMethod",
 }
 """The methods that need no training, as import paths; the learned ones are the networks of
 the architecture registry (`model.nets.architectures`), each served by its ``method`` class."""
+
+
+_ENSEMBLES = frozenset({"steps"})
+"""Baselines that are `EnsembleMethod`s: their forecasts carry probabilities."""
+
+
+def probabilistic_names() -> tuple[str, ...]:
+    """The methods whose forecasts carry probabilities of exceedance."""
+    return tuple(name for name in _BASELINES if name in _ENSEMBLES)
 
 
 def learned_names() -> tuple[str, ...]:

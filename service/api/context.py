@@ -64,6 +64,7 @@ class ApiContext:
         self.load_forecast = lru_cache(maxsize=RENDER_CACHE_ENTRIES)(self._load_forecast)
         self.render = lru_cache(maxsize=RENDER_CACHE_ENTRIES)(self._render)
         self.render_json = lru_cache(maxsize=RENDER_CACHE_ENTRIES)(self._render_json)
+        self.render_probability = lru_cache(maxsize=RENDER_CACHE_ENTRIES)(self._render_probability)
 
     # -- sites -----------------------------------------------------------------------------
     def site_ids(self) -> list[str]:
@@ -188,6 +189,54 @@ class ApiContext:
             shape=list(sampled.shape),
             max_rain_mmh=[round(float(v), 3) for v in rain.reshape(rain.shape[0], -1).max(axis=1)],
             frames=np.round(sampled, 3).tolist() if frames else None,
+        )
+        return body.model_dump_json().encode()
+
+    def _render_probability(
+        self,
+        site_id: str,
+        method: str,
+        issue_epoch: int,
+        fmt: str,
+        threshold_mmh: float | None,
+        stride: int,
+        frames: bool,
+    ) -> bytes:
+        """product=probability as JSON, NetCDF, PNG or GeoJSON (cached); ValueError for a
+        deterministic method, a threshold it has not, or a format that needs one."""
+        from service.api.schemas import ProbabilityBody
+        from service.formats import probability as products
+
+        forecast = self.load_forecast(site_id, method, issue_epoch)
+        chosen = products.require_probability(forecast, threshold_mmh)
+        if fmt in ("png", "geojson") and threshold_mmh is None:
+            raise ValueError(f"format={fmt} of product=probability needs threshold= (mm/h)")
+        if fmt == "netcdf":
+            identity = ProductIdentity.from_settings(self.settings)
+            return products.probability_to_netcdf(forecast, threshold_mmh, identity)
+        if fmt == "png" and threshold_mmh is not None:
+            return products.probability_strip_png(forecast, threshold_mmh)
+        if fmt == "geojson" and threshold_mmh is not None:
+            return products.probability_to_geojson(forecast, threshold_mmh)
+        if fmt != "json":
+            raise ValueError(
+                f"product=probability comes as json, netcdf, png or geojson, not {fmt}"
+            )
+        assert forecast.probability is not None
+        sampled = forecast.probability[:, chosen, ::stride, ::stride]
+        body = ProbabilityBody(
+            site=forecast.site_id,
+            method=forecast.method,
+            issue_time=forecast.issue_time,
+            model_version=forecast.model_version,
+            cadence_min=forecast.cadence_min,
+            lead_minutes=forecast.lead_minutes,
+            valid_times=forecast.valid_times,
+            members=forecast.members,
+            thresholds_mmh=[forecast.thresholds_mmh[j] for j in chosen],
+            stride=stride,
+            shape=list(sampled.shape),
+            probability_percent=np.rint(sampled * 100).astype(int).tolist() if frames else None,
         )
         return body.model_dump_json().encode()
 

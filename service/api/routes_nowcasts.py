@@ -4,7 +4,7 @@ the series at one cell."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 
@@ -23,14 +23,31 @@ def _nowcast_response(
     stride: int,
     frames: bool,
     lead: int | None = None,
+    product: str = "rain",
+    threshold: float | None = None,
 ) -> Response:
     epoch = int(forecast.issue_time.timestamp())
     version = f"{forecast.site_id}-{forecast.method}-{epoch}-{fmt}-{stride}-{int(frames)}-{lead}"
+    if product == "probability":
+        version += f"-p{threshold}"
     headers = {
         "Cache-Control": "public, max-age=60",
         "ETag": f'"{version}"',
         "X-Model-Version": forecast.model_version,
     }
+    if product == "probability":
+        try:
+            body = ctx.render_probability(
+                forecast.site_id, forecast.method, epoch, fmt, threshold, stride, frames
+            )
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from exc
+        media = FORMAT_MEDIA_TYPES[fmt]
+        if fmt != "json":
+            name = f"probability_{forecast.site_id}_{forecast.method}_"
+            name += f"{forecast.issue_time:%Y%m%dT%H%MZ}.{FORMAT_SUFFIXES[fmt]}"
+            headers["Content-Disposition"] = f'inline; filename="{name}"'
+        return Response(body, media_type=media, headers=headers)
     if fmt != "json":
         if lead is not None and fmt != "geotiff":
             raise HTTPException(422, "lead= selects one lead of format=geotiff only")
@@ -63,6 +80,22 @@ NOWCAST_RESPONSES: dict[int | str, dict[str, Any]] = {
 LeadParam = Annotated[
     int | None, Query(ge=1, le=15, description="format=geotiff: only this lead (1-based).")
 ]
+ProductParam = Annotated[
+    Literal["rain", "probability"],
+    Query(
+        description="rain: the rain rate (a probabilistic method's ensemble mean); "
+        "probability: a probabilistic method's (steps) probabilities of rain at or above "
+        "threshold=, as json, netcdf, png or geojson (areas of 10, 50 and 90 %)."
+    ),
+]
+ThresholdParam = Annotated[
+    float | None,
+    Query(
+        gt=0,
+        description="product=probability: the threshold in mm/h (0.5, 2, 5, 10 or 30); png "
+        "and geojson need one, json and netcdf give all by default.",
+    ),
+]
 
 
 @router.get(
@@ -79,10 +112,12 @@ def latest_nowcast(
     stride: Annotated[int, Query(ge=1, le=50, description="JSON: keep every n-th cell.")] = 1,
     frames: Annotated[bool, Query(description="JSON: include the frames.")] = True,
     lead: LeadParam = None,
+    product: ProductParam = "rain",
+    threshold: ThresholdParam = None,
 ) -> Response:
     forecast = ctx.forecast(site, ctx.require_method(method), None)
     fmt = negotiate_format(request, format)
-    return _nowcast_response(ctx, forecast, fmt, stride, frames, lead)
+    return _nowcast_response(ctx, forecast, fmt, stride, frames, lead, product, threshold)
 
 
 @router.get(
@@ -162,7 +197,9 @@ def past_nowcast(
     stride: Annotated[int, Query(ge=1, le=50)] = 1,
     frames: bool = True,
     lead: LeadParam = None,
+    product: ProductParam = "rain",
+    threshold: ThresholdParam = None,
 ) -> Response:
     forecast = ctx.forecast(site, ctx.require_method(method), utc(issue_time))
     fmt = negotiate_format(request, format)
-    return _nowcast_response(ctx, forecast, fmt, stride, frames, lead)
+    return _nowcast_response(ctx, forecast, fmt, stride, frames, lead, product, threshold)

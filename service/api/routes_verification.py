@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query
 
 from core.settings import SITE_ID_PATTERN
+from model.methods import probabilistic_names
 from service.api import schemas
 from service.api.params import NOT_FOUND, Ctx, utc
 from service.methods_runner import N_LEADS
@@ -40,6 +41,13 @@ def verification(
     for name in methods:
         scores = ctx.verification.summed(sites, name, n_leads, since, until).scores()
         body[name] = schemas.MethodScores(**scores)
+    probabilistic = {
+        name: schemas.ProbabilisticScores(
+            **ctx.verification.summed_probability(sites, name, n_leads, since, until).scores()
+        )
+        for name in methods
+        if name in probabilistic_names()
+    }
     cadences = {ctx.cadence_min(s) for s in sites}
     cadence = next(iter(cadences)) if len(cadences) == 1 else None
     return schemas.VerificationBody(
@@ -50,4 +58,5 @@ def verification(
         lead_minutes=[cadence * k for k in range(1, n_leads + 1)] if cadence else None,
         thresholds_mmh=list(ctx.thresholds()),
         methods=body,
+        probabilistic=probabilistic,
     )

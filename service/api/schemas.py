@@ -76,6 +76,26 @@ class NowcastBody(BaseModel):
     )
 
 
+class ProbabilityBody(BaseModel):
+    """product=probability: a probabilistic method's probabilities of exceedance."""
+
+    site: str
+    method: str
+    issue_time: datetime
+    model_version: str
+    cadence_min: float
+    lead_minutes: list[float]
+    valid_times: list[datetime]
+    members: int | None = Field(description="Ensemble members behind the probabilities.")
+    thresholds_mmh: list[float] = Field(description="Rain rates the probabilities exceed.")
+    stride: int
+    shape: list[int] = Field(description="(leads, thresholds, rows, cols).")
+    probability_percent: list[list[list[list[int]]]] | None = Field(
+        description="P(rain >= threshold) in whole percent by lead, threshold, row, column; "
+        "null when frames=false."
+    )
+
+
 class PointSeries(BaseModel):
     site: str
     method: str
@@ -110,6 +130,34 @@ class MethodScores(BaseModel):
     n_cells: list[int] = Field(description="Verified cells by lead.")
 
 
+class ReliabilityPoints(BaseModel):
+    forecast_probability: list[float | None] = Field(description="Mean forecast per bin.")
+    observed_frequency: list[float | None] = Field(
+        description="Observed frequency per bin; null under 10 cases."
+    )
+    count: list[int] = Field(description="Cases per bin.")
+
+
+class RocPoints(BaseModel):
+    pod: list[float | None] = Field(description="At each probability threshold.")
+    pofd: list[float | None]
+
+
+class ProbabilisticScores(BaseModel):
+    """Scores of probabilities of exceedance (`model.verification.probabilistic`)."""
+
+    probability_thresholds: list[float] = Field(description="Of the ROC points.")
+    reliability_bin_edges: list[float]
+    brier: dict[str, list[float | None]] = Field(description="Threshold -> Brier score by lead.")
+    brier_skill: dict[str, list[float | None]] = Field(
+        description="Against the sample climatology of the same observations."
+    )
+    roc_area: dict[str, list[float | None]]
+    observed_frequency: dict[str, list[float | None]]
+    reliability: dict[str, list[ReliabilityPoints]] = Field(description="Threshold -> by lead.")
+    roc: dict[str, list[RocPoints]] = Field(description="Threshold -> by lead.")
+
+
 class VerificationBody(BaseModel):
     sites: list[str]
     since: datetime | None
@@ -118,6 +166,10 @@ class VerificationBody(BaseModel):
     lead_minutes: list[float] | None = Field(description="Null when sites differ in cadence.")
     thresholds_mmh: list[float]
     methods: dict[str, MethodScores]
+    probabilistic: dict[str, ProbabilisticScores] = Field(
+        default_factory=dict,
+        description="The probabilistic methods' probabilities of exceedance, scored.",
+    )
 
 
 class FrameAccepted(BaseModel):

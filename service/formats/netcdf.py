@@ -266,14 +266,20 @@ def forecast_dataset(
 
 def forecast_to_netcdf(forecast: Forecast, identity: ProductIdentity | None = None) -> bytes:
     """The bytes of a CF-1.8 NetCDF4 (HDF5) file of the forecast, built in memory."""
-    ds = forecast_dataset(forecast, identity=identity)
-    # coordinates have no missing values: no _FillValue
+    return dataset_to_netcdf(forecast_dataset(forecast, identity=identity))
+
+
+def dataset_to_netcdf(ds: xr.Dataset, extra: dict[str, dict[str, Any]] | None = None) -> bytes:
+    """NetCDF4 bytes of a forecast dataset: coordinates without ``_FillValue`` (they have no
+    missing values), ``rainfall_rate`` and the variables of ``extra`` (their encodings)
+    zlib-compressed with NaN as ``_FillValue``."""
     encoding: dict[str, dict[str, Any]] = {str(name): {"_FillValue": None} for name in ds.coords}
-    encoding["rainfall_rate"] = {
-        "dtype": "float32",
-        "_FillValue": FILL_VALUE,
-        "zlib": True,
-        "complevel": _ZLIB_LEVEL,
-    }
+    for name, options in {"rainfall_rate": {"dtype": "float32"}, **(extra or {})}.items():
+        encoding[name] = {
+            "_FillValue": FILL_VALUE,
+            "zlib": True,
+            "complevel": _ZLIB_LEVEL,
+            **options,
+        }
     with HDF5_LOCK:  # HDF5 is not thread-safe; the API renders in worker threads
         return bytes(ds.to_netcdf(engine="netcdf4", format="NETCDF4", encoding=encoding))

@@ -155,19 +155,19 @@ def _check_observed(forecast: Forecast, observed_mmh: Mapping[int, np.ndarray]) 
 
 def _draw_panel(
     ax: Axes,
-    field_mmh: np.ndarray | None,
+    rgb: NDArray[np.uint8] | None,
     label: str,
     lines: Graticule | None = None,
 ) -> None:
-    """One map panel (``None``: no observation yet) with the graticule if any (drawn as
-    contours of longitude and latitude), its lead label underneath."""
+    """One map panel of (H, W, 3) colours (``None``: no observation yet) with the graticule if
+    any (drawn as contours of longitude and latitude), its lead label underneath."""
     ax.set_xticks([])
     ax.set_yticks([])
     ax.set_xlabel(label, fontsize=6, labelpad=1)
-    if field_mmh is None:
+    if rgb is None:
         ax.text(0.5, 0.5, "not observed", ha="center", va="center", fontsize=5, color="grey")
         return
-    ax.imshow(rain_rgb(field_mmh), interpolation="nearest")
+    ax.imshow(rgb, interpolation="nearest")
     if lines is not None:
         lon, lat, step = lines
         colour = np.asarray(GRATICULE_RGB) / 255
@@ -231,7 +231,8 @@ def forecast_strip_png(
         for j, lead in enumerate(shown):
             ax = _add_axes_px(fig, LEFT_PX + j * PANEL_PX + _GAP_PX, bottom, side, side)
             label = f"+{forecast.lead_minutes[lead - 1]:g} min"
-            _draw_panel(ax, fields.get(lead), label, lines)
+            field = fields.get(lead)
+            _draw_panel(ax, None if field is None else rain_rgb(field), label, lines)
             if j == 0:
                 ax.set_ylabel(name, fontsize=7, labelpad=2)
     _add_colour_bar(fig, height - TITLE_PX - LABEL_PX - 2 * _GAP_PX)
@@ -243,6 +244,40 @@ def forecast_strip_png(
     out = io.BytesIO()
     fig.savefig(out, format="png", dpi=DPI)
     return out.getvalue()
+
+
+@lru_cache(maxsize=1)
+def probability_colour_scale() -> tuple[Colormap, Normalize]:
+    """Probability 0..1 in 10 steps of matplotlib's sequential "BuPu"; under 0: white."""
+    from matplotlib import colormaps
+
+    cmap = colormaps["BuPu"].resampled(10).with_extremes(under="white")
+    return cmap, Normalize(vmin=0.0, vmax=1.0)
+
+
+def probability_strip(
+    forecast: Forecast, panels_rgb: Sequence[NDArray[np.uint8]], title: str
+) -> Figure:
+    """A one-row strip of ready-coloured probability panels (one per lead) with the
+    probability colour bar and the graticule, laid out like `forecast_strip_png`."""
+    width, height = strip_size_px(len(panels_rgb), 1)
+    lines = graticule(forecast)
+    fig = Figure(figsize=(width / DPI, height / DPI), dpi=DPI)
+    FigureCanvasAgg(fig)
+    side = PANEL_PX - 2 * _GAP_PX
+    bottom = height - TITLE_PX - PANEL_PX + _GAP_PX
+    for j, rgb in enumerate(panels_rgb):
+        ax = _add_axes_px(fig, LEFT_PX + j * PANEL_PX + _GAP_PX, bottom, side, side)
+        _draw_panel(ax, rgb, f"+{forecast.lead_minutes[j]:g} min", lines)
+    fig_width, _ = fig.canvas.get_width_height()
+    cax = _add_axes_px(fig, fig_width - RIGHT_PX + 8, LABEL_PX + _GAP_PX, 10, side)
+    cmap, norm = probability_colour_scale()
+    bar = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), cax=cax)
+    bar.set_ticks([0, 0.5, 1], labels=["0", "50", "100"])
+    bar.ax.tick_params(labelsize=6)
+    bar.set_label("probability (%)", fontsize=6)
+    fig.text(0.5, 1 - TITLE_PX / 2 / height, title, ha="center", va="center", fontsize=7)
+    return fig
 
 
 def _gif_legend(width_px: int, font: ImageFont.FreeTypeFont | ImageFont.ImageFont) -> Image.Image:

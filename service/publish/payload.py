@@ -64,6 +64,36 @@ def lead_statistics(
     return out
 
 
+PROBABILITY_LEVELS = (0.1, 0.5, 0.9)
+
+
+def probability_areas(
+    forecast: Forecast, cell_area_km2: float | None = None
+) -> list[dict[str, dict[str, dict[str, float | int]]]]:
+    """Per lead of a probabilistic forecast: threshold key -> probability level ("0.5") ->
+    the cells where P(rain >= threshold) >= level, as ``cells``, ``area_fraction`` and, given
+    ``cell_area_km2``, ``area_km2`` ("area with >= 50 % chance of >= 5 mm/h")."""
+    assert forecast.probability is not None
+    n_cells = forecast.probability.shape[2] * forecast.probability.shape[3]
+    out = []
+    for lead in forecast.probability:
+        entry: dict[str, dict[str, dict[str, float | int]]] = {}
+        for j, threshold in enumerate(forecast.thresholds_mmh):
+            levels: dict[str, dict[str, float | int]] = {}
+            for level in PROBABILITY_LEVELS:
+                cells = int((lead[j] >= level - 1e-6).sum())
+                area: dict[str, float | int] = {
+                    "cells": cells,
+                    "area_fraction": round(cells / n_cells, 6),
+                }
+                if cell_area_km2 is not None:
+                    area["area_km2"] = round(cells * cell_area_km2, 3)
+                levels[str(level)] = area
+            entry[threshold_key(threshold)] = levels
+        out.append(entry)
+    return out
+
+
 def nowcast_links(
     base_url: str, site_id: str, method: str, issue_time: datetime, georeferenced: bool = False
 ) -> dict[str, str]:
@@ -88,6 +118,18 @@ def summary(forecast: Forecast, delivery_id: str, base_url: str) -> dict[str, An
             zip(forecast.lead_minutes, forecast.valid_times, strict=True)
         )
     ]
+    links = nowcast_links(
+        base_url, forecast.site_id, forecast.method, forecast.issue_time, georef is not None
+    )
+    probabilistic: dict[str, Any] = {}
+    if forecast.probability is not None:
+        links["probability_netcdf"] = f"{links['netcdf']}&product=probability"
+        for lead, areas in zip(leads, probability_areas(forecast, cell_km2), strict=True):
+            lead["probability_areas"] = areas
+        probabilistic = {
+            "ensemble_members": forecast.members,
+            "probability_levels": list(PROBABILITY_LEVELS),
+        }
     rows, cols = rain.shape[1:]
     return {
         "type": SUMMARY_TYPE,
@@ -112,10 +154,9 @@ def summary(forecast: Forecast, delivery_id: str, base_url: str) -> dict[str, An
         },
         "grid_note": GEO_NOTE if georef else GRID_NOTE,
         "thresholds_mmh": list(THRESHOLDS_MMH),
+        **probabilistic,
         "leads": leads,
-        "links": nowcast_links(
-            base_url, forecast.site_id, forecast.method, forecast.issue_time, georef is not None
-        ),
+        "links": links,
     }
 
 

@@ -118,6 +118,13 @@ class Publisher(StreamWorker):
             subscriber.close()
 
     # -- deliveries ------------------------------------------------------------------------
+    def method_of(self, subscriber: str) -> str:
+        """The method whose nowcasts ``subscriber`` gets (its own, else publish_method)."""
+        for config in self.settings.subscribers:
+            if config.name == subscriber and config.method:
+                return config.method
+        return self.settings.publish_method
+
     def publishes(self, site_id: str) -> bool:
         return not self.settings.publish_sites or site_id in self.settings.publish_sites
 
@@ -131,7 +138,7 @@ class Publisher(StreamWorker):
             if self.stop_event.is_set():
                 outcomes[name] = "interrupted"
                 continue
-            job = DeliveryJob(name, site_id, self.settings.publish_method, issue_time)
+            job = DeliveryJob(name, site_id, self.method_of(name), issue_time)
             outcomes[name] = self.deliverer.deliver(job)
         return outcomes
 

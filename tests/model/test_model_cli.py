@@ -154,3 +154,33 @@ def test_evaluate_takes_odim_composites_as_it_takes_netcdf_frames(shared_odim, t
     report = json.loads((tmp_path / "o.json").read_text())
     assert report["forecasts"] == len(list(shared_odim.rglob("*.hdf"))) - 19  # 5 in + 15 out
     assert report["lead_minutes"][0] == 15.0
+
+
+def test_evaluate_scores_an_ensemble_probabilistically_and_compare_draws_its_reliability(
+    tmp_path,
+):
+    """`nowcast evaluate --method steps`: the ensemble mean scored like any method, and the
+    Brier skill, reliability, ROC, CRPS and rank histogram of its members beside it; the card
+    tabulates them and --compare draws the reliability diagrams."""
+    from model.evaluation.card import probabilistic_section
+
+    feed = tmp_path / "event"
+    write_synthetic_feed(feed, 22, site_id="s-1", shape=(96, 96), seed=4)
+    result = run_cli("evaluate", str(feed), "--method", "steps", "--json", str(tmp_path / "s.json"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads((tmp_path / "s.json").read_text())
+    assert report["method"] == "steps" and report["forecasts"] == 3
+    assert report["ensemble_members"] == 20
+    scores = report["probabilistic"]
+    assert len(scores["crps"]) == 15 and all(v >= 0 for v in scores["crps"])
+    assert len(scores["rank_histogram"][0]) == 21
+    assert abs(sum(scores["rank_histogram"][0]) - 1.0) < 1e-9
+    assert all(v is None or v <= 1.0 for v in scores["brier_skill"]["0.5"])
+    assert report["csi"]["0.5"][0] is not None  # the mean, scored deterministically
+    assert "| 6 |" in probabilistic_section([report])  # the card's table, lead by lead
+
+    result = run_cli(
+        "evaluate", "--compare", str(tmp_path / "s.json"), "--plot", str(tmp_path / "c.png")
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (tmp_path / "c-reliability.png").stat().st_size > 10_000

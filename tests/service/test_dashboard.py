@@ -30,7 +30,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 SITE = "synth-01"
-METHODS = ("convlstm", "extrapolation", "sprog", "persistence")
+METHODS = ("convlstm", "extrapolation", "sprog", "steps", "persistence")
 READY = "document.body.dataset.ready === '1'"
 
 # share of the forecast canvas's pixels that are painted (alpha > 0), and distinct colours
@@ -141,6 +141,19 @@ def _check_charts(page, scores: dict, threshold_key: str) -> None:
             assert series[method]["leads"] == expected, (score, method)
             assert series[method]["paths"] >= 1, (score, method)
         assert len(expected) < 15  # later leads are unverified: gaps, not zeros
+    # the probabilistic method's Brier skill and ROC area, and its reliability diagram
+    assert page.locator("#probability-charts").is_visible()
+    for score, chart in (("brier_skill", "bss-chart"), ("roc_area", "roc-chart")):
+        series = page.evaluate(CHART_SERIES, chart)
+        assert set(series) == {"steps"}, (chart, series)
+        expected = _plotted_leads(scores["probabilistic"]["steps"][score][threshold_key])
+        assert series["steps"]["leads"] == expected, (score, expected)
+    bins = scores["probabilistic"]["steps"]["reliability"][threshold_key]
+    drawn = page.locator("#reliability-chart").get_attribute("data-state")
+    usable = any(
+        o is not None for lead in (1, 5, 10, 15) for o in bins[lead - 1]["observed_frequency"]
+    )
+    assert drawn == ("drawn" if usable else "empty")
 
 
 def test_dashboard_shows_sites_forecast_animation_and_verification(live_service, page, tmp_path):

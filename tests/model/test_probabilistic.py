@@ -1,0 +1,135 @@
+"""Probabilistic verification (model.verification.probabilistic) against pysteps.verification
+on the same forecasts: reliability, ROC and its area, CRPS, rank histogram; the Brier score by
+its definition; pooling by merging equals pooling the data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from pysteps.verification import ensscores, probscores
+
+from model.verification.probabilistic import (
+    RANK_MIN_MMH,
+    ProbabilityAccumulator,
+    exceedance_probabilities,
+)
+
+THRESHOLDS = (0.5, 2.0)
+
+
+def _case(seed: int, n_members: int = 12, shape: tuple[int, int] = (40, 50)):
+    """Members (M, H, W) and an observation (H, W) of rain (mm/h): log-normal, half dry,
+    members related to the observation so that the scores are neither 0 nor 1."""
+    rng = np.random.default_rng(seed)
+    truth = np.exp(rng.normal(0.0, 1.2, shape)) * (rng.random(shape) < 0.5)
+    members = truth * np.exp(rng.normal(0.0, 0.6, (n_members, *shape)))
+    members *= rng.random((n_members, *shape)) < 0.8
+    observed = truth * np.exp(rng.normal(0.0, 0.3, shape))
+    observed[0, :5] = np.nan  # not observed: left out everywhere
+    return members, observed
+
+
+def test_exceedance_probabilities_are_member_fractions():
+    members = np.array([[[[0.0, 1.0]]], [[[3.0, 1.0]]], [[[0.6, np.nan]]]])  # (M=3, L=1, 1, 2)
+    p = exceedance_probabilities(members, (0.5, 2.0))
+    assert p.shape == (1, 2, 1, 2)
+    np.testing.assert_allclose(p[0, 0, 0], [2 / 3, 2 / 3])
+    np.testing.assert_allclose(p[0, 1, 0], [1 / 3, 0.0])
+
+
+def test_reliability_roc_and_brier_match_pysteps_and_the_definition():
+    members, observed = _case(1)
+    probability = exceedance_probabilities(members[:, None], THRESHOLDS)[0]
+    acc = ProbabilityAccumulator(1, THRESHOLDS)
+    acc.add_probabilities(1, probability, observed)
+    scores = acc.scores()
+    valid = np.isfinite(observed)
+    for j, threshold in enumerate(THRESHOLDS):
+        key = str(threshold)
+        p, o = probability[j][valid], observed[valid]
+        # reliability: pysteps' diagram of the same pairs (every bin kept)
+        rel = probscores.reldiag_init(threshold, n_bins=10, min_count=0)
+        probscores.reldiag_accum(rel, probability[j], observed)
+        r, f = probscores.reldiag_compute(rel)
+        ours = scores["reliability"][key][0]
+        counts = np.asarray(ours["count"])
+        np.testing.assert_array_equal(counts, rel["num_idx"])
+        enough = counts >= 10
+        assert enough.sum() >= 3
+        np.testing.assert_allclose(
+            np.asarray(ours["forecast_probability"], dtype=float)[counts > 0],
+            r[counts > 0],
+            rtol=1e-6,  # the probabilities are float32
+        )
+        np.testing.assert_allclose(
+            np.asarray(ours["observed_frequency"], dtype=float)[enough], f[enough]
+        )
+        # ROC: pysteps' curve and area
+        pofd, pod, area = probscores.ROC_curve(
+            probability[j], observed, threshold, n_prob_thrs=10, compute_area=True
+        )
+        roc = scores["roc"][key][0]
+        np.testing.assert_allclose(roc["pod"], pod)
+        np.testing.assert_allclose(roc["pofd"], pofd)
+        assert scores["roc_area"][key][0] == pytest.approx(area)
+        assert 0.5 < area < 1.0
+        # Brier score and its skill against the sample climatology
+        event = (o >= threshold).astype(float)
+        brier = float(np.mean((p - event) ** 2))
+        climate = event.mean() * (1 - event.mean())
+        assert scores["brier"][key][0] == pytest.approx(brier)
+        assert scores["brier_skill"][key][0] == pytest.approx(1 - brier / climate)
+        assert scores["observed_frequency"][key][0] == pytest.approx(event.mean())
+
+
+def test_crps_and_rank_histogram_match_pysteps():
+    members, observed = _case(2)
+    acc = ProbabilityAccumulator(2, THRESHOLDS, n_members=members.shape[0])
+    acc.add_ensemble(2, members, observed)
+    scores = acc.scores()
+    assert scores["crps"][0] is None  # lead 1 had nothing
+    assert scores["crps"][1] == pytest.approx(probscores.CRPS(members, observed))
+    # ranks: ties among dry members are broken at random by pysteps, so compare the counts'
+    # total and a case without ties exactly
+    expected = ensscores.rankhist(members, observed, X_min=RANK_MIN_MMH, normalize=False)
+    assert acc.arrays["rank_counts"][1].sum() == expected.sum()
+    wet = np.exp(np.random.default_rng(3).normal(0, 1, (12, 30, 30))) + 1.0
+    truth = np.exp(np.random.default_rng(4).normal(0, 1, (30, 30))) + 1.0
+    exact = ProbabilityAccumulator(1, THRESHOLDS, n_members=12)
+    exact.add_ensemble(1, wet, truth)
+    np.testing.assert_array_equal(
+        exact.arrays["rank_counts"][0],
+        ensscores.rankhist(wet, truth, X_min=RANK_MIN_MMH, normalize=False),
+    )
+    assert sum(exact.scores()["rank_histogram"][0]) == pytest.approx(1.0)
+
+
+def test_merging_accumulators_pools_like_accumulating_everything():
+    cases = [_case(seed) for seed in (5, 6, 7)]
+    whole = ProbabilityAccumulator(3, THRESHOLDS, n_members=12)
+    parts = []
+    for lead, (members, observed) in enumerate(cases, start=1):
+        np.random.seed(0)  # pysteps' rank-tie draws
+        whole.add_ensemble(lead, members, observed)
+        part = ProbabilityAccumulator(3, THRESHOLDS, n_members=12)
+        np.random.seed(0)
+        part.add_ensemble(lead, members, observed)
+        parts.append(part)
+    merged = ProbabilityAccumulator(3, THRESHOLDS, n_members=12)
+    for part in parts:
+        merged.merge(ProbabilityAccumulator.from_dict(part.to_dict()))  # through JSON-safe form
+    for name, values in whole.arrays.items():
+        np.testing.assert_allclose(merged.arrays[name], values, err_msg=name)
+    assert merged.scores() == whole.scores()
+    with pytest.raises(ValueError, match="cannot merge"):
+        merged.merge(ProbabilityAccumulator(3, THRESHOLDS))
+
+
+def test_bad_input_is_refused_clearly():
+    acc = ProbabilityAccumulator(2, THRESHOLDS)
+    with pytest.raises(ValueError, match="lead 3 outside"):
+        acc.add_probabilities(3, np.zeros((2, 4, 4)), np.zeros((4, 4)))
+    with pytest.raises(ValueError, match="does not fit"):
+        acc.add_probabilities(1, np.zeros((3, 4, 4)), np.zeros((4, 4)))
+    with pytest.raises(ValueError, match="do not fit"):
+        acc.add_ensemble(1, np.zeros((5, 4, 4)), np.zeros((4, 4)))
