@@ -12,7 +12,13 @@ from typing import Any
 import numpy as np
 
 from core.conversion import grey_to_rain_rate_mmh
-from model.methods import EnsembleMethod, NowcastMethod, get_method, learned_names
+from model.methods import (
+    EnsembleMethod,
+    NowcastMethod,
+    ProbabilisticMethod,
+    get_method,
+    learned_names,
+)
 from model.verification.scores import THRESHOLDS_MMH
 from service.settings import InferenceSettings
 
@@ -72,7 +78,7 @@ class MethodRunner:
                 self.versions[name] = f"{name}-{file_digest(Path(checkpoint))}"
             method = get_method(name, **options)
             self.methods[name] = method
-            self.versions.setdefault(name, name)
+            self.versions.setdefault(name, getattr(method, "version", name))
             device = getattr(method, "device", None)
             if device is not None:
                 self.device = str(device)
@@ -92,6 +98,17 @@ class MethodRunner:
         for name, method in self.methods.items():
             if isinstance(method, EnsembleMethod):
                 outputs.append(self.run_ensemble(name, method, inputs_grey, n_leads))
+                continue
+            if isinstance(method, ProbabilisticMethod):
+                started = time.perf_counter()
+                grey, probability = method.probabilities(
+                    inputs_grey, n_leads, THRESHOLDS_MMH, self.dbz_bounds, self.zr
+                )
+                seconds = time.perf_counter() - started
+                version = self.versions[name]
+                outputs.append(
+                    MethodOutput(name, version, grey, seconds, probability, None, THRESHOLDS_MMH)
+                )
                 continue
             started = time.perf_counter()
             grey = method(inputs_grey, n_leads)

@@ -80,6 +80,13 @@ class InferenceSettings(CoreSettings):
 
     def method_options(self, name: str) -> dict[str, object]:
         """The keyword options the settings give method ``name`` (`model.methods.get_method`)."""
+        if name == "convlstm-probability":
+            checkpoint = self.checkpoints.get("convlstm")
+            return {
+                **({"checkpoint": checkpoint} if checkpoint else {}),
+                "device": self.infer_device,
+                "bf16": self.infer_bf16,
+            }
         if name == "steps":
             return {
                 "n_members": self.steps_members,

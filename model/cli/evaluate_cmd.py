@@ -145,13 +145,14 @@ def evaluate(
     from model.evaluation.evaluate import (
         evaluate_ensemble,
         evaluate_method,
+        evaluate_probabilities,
         observed_event_cells,
         report,
     )
-    from model.methods import EnsembleMethod, get_method, learned_names
+    from model.methods import EnsembleMethod, ProbabilisticMethod, get_method, learned_names
 
     options: dict[str, object] = {}
-    if method in learned_names():
+    if method in learned_names() or method == "convlstm-probability":
         options.update(checkpoint=checkpoint, calibrated=calibrated)
     elif method == "extrapolation":
         options["variant"] = variant
@@ -171,14 +172,18 @@ def evaluate(
         windows = by_split[split]
     probabilistic = None
     if isinstance(nowcaster, EnsembleMethod):
-        scores, probabilistic, count = evaluate_ensemble(nowcaster, events, norm, windows=windows)
+        probabilistic = evaluate_ensemble(nowcaster, events, norm, windows=windows)
+    elif isinstance(nowcaster, ProbabilisticMethod):
+        probabilistic = evaluate_probabilities(nowcaster, events, norm, windows=windows)
+    if probabilistic is not None:
+        scores, count = probabilistic.deterministic, probabilistic.forecasts
     else:
         scores, count = evaluate_method(nowcaster, events, norm, windows=windows)
     label = f"{method}-raw" if method in learned_names() and not calibrated else method
     result = report(label, scores, count, events)
     if probabilistic is not None:
         result["probabilistic"] = probabilistic.scores()
-        result["ensemble_members"] = probabilistic.n_members
+        result["ensemble_members"] = probabilistic.probabilistic.n_members
     result["split"] = split if split == "all" else f"{split} (blocks of {block_frames} frames)"
     result["observed_event_cells_by_event"] = observed_event_cells(events, norm, windows=windows)
     method_meta = getattr(nowcaster, "meta", None)

@@ -309,24 +309,36 @@ def other_networks(others: list[dict[str, Any]]) -> str:
 
 
 def reliability_summary(scores: dict[str, Any], threshold: str) -> tuple[int, int, float]:
-    """(bins within their 95 % sampling band of the diagonal, bins with >= 10 cases, the
-    cases-weighted mean |observed frequency - forecast probability| over them) over all leads
-    at ``threshold`` (`model.evaluation.plots.reliability_band`)."""
+    """(bins whose forecast probability lies in the 95 % band of their observed frequency,
+    bins with >= 10 cases, the cases-weighted mean |observed frequency - forecast
+    probability|) over all leads at ``threshold``.
+
+    The band is the bootstrap over forecasts (``reliability_band``, `nowcast evaluate`) where
+    the report has it, else the binomial band of independent cells
+    (`model.evaluation.plots.reliability_band`), which neighbouring cells make far too narrow.
+    """
     from model.evaluation.plots import reliability_band
 
+    bands = scores.get("reliability_band", {}).get(threshold)
     inside = total = 0
     gap = cases = 0.0
-    for points in scores["reliability"][threshold]:
-        for p, o, n in zip(
-            points["forecast_probability"],
-            points["observed_frequency"],
-            points["count"],
-            strict=True,
+    for k, points in enumerate(scores["reliability"][threshold]):
+        for i, (p, o, n) in enumerate(
+            zip(
+                points["forecast_probability"],
+                points["observed_frequency"],
+                points["count"],
+                strict=True,
+            )
         ):
             if p is None or o is None:
                 continue
             total += 1
-            inside += abs(o - p) <= reliability_band(p, n)
+            if bands is not None:
+                low, high = bands[k]["low"][i], bands[k]["high"][i]
+                inside += low is not None and high is not None and low <= p <= high
+            else:
+                inside += abs(o - p) <= reliability_band(p, n)
             gap += n * abs(o - p)
             cases += n
     return inside, total, gap / cases if cases else float("nan")
@@ -358,20 +370,32 @@ def probabilistic_section(reports: list[dict[str, Any]]) -> str:
             for t in ("0.5", "2.0")
         }
         reliability = []
+        consistent = True
         for threshold in ("0.5", "2.0"):
             inside, total, gap = reliability_summary(scores, threshold)
+            consistent = consistent and inside == total
             reliability.append(
                 f"at {threshold} mm/h the observed frequency is {gap:.3f} from the forecast "
-                f"probability on average (cases-weighted), and {inside} of {total} bins with "
-                ">= 10 cases lie within the binomial 95 % band of the diagonal"
+                f"probability on average (cases-weighted), and in {inside} of {total} bins "
+                "with >= 10 cases the forecast probability lies within the 95 % band of the "
+                "observed frequency"
             )
+        members = rep.get("ensemble_members")
+        source = f"{members} members" if members else "neighbourhood probabilities"
         parts.append(
-            f"`{rep['method']}` ({rep.get('ensemble_members', '?')} members, "
-            f"{rep['forecasts']} forecasts):\n\n" + "\n".join(rows) + "\n\n"
+            f"`{rep['method']}` ({source}, {rep['forecasts']} forecasts):\n\n"
+            + "\n".join(rows)
+            + "\n\n"
             f"Brier skill positive at every lead: {positive['0.5']} at 0.5 mm/h, "
-            f"{positive['2.0']} at 2 mm/h. Reliability: {'; '.join(reliability)}. The band "
-            "takes the cells as independent; neighbouring cells are not, so it is far "
-            "narrower than the true sampling spread and a point outside it is not by itself "
-            "evidence of unreliability."
+            f"{positive['2.0']} at 2 mm/h. Reliability: {'; '.join(reliability)}. The band is "
+            "the bootstrap over whole forecasts (resampling the windows, as neighbouring "
+            "cells of one forecast are not independent). "
+            + (
+                "Every bin is consistent with reliability."
+                if consistent
+                else "**Not reliable by this test**: many bins lie outside their band, the "
+                "larger probabilities at later leads too high. A recalibration per lead and "
+                "threshold (reliability tables fitted on the training blocks) is the next step."
+            )
         )
     return "\n\n".join(parts)

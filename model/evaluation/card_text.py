@@ -213,11 +213,14 @@ only the baselines and `convlstm` compare fairly.
 {_verification_section(reports)}
 
 ## Probabilistic nowcasts on the test split
-Probabilities of exceedance from the `steps` ensemble (pysteps' STEPS, seeded), scored on the
-same windows: Brier skill against the sample climatology (BSS), ROC area, CRPS of the members,
+Probabilities of exceedance from the `steps` ensemble (pysteps' STEPS, seeded) and from the
+learned model (`convlstm-probability`: this network's forecast read as a neighbourhood
+ensemble whose square widens by one cell per lead, the radius fitted on the training blocks,
+`docs/evaluation/neighbourhood-fit.json`), scored on the same windows: Brier skill against
+the sample climatology (BSS), ROC area, the CRPS of the ensemble's members,
 and the reliability diagrams `docs/evaluation/test-csi-reliability.png` (observed frequency
-against forecast probability per bin at 6, 30, 60 and 90 min, each point with its binomial
-95 % band, cases per bin underneath).
+against forecast probability per bin at 6, 30, 60 and 90 min, each point with its 95 % band
+from a bootstrap over the forecasts, cases per bin underneath).
 
 {probabilistic_section(reports)}
 

@@ -9,6 +9,7 @@ events or gaps). Grey levels are converted back to rain rate (mm/h) and scored w
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -16,12 +17,13 @@ import numpy as np
 from ingest.normalize import NormParams
 from model.data.events import Event
 from model.data.split import WindowRef
-from model.methods import EnsembleMethod, NowcastMethod
+from model.methods import EnsembleMethod, NowcastMethod, ProbabilisticMethod
 from model.verification.probabilistic import ProbabilityAccumulator
 from model.verification.scores import (
     THRESHOLDS_MMH,
     ScoreAccumulator,
     grey_to_mmh,
+    nan_to_none,
     threshold_key,
 )
 
@@ -101,6 +103,63 @@ def evaluate_method(
     return scores, count
 
 
+def _window_batches(
+    events: Sequence[Event],
+    norm: NormParams,
+    in_frames: int,
+    out_frames: int,
+    batch_size: int,
+    windows: Sequence[WindowRef] | None,
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(inputs grey (b, in, H, W), observed rain (b, out, H, W) mm/h) per batch of windows."""
+    for e_index, event in enumerate(events):
+        starts = _starts(event, e_index, in_frames, out_frames, windows)
+        for i in range(0, len(starts), batch_size):
+            chunk = starts[i : i + batch_size]
+            inputs = np.stack([event.grey[s : s + in_frames] for s in chunk])
+            truth = np.stack(
+                [event.grey[s + in_frames : s + in_frames + out_frames] for s in chunk]
+            )
+            yield inputs, grey_to_mmh(truth, norm)
+
+
+@dataclass
+class ProbabilisticEvaluation:
+    """What ``nowcast evaluate`` gathers for a probabilistic method: the deterministic
+    output's scores, the pooled probabilistic counts, each forecast's reliability counts (for
+    `model.verification.probabilistic.reliability_bootstrap`) and the forecast count."""
+
+    deterministic: ScoreAccumulator
+    probabilistic: ProbabilityAccumulator
+    window_counts: list[np.ndarray]
+    window_observed: list[np.ndarray]
+    forecasts: int = 0
+
+    def add_window(self, window: ProbabilityAccumulator) -> None:
+        self.probabilistic.merge(window)
+        self.window_counts.append(window.arrays["rel_count"].copy())
+        self.window_observed.append(window.arrays["rel_observed"].copy())
+        self.forecasts += 1
+
+    def scores(self) -> dict[str, Any]:
+        """The probabilistic scores with each reliability bin's bootstrap band (95 %, over
+        forecasts): ``reliability_band`` threshold -> per lead {low, high}."""
+        from model.verification.probabilistic import reliability_bootstrap
+
+        out = self.probabilistic.scores()
+        low, high = reliability_bootstrap(
+            np.stack(self.window_counts), np.stack(self.window_observed)
+        )
+        out["reliability_band"] = {
+            threshold_key(t): [
+                {"low": nan_to_none(low[k, j]), "high": nan_to_none(high[k, j])}
+                for k in range(self.probabilistic.n_leads)
+            ]
+            for j, t in enumerate(self.probabilistic.thresholds_mmh)
+        }
+        return out
+
+
 def evaluate_ensemble(
     method: EnsembleMethod,
     events: Sequence[Event],
@@ -109,33 +168,54 @@ def evaluate_ensemble(
     out_frames: int = 15,
     batch_size: int = 4,
     windows: Sequence[WindowRef] | None = None,
-) -> tuple[ScoreAccumulator, ProbabilityAccumulator, int]:
-    """An ensemble method's pooled scores: its mean (as rain rates) deterministically, its
-    members probabilistically (Brier, reliability, ROC, CRPS, rank histogram), the count."""
+) -> ProbabilisticEvaluation:
+    """An ensemble method: its mean (as rain rates) scored deterministically, its members
+    probabilistically (Brier, reliability, ROC, CRPS, rank histogram)."""
     from model.methods.steps import ensemble_mean_grey
 
-    deterministic = ScoreAccumulator(out_frames)
-    probabilistic = ProbabilityAccumulator(out_frames, THRESHOLDS_MMH, method.n_members)
+    result = ProbabilisticEvaluation(
+        ScoreAccumulator(out_frames),
+        ProbabilityAccumulator(out_frames, THRESHOLDS_MMH, method.n_members),
+        [],
+        [],
+    )
     bounds, zr = (norm.dbz_min, norm.dbz_max), (norm.zr_a, norm.zr_b)
-    count = 0
-    for e_index, event in enumerate(events):
-        starts = _starts(event, e_index, in_frames, out_frames, windows)
-        for i in range(0, len(starts), batch_size):
-            chunk = starts[i : i + batch_size]
-            inputs = np.stack([event.grey[s : s + in_frames] for s in chunk])
-            members = method.ensemble(inputs, out_frames)  # (b, M, out, H, W)
-            truth = grey_to_mmh(
-                np.stack([event.grey[s + in_frames : s + in_frames + out_frames] for s in chunk]),
-                norm,
-            )
-            mean = ensemble_mean_grey(members, bounds, zr)
-            deterministic.add(grey_to_mmh(mean, norm), truth)
-            members_mmh = grey_to_mmh(members, norm)
-            for b in range(len(chunk)):
-                for k in range(out_frames):
-                    probabilistic.add_ensemble(k + 1, members_mmh[b, :, k], truth[b, k])
-            count += len(chunk)
-    return deterministic, probabilistic, count
+    for inputs, truth in _window_batches(events, norm, in_frames, out_frames, batch_size, windows):
+        members = method.ensemble(inputs, out_frames)  # (b, M, out, H, W)
+        result.deterministic.add(grey_to_mmh(ensemble_mean_grey(members, bounds, zr), norm), truth)
+        members_mmh = grey_to_mmh(members, norm)
+        for b in range(len(inputs)):
+            window = ProbabilityAccumulator(out_frames, THRESHOLDS_MMH, method.n_members)
+            for k in range(out_frames):
+                window.add_ensemble(k + 1, members_mmh[b, :, k], truth[b, k])
+            result.add_window(window)
+    return result
+
+
+def evaluate_probabilities(
+    method: ProbabilisticMethod,
+    events: Sequence[Event],
+    norm: NormParams,
+    in_frames: int = 5,
+    out_frames: int = 15,
+    batch_size: int = 8,
+    windows: Sequence[WindowRef] | None = None,
+) -> ProbabilisticEvaluation:
+    """A probabilistic method without members: its deterministic output and its
+    probabilities (Brier, reliability, ROC)."""
+    result = ProbabilisticEvaluation(
+        ScoreAccumulator(out_frames), ProbabilityAccumulator(out_frames, THRESHOLDS_MMH), [], []
+    )
+    bounds, zr = (norm.dbz_min, norm.dbz_max), (norm.zr_a, norm.zr_b)
+    for inputs, truth in _window_batches(events, norm, in_frames, out_frames, batch_size, windows):
+        grey, probability = method.probabilities(inputs, out_frames, THRESHOLDS_MMH, bounds, zr)
+        result.deterministic.add(grey_to_mmh(grey, norm), truth)
+        for b in range(len(inputs)):
+            window = ProbabilityAccumulator(out_frames, THRESHOLDS_MMH)
+            for k in range(out_frames):
+                window.add_probabilities(k + 1, probability[b, k], truth[b, k])
+            result.add_window(window)
+    return result
 
 
 def observed_event_cells(

@@ -91,13 +91,34 @@ def reliability_band(probability: float, count: int) -> float:
     return 1.96 * float(np.sqrt(probability * (1.0 - probability) / max(count, 1)))
 
 
+def _error_bars(
+    scores: dict[str, Any],
+    threshold: str,
+    lead: int,
+    p: np.ndarray,
+    o: np.ndarray,
+    n: np.ndarray,
+) -> np.ndarray:
+    """(2, bins) lower and upper error bars of the observed frequencies: the bootstrap band
+    over forecasts where the report has one, else the binomial band of independent cells."""
+    band = scores.get("reliability_band", {}).get(threshold)
+    if band is not None:
+        low = np.array([np.nan if v is None else v for v in band[lead - 1]["low"]])
+        high = np.array([np.nan if v is None else v for v in band[lead - 1]["high"]])
+        return np.nan_to_num(np.stack([o - low, high - o]).clip(min=0.0))
+    half = [
+        reliability_band(pi, ni) if np.isfinite(pi) else 0.0 for pi, ni in zip(p, n, strict=True)
+    ]
+    return np.stack([half, half])
+
+
 def plot_reliability(
     reports: list[dict[str, Any]], out_png: Path, thresholds: tuple[str, ...] = ("0.5", "2.0")
 ) -> None:
     """Reliability diagrams of the probabilistic reports: observed frequency against forecast
     probability per bin, one panel per (report, threshold), a line per lead of
-    `RELIABILITY_LEADS`, the diagonal with each point's 95 % sampling band, and the cases per
-    bin on a log axis underneath."""
+    `RELIABILITY_LEADS`, the diagonal, each point's 95 % band (`_error_bars`), and the cases
+    per bin on a log axis underneath."""
     plt = _pyplot()
     chosen = [r for r in reports if "probabilistic" in r]
     fig, axes = plt.subplots(
@@ -118,13 +139,10 @@ def plot_reliability(
                 p = np.array([np.nan if v is None else v for v in points["forecast_probability"]])
                 o = np.array([np.nan if v is None else v for v in points["observed_frequency"]])
                 n = np.asarray(points["count"])
-                band = [
-                    reliability_band(pi, ni) if np.isfinite(pi) else 0.0
-                    for pi, ni in zip(p, n, strict=True)
-                ]
+                yerr = _error_bars(scores, threshold, lead, p, o, n)
                 minutes = rep["lead_minutes"][lead - 1]
                 line = ax.errorbar(
-                    p, o, yerr=band, marker="o", ms=3, capsize=2, label=f"+{minutes:g} min"
+                    p, o, yerr=yerr, marker="o", ms=3, capsize=2, label=f"+{minutes:g} min"
                 )
                 counts_ax.plot(p, np.where(n > 0, n, np.nan), marker=".", color=line[0].get_color())
             ax.set_xlim(0, 1)

@@ -40,23 +40,43 @@ class EnsembleMethod(NowcastMethod, Protocol):
     def ensemble(self, inputs_grey: np.ndarray, n_leads: int) -> np.ndarray: ...
 
 
+@runtime_checkable
+class ProbabilisticMethod(NowcastMethod, Protocol):
+    """A nowcast method that gives probabilities of exceedance without members.
+
+    ``method.probabilities(inputs_grey, n_leads, thresholds_mmh, dbz_bounds, zr)`` -> (grey
+    (B, n_leads, H, W), probability (B, n_leads, n_thresholds, H, W) in [0, 1]); the
+    conversion (dBZ bounds of the grey scale, Z-R a and b) says what the thresholds mean.
+    """
+
+    def probabilities(
+        self,
+        inputs_grey: np.ndarray,
+        n_leads: int,
+        thresholds_mmh: tuple[float, ...],
+        dbz_bounds: tuple[float, float],
+        zr: tuple[float, float],
+    ) -> tuple[np.ndarray, np.ndarray]: ...
+
+
 _BASELINES: dict[str, str] = {
     "persistence": "model.methods.persistence:PersistenceMethod",
     "extrapolation": "model.methods.extrapolation:ExtrapolationMethod",
     "sprog": "model.methods.sprog:SprogMethod",
     "steps": "model.methods.steps:StepsMethod",
+    "convlstm-probability": "model.methods.neighbourhood:NeighbourhoodMethod",
 }
 """The methods that need no training, as import paths; the learned ones are the networks of
 the architecture registry (`model.nets.architectures`), each served by its ``method`` class."""
 
 
-_ENSEMBLES = frozenset({"steps"})
-"""Baselines that are `EnsembleMethod`s: their forecasts carry probabilities."""
+_PROBABILISTIC = frozenset({"steps", "convlstm-probability"})
+"""The `EnsembleMethod`s and `ProbabilisticMethod`s: their forecasts carry probabilities."""
 
 
 def probabilistic_names() -> tuple[str, ...]:
     """The methods whose forecasts carry probabilities of exceedance."""
-    return tuple(name for name in _BASELINES if name in _ENSEMBLES)
+    return tuple(name for name in _BASELINES if name in _PROBABILISTIC)
 
 
 def learned_names() -> tuple[str, ...]:

@@ -20,6 +20,7 @@ left out.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -255,3 +256,34 @@ def roc_area(pofd: FloatArray, pod: FloatArray) -> FloatArray:
         (pofd[..., :-1] - pofd[..., 1:]) * (pod[..., 1:] + pod[..., :-1]) / 2.0, -1
     )
     return np.asarray(area + pofd[..., -1] * pod[..., -1] / 2.0, dtype=np.float64)
+
+
+def reliability_bootstrap(
+    counts: NDArray[np.integer],
+    observed: NDArray[np.integer],
+    n_resamples: int = 1000,
+    seed: int = 0,
+) -> tuple[FloatArray, FloatArray]:
+    """95 % bands of each reliability bin's observed frequency, resampling whole forecasts.
+
+    ``counts``, ``observed``: (n_forecasts, ...) per-forecast reliability counts (cases and
+    events per bin). Neighbouring cells of one forecast are not independent, so the unit
+    resampled (with replacement, ``n_resamples`` times) is the forecast: the band is as wide
+    as the forecasts' spread makes it. Returns (low, high) of shape counts.shape[1:], NaN where
+    a bin had no case in a resample's sum.
+    """
+    counts = np.asarray(counts, dtype=np.float64)
+    observed = np.asarray(observed, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    n = counts.shape[0]
+    frequencies = np.empty((n_resamples, *counts.shape[1:]))
+    for r in range(n_resamples):
+        pick = np.bincount(rng.integers(0, n, n), minlength=n).astype(np.float64)
+        total = np.tensordot(pick, counts, axes=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            frequencies[r] = np.tensordot(pick, observed, axes=1) / total
+    with warnings.catch_warnings():  # a bin empty in every resample: NaN, said in the doc
+        warnings.simplefilter("ignore", RuntimeWarning)
+        low = np.nanpercentile(frequencies, 2.5, axis=0)
+        high = np.nanpercentile(frequencies, 97.5, axis=0)
+    return low, high

@@ -133,3 +133,19 @@ def test_bad_input_is_refused_clearly():
         acc.add_probabilities(1, np.zeros((3, 4, 4)), np.zeros((4, 4)))
     with pytest.raises(ValueError, match="do not fit"):
         acc.add_ensemble(1, np.zeros((5, 4, 4)), np.zeros((4, 4)))
+
+
+def test_the_bootstrap_band_over_forecasts_widens_with_their_spread():
+    from model.verification.probabilistic import reliability_bootstrap
+
+    counts = np.full((40, 1), 1000)
+    same = np.full((40, 1), 300)  # every forecast observed 30 %: nothing to resample
+    low, high = reliability_bootstrap(counts, same, n_resamples=200)
+    assert low[0] == pytest.approx(0.3) and high[0] == pytest.approx(0.3)
+    rng = np.random.default_rng(0)
+    spread = rng.integers(0, 1000, (40, 1))  # forecasts disagree: a wide band around the mean
+    low, high = reliability_bootstrap(counts, spread, n_resamples=500)
+    mean = spread.sum() / counts.sum()
+    assert low[0] < mean < high[0] and high[0] - low[0] > 0.1
+    empty = reliability_bootstrap(np.zeros((5, 2)), np.zeros((5, 2)), n_resamples=10)
+    assert np.isnan(empty[0]).all()  # no case: no band

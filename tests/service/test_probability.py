@@ -26,7 +26,7 @@ from tests.service.live_server import serving
 from tests.service.publish_helpers import SECRET, webhook
 
 SITE = "geo-01"
-METHODS = ("convlstm", "steps", "extrapolation")
+METHODS = ("convlstm", "steps", "convlstm-probability", "extrapolation")
 
 
 @pytest.fixture
@@ -61,6 +61,14 @@ def test_the_worker_stores_probabilities_with_the_ensemble_mean(probabilistic):
     again = decode_forecast(encode_forecast(forecast))
     np.testing.assert_array_equal(again.probability, p)
     assert worker.forecasts.latest(SITE, "convlstm").probability is None
+    # the network's probabilities: its own forecast, read as a neighbourhood ensemble
+    learned = worker.forecasts.latest(SITE, "convlstm-probability")
+    network = worker.forecasts.latest(SITE, "convlstm")
+    np.testing.assert_allclose(learned.grey, network.grey, atol=2e-5)
+    assert learned.members is None and learned.probability.shape == (15, 5, 32, 32)
+    assert (
+        learned.model_version.startswith("convlstm-probability-") and "-r1" in learned.model_version
+    )
 
 
 def test_live_probability_tables_equal_pysteps_on_the_same_forecasts(probabilistic):
@@ -151,7 +159,7 @@ def test_live_verification_and_metrics_carry_the_probabilistic_scores(probabilis
     base_url, _settings, _worker = probabilistic
     body = httpx.get(f"{base_url}/v1/verification", params={"site": SITE}).json()
     steps = body["probabilistic"]["steps"]
-    assert set(body["probabilistic"]) == {"steps"}
+    assert set(body["probabilistic"]) == {"steps", "convlstm-probability"}
     assert any(v is not None for v in steps["brier_skill"]["0.5"])
     assert any(v is not None for v in steps["roc_area"]["0.5"])
     assert len(steps["reliability"]["0.5"]) == 15
