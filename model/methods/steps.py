@@ -124,6 +124,8 @@ class StepsMethod:
         self.rain_threshold_grey = float(rain_threshold_grey)
         self.km_per_cell = float(km_per_cell)
         self.cadence_min = float(cadence_min)
+        self.version = f"steps-{self.n_members}m-seed{self.seed}-{self.noise}"
+        """What made a forecast: members, seed and noise (the served ``model_version``)."""
 
     def __call__(self, inputs_grey: np.ndarray, n_leads: int) -> np.ndarray:
         return ensemble_mean_grey(self.ensemble(inputs_grey, n_leads))

@@ -52,6 +52,7 @@ def test_the_worker_stores_probabilities_with_the_ensemble_mean(probabilistic):
     _, _settings, worker = probabilistic
     forecast = worker.forecasts.latest(SITE, "steps")
     assert forecast is not None and forecast.members == 10
+    assert forecast.model_version == "steps-10m-seed24-nonparametric"
     assert forecast.thresholds_mmh == (0.5, 2.0, 5.0, 10.0, 30.0)
     p = forecast.probability
     assert p is not None and p.shape == (15, 5, 32, 32)
