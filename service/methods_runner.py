@@ -19,6 +19,7 @@ from model.methods import (
     get_method,
     learned_names,
 )
+from model.verification.probability_calibration import ProbabilityCalibration, load_calibration
 from model.verification.scores import THRESHOLDS_MMH
 from service.settings import InferenceSettings
 
@@ -63,6 +64,7 @@ class MethodRunner:
         self.versions: dict[str, str] = {}
         self.device = "cpu"
         self.dbz_bounds = (settings.dbz_min, settings.dbz_max)
+        self.calibrations: dict[str, ProbabilityCalibration] = {}
         self.zr = (settings.zr_a, settings.zr_b)
         for name in settings.methods:
             options: dict[str, Any] = settings.method_options(name)
@@ -79,6 +81,10 @@ class MethodRunner:
             method = get_method(name, **options)
             self.methods[name] = method
             self.versions.setdefault(name, getattr(method, "version", name))
+            calibration = load_calibration(name)
+            if calibration is not None:
+                self.calibrations[name] = calibration
+                self.versions[name] += "-calibrated"
             device = getattr(method, "device", None)
             if device is not None:
                 self.device = str(device)
@@ -104,6 +110,7 @@ class MethodRunner:
                 grey, probability = method.probabilities(
                     inputs_grey, n_leads, THRESHOLDS_MMH, self.dbz_bounds, self.zr
                 )
+                probability = self._calibrated(name, probability)
                 seconds = time.perf_counter() - started
                 version = self.versions[name]
                 outputs.append(
@@ -117,6 +124,13 @@ class MethodRunner:
             )
         return outputs
 
+    def _calibrated(self, name: str, probability: np.ndarray) -> np.ndarray:
+        """``probability`` through the method's shipped reliability calibration, if any."""
+        calibration = self.calibrations.get(name)
+        return (
+            probability if calibration is None else calibration.apply(probability, THRESHOLDS_MMH)
+        )
+
     def run_ensemble(
         self, name: str, method: EnsembleMethod, inputs_grey: np.ndarray, n_leads: int
     ) -> MethodOutput:
@@ -128,7 +142,7 @@ class MethodRunner:
         members = method.ensemble(inputs_grey, n_leads)
         grey = ensemble_mean_grey(members, self.dbz_bounds, self.zr)
         rain = grey_to_rain_rate_mmh(members, *self.dbz_bounds, *self.zr)
-        probability = exceedance_probabilities(rain, THRESHOLDS_MMH)
+        probability = self._calibrated(name, exceedance_probabilities(rain, THRESHOLDS_MMH))
         seconds = time.perf_counter() - started
         return MethodOutput(
             name,

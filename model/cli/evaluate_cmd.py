@@ -170,11 +170,18 @@ def evaluate(
         if split not in by_split:
             raise typer.BadParameter(f"--split must be all or one of {sorted(by_split)}")
         windows = by_split[split]
+    from model.verification.probability_calibration import load_calibration
+
     probabilistic = None
+    calibration = load_calibration(method) if calibrated else None
     if isinstance(nowcaster, EnsembleMethod):
-        probabilistic = evaluate_ensemble(nowcaster, events, norm, windows=windows)
+        probabilistic = evaluate_ensemble(
+            nowcaster, events, norm, windows=windows, calibration=calibration
+        )
     elif isinstance(nowcaster, ProbabilisticMethod):
-        probabilistic = evaluate_probabilities(nowcaster, events, norm, windows=windows)
+        probabilistic = evaluate_probabilities(
+            nowcaster, events, norm, windows=windows, calibration=calibration
+        )
     if probabilistic is not None:
         scores, count = probabilistic.deterministic, probabilistic.forecasts
     else:
@@ -184,6 +191,9 @@ def evaluate(
     if probabilistic is not None:
         result["probabilistic"] = probabilistic.scores()
         result["ensemble_members"] = probabilistic.probabilistic.n_members
+        result["probability_calibration"] = (
+            calibration.fitted_on if calibration is not None else "none (raw probabilities)"
+        )
     result["split"] = split if split == "all" else f"{split} (blocks of {block_frames} frames)"
     result["observed_event_cells_by_event"] = observed_event_cells(events, norm, windows=windows)
     method_meta = getattr(nowcaster, "meta", None)

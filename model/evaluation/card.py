@@ -382,8 +382,11 @@ def probabilistic_section(reports: list[dict[str, Any]]) -> str:
             )
         members = rep.get("ensemble_members")
         source = f"{members} members" if members else "neighbourhood probabilities"
+        calibration = rep.get("probability_calibration", "none (raw probabilities)")
+        if not calibration.startswith("none"):
+            calibration = f"probabilities calibrated on the {calibration}"
         parts.append(
-            f"`{rep['method']}` ({source}, {rep['forecasts']} forecasts):\n\n"
+            f"`{rep['method']}` ({source}, {rep['forecasts']} forecasts; {calibration}):\n\n"
             + "\n".join(rows)
             + "\n\n"
             f"Brier skill positive at every lead: {positive['0.5']} at 0.5 mm/h, "
@@ -393,9 +396,7 @@ def probabilistic_section(reports: list[dict[str, Any]]) -> str:
             + (
                 "Every bin is consistent with reliability."
                 if consistent
-                else "**Not reliable by this test**: many bins lie outside their band, the "
-                "larger probabilities at later leads too high. A recalibration per lead and "
-                "threshold (reliability tables fitted on the training blocks) is the next step."
+                else "**Not reliable by this test**: some bins lie outside their band."
             )
         )
     return "\n\n".join(parts)

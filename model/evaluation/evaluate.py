@@ -19,6 +19,7 @@ from model.data.events import Event
 from model.data.split import WindowRef
 from model.methods import EnsembleMethod, NowcastMethod, ProbabilisticMethod
 from model.verification.probabilistic import ProbabilityAccumulator
+from model.verification.probability_calibration import ProbabilityCalibration
 from model.verification.scores import (
     THRESHOLDS_MMH,
     ScoreAccumulator,
@@ -168,10 +169,13 @@ def evaluate_ensemble(
     out_frames: int = 15,
     batch_size: int = 4,
     windows: Sequence[WindowRef] | None = None,
+    calibration: ProbabilityCalibration | None = None,
 ) -> ProbabilisticEvaluation:
     """An ensemble method: its mean (as rain rates) scored deterministically, its members
-    probabilistically (Brier, reliability, ROC, CRPS, rank histogram)."""
+    probabilistically (Brier, reliability, ROC, CRPS, rank histogram); its probabilities
+    through ``calibration`` where given."""
     from model.methods.steps import ensemble_mean_grey
+    from model.verification.probabilistic import exceedance_probabilities
 
     result = ProbabilisticEvaluation(
         ScoreAccumulator(out_frames),
@@ -184,10 +188,13 @@ def evaluate_ensemble(
         members = method.ensemble(inputs, out_frames)  # (b, M, out, H, W)
         result.deterministic.add(grey_to_mmh(ensemble_mean_grey(members, bounds, zr), norm), truth)
         members_mmh = grey_to_mmh(members, norm)
+        probability = exceedance_probabilities(members_mmh, THRESHOLDS_MMH)  # (b, out, T, H, W)
+        if calibration is not None:
+            probability = calibration.apply(probability, THRESHOLDS_MMH)
         for b in range(len(inputs)):
             window = ProbabilityAccumulator(out_frames, THRESHOLDS_MMH, method.n_members)
             for k in range(out_frames):
-                window.add_ensemble(k + 1, members_mmh[b, :, k], truth[b, k])
+                window.add_ensemble(k + 1, members_mmh[b, :, k], truth[b, k], probability[b, k])
             result.add_window(window)
     return result
 
@@ -200,15 +207,18 @@ def evaluate_probabilities(
     out_frames: int = 15,
     batch_size: int = 8,
     windows: Sequence[WindowRef] | None = None,
+    calibration: ProbabilityCalibration | None = None,
 ) -> ProbabilisticEvaluation:
     """A probabilistic method without members: its deterministic output and its
-    probabilities (Brier, reliability, ROC)."""
+    probabilities (Brier, reliability, ROC), through ``calibration`` where given."""
     result = ProbabilisticEvaluation(
         ScoreAccumulator(out_frames), ProbabilityAccumulator(out_frames, THRESHOLDS_MMH), [], []
     )
     bounds, zr = (norm.dbz_min, norm.dbz_max), (norm.zr_a, norm.zr_b)
     for inputs, truth in _window_batches(events, norm, in_frames, out_frames, batch_size, windows):
         grey, probability = method.probabilities(inputs, out_frames, THRESHOLDS_MMH, bounds, zr)
+        if calibration is not None:
+            probability = calibration.apply(probability, THRESHOLDS_MMH)
         result.deterministic.add(grey_to_mmh(grey, norm), truth)
         for b in range(len(inputs)):
             window = ProbabilityAccumulator(out_frames, THRESHOLDS_MMH)

@@ -131,16 +131,24 @@ class ProbabilityAccumulator:
             for name, key in zip(_ROC, ("hits", "misses", "false_alarms", "corr_neg"), strict=True):
                 a[name][k, j] += roc[key]
 
-    def add_ensemble(self, lead: int, members_mmh: ArrayLike, observed_mmh: ArrayLike) -> None:
+    def add_ensemble(
+        self,
+        lead: int,
+        members_mmh: ArrayLike,
+        observed_mmh: ArrayLike,
+        probability: ArrayLike | None = None,
+    ) -> None:
         """Add one lead of an ensemble: ``members_mmh`` (M, H, W) against the observation
-        (H, W): the probabilities it implies, the CRPS and the rank histogram."""
+        (H, W): the probabilities it implies (or ``probability`` (n_thresholds, H, W), e.g.
+        calibrated ones), the CRPS and the rank histogram."""
         from pysteps.verification import ensscores, probscores
 
         members = np.asarray(members_mmh, dtype=np.float64)
         obs = np.asarray(observed_mmh, dtype=np.float64)
         if self.n_members is None or members.shape != (self.n_members, *obs.shape):
             raise ValueError(f"members {members.shape} do not fit {self.n_members} x {obs.shape}")
-        probability = exceedance_probabilities(members[:, None], self.thresholds_mmh)[0]
+        if probability is None:
+            probability = exceedance_probabilities(members[:, None], self.thresholds_mmh)[0]
         self.add_probabilities(lead, probability, obs)
         k = self._lead_index(lead)
         crps = probscores.CRPS_init()

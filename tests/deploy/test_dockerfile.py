@@ -129,7 +129,7 @@ def test_the_build_context_leaves_out_local_state():
     )
 
 
-def test_the_wheel_carries_the_checkpoint_and_the_dashboard(tmp_path):
+def test_the_wheel_carries_the_checkpoint_calibration_and_dashboard(tmp_path):
     """`pip install .` in the image installs this wheel; the shipped checkpoint
     (model.paths.DEFAULT_CHECKPOINT, next to the package) must be inside it."""
     source = tmp_path / "src"
@@ -151,5 +151,6 @@ def test_the_wheel_carries_the_checkpoint_and_the_dashboard(tmp_path):
     (wheel,) = Path(tmp_path).glob("nowcast-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "model/checkpoints/convlstm.safetensors" in names
+    assert "model/calibration/steps.json" in names  # the probabilities' calibration
     assert "service/static/dashboard.html" in names
     assert "service/health_cli.py" in names

@@ -52,11 +52,10 @@ def test_the_worker_stores_probabilities_with_the_ensemble_mean(probabilistic):
     _, _settings, worker = probabilistic
     forecast = worker.forecasts.latest(SITE, "steps")
     assert forecast is not None and forecast.members == 10
-    assert forecast.model_version == "steps-10m-seed24-nonparametric"
+    assert forecast.model_version.startswith("steps-10m-seed24-nonparametric")
     assert forecast.thresholds_mmh == (0.5, 2.0, 5.0, 10.0, 30.0)
     p = forecast.probability
     assert p is not None and p.shape == (15, 5, 32, 32)
-    assert np.allclose(p * 10, np.round(p * 10))  # fractions of 10 members
     assert (np.diff(p, axis=1) <= 1e-6).all()  # a higher threshold is never more likely
     assert p[:, 0].max() > 0.5  # the feed rains
     again = decode_forecast(encode_forecast(forecast))
@@ -219,3 +218,28 @@ def test_a_subscriber_cannot_ask_for_a_method_the_worker_does_not_run(tmp_path):
             tmp_path, [webhook("https://a.example.org/h", method="steps")],
             methods=("convlstm", "extrapolation"),
         )  # fmt: skip
+
+
+def test_the_worker_serves_probabilities_through_the_methods_calibration(settings, monkeypatch):
+    """With a shipped reliability calibration, the runner's probabilities are the raw
+    member fractions mapped through it, and the version says so."""
+    import service.methods_runner as runner_module
+    from model.verification.probability_calibration import ProbabilityCalibration
+
+    table = ([0.05, 0.95], [0.2, 0.6])  # over-confident: pull toward the middle
+    calibration = ProbabilityCalibration("steps", [{"0.5": table}] * 15, "a test")
+    inputs = np.clip(np.random.default_rng(2).random((1, 5, 32, 32)), 0, 1).astype(np.float32)
+    base = settings.model_copy(update={"methods": ("convlstm", "steps"), "steps_members": 6})
+    monkeypatch.setattr(runner_module, "load_calibration", lambda name: None)
+    raw = MethodRunner(base).run(inputs)[1]
+    monkeypatch.setattr(
+        runner_module, "load_calibration", lambda name: calibration if name == "steps" else None
+    )
+    runner = MethodRunner(base)
+    calibrated = runner.run(inputs)[1]
+    assert runner.versions["steps"].endswith("-calibrated")
+    assert raw.probability is not None and calibrated.probability is not None
+    np.testing.assert_allclose(
+        calibrated.probability, calibration.apply(raw.probability, raw.thresholds_mmh), atol=1e-6
+    )
+    np.testing.assert_allclose(calibrated.grey, raw.grey)  # the mean is not touched
