@@ -1,4 +1,4 @@
-"""Small file helpers shared by the archive, quarantine and mask store."""
+"""Small file helpers shared by the archive, quarantine, mask store and the methods' versions."""
 
 from __future__ import annotations
 
@@ -10,6 +10,16 @@ from pathlib import Path
 
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def file_digest(path: Path, length: int = 12) -> str:
+    """First ``length`` hex digits of the SHA-256 of a file (a checkpoint's version), read in
+    1 MiB chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()[:length]
 
 
 def write_atomic(path: Path, data: bytes) -> None:

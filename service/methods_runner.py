@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from dataclasses import dataclass
@@ -12,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from core.conversion import grey_to_rain_rate_mmh
+from core.files import file_digest
 from model.methods import (
     EnsembleMethod,
     NowcastMethod,
@@ -27,15 +27,6 @@ log = logging.getLogger(__name__)
 
 N_INPUTS = 5
 N_LEADS = 15
-
-
-def file_digest(path: Path, length: int = 12) -> str:
-    """First ``length`` hex digits of the SHA-256 of a file (a checkpoint's version)."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()[:length]
 
 
 @dataclass(frozen=True)

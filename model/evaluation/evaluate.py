@@ -9,7 +9,7 @@ events or gaps). Grey levels are converted back to rain rate (mm/h) and scored w
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -128,19 +128,55 @@ def _window_batches(
 class ProbabilisticEvaluation:
     """What ``nowcast evaluate`` gathers for a probabilistic method: the deterministic
     output's scores, the pooled probabilistic counts, each forecast's reliability counts (for
-    `model.verification.probabilistic.reliability_bootstrap`) and the forecast count."""
+    `model.verification.probabilistic.reliability_bootstrap`) and the forecast count.
+    Probabilities go through ``calibration`` where given."""
 
     deterministic: ScoreAccumulator
     probabilistic: ProbabilityAccumulator
-    window_counts: list[np.ndarray]
-    window_observed: list[np.ndarray]
+    calibration: ProbabilityCalibration | None = None
+    window_counts: list[np.ndarray] = field(default_factory=list)
+    window_observed: list[np.ndarray] = field(default_factory=list)
     forecasts: int = 0
 
-    def add_window(self, window: ProbabilityAccumulator) -> None:
-        self.probabilistic.merge(window)
-        self.window_counts.append(window.arrays["rel_count"].copy())
-        self.window_observed.append(window.arrays["rel_observed"].copy())
-        self.forecasts += 1
+    @classmethod
+    def start(
+        cls,
+        out_frames: int,
+        n_members: int | None = None,
+        calibration: ProbabilityCalibration | None = None,
+    ) -> ProbabilisticEvaluation:
+        return cls(
+            ScoreAccumulator(out_frames),
+            ProbabilityAccumulator(out_frames, THRESHOLDS_MMH, n_members),
+            calibration,
+        )
+
+    def add_batch(
+        self,
+        forecast_mmh: np.ndarray,
+        probability: np.ndarray,
+        truth_mmh: np.ndarray,
+        members_mmh: np.ndarray | None = None,
+    ) -> None:
+        """One batch: the deterministic forecast (b, L, H, W) and the observation (b, L, H, W)
+        in mm/h, the probabilities (b, L, n_thresholds, H, W) and, for an ensemble, its
+        members (b, M, L, H, W) in mm/h; each forecast is one window of the bootstrap."""
+        if self.calibration is not None:
+            probability = self.calibration.apply(probability, THRESHOLDS_MMH)
+        self.deterministic.add(forecast_mmh, truth_mmh)
+        pooled = self.probabilistic
+        for b in range(len(truth_mmh)):
+            window = ProbabilityAccumulator(pooled.n_leads, pooled.thresholds_mmh, pooled.n_members)
+            for k in range(pooled.n_leads):
+                if members_mmh is None:
+                    window.add_probabilities(k + 1, probability[b, k], truth_mmh[b, k])
+                else:
+                    observed = truth_mmh[b, k]
+                    window.add_ensemble(k + 1, members_mmh[b, :, k], observed, probability[b, k])
+            pooled.merge(window)
+            self.window_counts.append(window.arrays["rel_count"].copy())
+            self.window_observed.append(window.arrays["rel_observed"].copy())
+            self.forecasts += 1
 
     def scores(self) -> dict[str, Any]:
         """The probabilistic scores with each reliability bin's bootstrap band (95 %, over
@@ -177,25 +213,14 @@ def evaluate_ensemble(
     from model.methods.steps import ensemble_mean_grey
     from model.verification.probabilistic import exceedance_probabilities
 
-    result = ProbabilisticEvaluation(
-        ScoreAccumulator(out_frames),
-        ProbabilityAccumulator(out_frames, THRESHOLDS_MMH, method.n_members),
-        [],
-        [],
-    )
+    result = ProbabilisticEvaluation.start(out_frames, method.n_members, calibration)
     bounds, zr = (norm.dbz_min, norm.dbz_max), (norm.zr_a, norm.zr_b)
     for inputs, truth in _window_batches(events, norm, in_frames, out_frames, batch_size, windows):
         members = method.ensemble(inputs, out_frames)  # (b, M, out, H, W)
-        result.deterministic.add(grey_to_mmh(ensemble_mean_grey(members, bounds, zr), norm), truth)
         members_mmh = grey_to_mmh(members, norm)
-        probability = exceedance_probabilities(members_mmh, THRESHOLDS_MMH)  # (b, out, T, H, W)
-        if calibration is not None:
-            probability = calibration.apply(probability, THRESHOLDS_MMH)
-        for b in range(len(inputs)):
-            window = ProbabilityAccumulator(out_frames, THRESHOLDS_MMH, method.n_members)
-            for k in range(out_frames):
-                window.add_ensemble(k + 1, members_mmh[b, :, k], truth[b, k], probability[b, k])
-            result.add_window(window)
+        mean_mmh = grey_to_mmh(ensemble_mean_grey(members, bounds, zr), norm)
+        probability = exceedance_probabilities(members_mmh, THRESHOLDS_MMH)
+        result.add_batch(mean_mmh, probability, truth, members_mmh)
     return result
 
 
@@ -211,20 +236,11 @@ def evaluate_probabilities(
 ) -> ProbabilisticEvaluation:
     """A probabilistic method without members: its deterministic output and its
     probabilities (Brier, reliability, ROC), through ``calibration`` where given."""
-    result = ProbabilisticEvaluation(
-        ScoreAccumulator(out_frames), ProbabilityAccumulator(out_frames, THRESHOLDS_MMH), [], []
-    )
+    result = ProbabilisticEvaluation.start(out_frames, calibration=calibration)
     bounds, zr = (norm.dbz_min, norm.dbz_max), (norm.zr_a, norm.zr_b)
     for inputs, truth in _window_batches(events, norm, in_frames, out_frames, batch_size, windows):
         grey, probability = method.probabilities(inputs, out_frames, THRESHOLDS_MMH, bounds, zr)
-        if calibration is not None:
-            probability = calibration.apply(probability, THRESHOLDS_MMH)
-        result.deterministic.add(grey_to_mmh(grey, norm), truth)
-        for b in range(len(inputs)):
-            window = ProbabilityAccumulator(out_frames, THRESHOLDS_MMH)
-            for k in range(out_frames):
-                window.add_probabilities(k + 1, probability[b, k], truth[b, k])
-            result.add_window(window)
+        result.add_batch(grey_to_mmh(grey, norm), probability, truth)
     return result
 
 

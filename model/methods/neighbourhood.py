@@ -15,7 +15,6 @@ the inference worker and ``nowcast evaluate`` use.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from core.conversion import grey_to_rain_rate_mmh
+from core.files import file_digest
 
 RADIUS_PER_LEAD_CELLS = 1.0
 """Fitted on the training blocks: the lowest Brier score at 0.5 and 2 mm/h of 0 to 2 cells
@@ -69,8 +69,7 @@ class NeighbourhoodMethod:
         path = Path(checkpoint) if checkpoint is not None else default_checkpoint("convlstm")
         self.network = get_method("convlstm", checkpoint=path, **options)
         self.device = getattr(self.network, "device", None)
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
-        self.version = f"{self.name}-{digest}-r{self.radius_per_lead:g}"
+        self.version = f"{self.name}-{file_digest(path)}-r{self.radius_per_lead:g}"
         """The network's checkpoint (its SHA-256) and the radius: what made a forecast."""
 
     def __call__(self, inputs_grey: np.ndarray, n_leads: int) -> np.ndarray:

@@ -61,11 +61,6 @@ def roc_probability_thresholds() -> FloatArray:
     return np.linspace(0.0, 1.0, N_ROC_THRESHOLDS)
 
 
-def reliability_bin_edges() -> FloatArray:
-    """pysteps' ``reldiag_init`` edges: 10 bins of 0.1, widened by 1e-6 at both ends."""
-    return np.linspace(-1e-6, 1 + 1e-6, N_RELIABILITY_BINS + 1)
-
-
 @dataclass(eq=False)
 class ProbabilityAccumulator:
     """Pooled probabilistic counts: ``ProbabilityAccumulator(n_leads)``.
