@@ -4,7 +4,7 @@ Workers share the frames stream through one Redis consumer group, so each event 
 worker; an entry left pending by a dead worker is claimed by another (XAUTOCLAIM) after
 ``infer_claim_idle_ms``. For each event (site, valid time t):
 1. live verification: every kept forecast whose lead lands on t is scored against the frame
-   at t (idempotent, see `service.verification_store`);
+   at t (`service.live_verification`; idempotent, see `service.verification_store`);
 2. nowcast: the 5 consecutive frames ending at t are the input (refused, with the reason
    recorded, while the window warms up, across a gap (counted once per gap) or when t is
    more than ``infer_max_behind_min`` older than the site's newest frame: a worker that fell
@@ -22,7 +22,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import numpy as np
 import redis
@@ -33,15 +33,15 @@ from core.streams import ensure_group
 from core.worker import StreamWorker
 from ingest.status import site_georef
 from ingest.window import WindowError, WindowGapError, WindowStore
-from model.verification.probabilistic import ProbabilityAccumulator
 from service.forecast import Forecast, RainConversion, parse_time
 from service.forecast_store import ForecastStore
+from service.live_verification import LiveVerifier
 from service.methods_runner import N_INPUTS, N_LEADS, MethodRunner
 from service.metrics import process_metrics
 from service.refusals import behind_reason, describe_gap
 from service.settings import InferenceSettings
 from service.status_store import StatusStore
-from service.verification_store import VerificationStore, single_lead_accumulator
+from service.verification_store import VerificationStore
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +82,9 @@ class InferenceWorker(StreamWorker):
         self.verification = VerificationStore(connection, settings.verification_ttl_s)
         self.status = StatusStore(connection)
         self.conversion = RainConversion.from_settings(settings)
+        self.verifier = LiveVerifier(
+            self.window, self.forecasts, self.verification, self.conversion, runner.methods
+        )
         self._now = now
 
     # -- stream ----------------------------------------------------------------------------
@@ -154,7 +157,7 @@ class InferenceWorker(StreamWorker):
 
     def _prepare(self, site_id: str, issue_time: datetime) -> ReadyInput | None:
         if self.forecasts.was_made(site_id, issue_time):
-            self._verify_made(site_id, issue_time)
+            self.verifier.made(site_id, issue_time)
             return None
         epochs = self.window.epochs(site_id)
         behind = self._behind(site_id, issue_time, epochs)
@@ -318,70 +321,18 @@ class InferenceWorker(StreamWorker):
                         ",".join(o.name for o in outputs),
                     )
                     self._record_issue(item)
-                    self._verify_backlog(forecasts)
+                    self.verifier.backlog(forecasts)
 
     def _record_issue(self, item: ReadyInput) -> None:
         self.status.record_issue(
             item.site_id, item.issue_time, self.runner.model_version, self._now()
         )
 
-    # -- live verification -----------------------------------------------------------------
+    # -- live verification (service.live_verification) -----------------------------------
     def verify_observation(self, site_id: str, valid_time: datetime) -> int:
         """Score every kept forecast with a lead valid at ``valid_time``; returns how many."""
         cadence = self._cadence(site_id)
-        if cadence is None:
-            return 0
-        observed = self.window.frame_at(site_id, valid_time)
-        if observed is None:
-            return 0
-        observed_mmh = self.conversion.rain_mmh(observed.grey)
-        start = valid_time - timedelta(minutes=cadence * N_LEADS)
-        end = valid_time - timedelta(minutes=cadence)
-        counted = 0
-        for method in self.runner.methods:
-            for forecast in self.forecasts.issued_between(site_id, method, start, end):
-                counted += self._count(forecast, valid_time, observed_mmh)
-        return counted
-
-    def _verify_made(self, site_id: str, issue_time: datetime) -> None:
-        """The event of an issue time made already, delivered again: the worker that made it
-        may have died between storing and verifying its backlog. Verify it (counted once)."""
-        made = [
-            forecast
-            for method in self.runner.methods
-            for forecast in self.forecasts.issued_between(site_id, method, issue_time, issue_time)
-        ]
-        if made:
-            self._verify_backlog(made)
-
-    def _verify_backlog(self, forecasts: list[Forecast]) -> None:
-        """Verify new forecasts against observations that are in the window already."""
-        first = forecasts[0]
-        for valid_time in first.valid_times:
-            observed = self.window.frame_at(first.site_id, valid_time)
-            if observed is None:
-                continue
-            observed_mmh = self.conversion.rain_mmh(observed.grey)
-            for forecast in forecasts:
-                self._count(forecast, valid_time, observed_mmh)
-
-    def _count(self, forecast: Forecast, valid_time: datetime, observed_mmh: np.ndarray) -> int:
-        lead = forecast.lead_of(valid_time)
-        if lead is None or forecast.grey.shape[1:] != observed_mmh.shape:
-            return 0
-        forecast_mmh = forecast.conversion.rain_mmh(forecast.grey[lead - 1])
-        single = single_lead_accumulator(forecast_mmh, observed_mmh)
-        added = self.verification.add(
-            forecast.site_id, forecast.method, forecast.issue_time, lead, valid_time, single
-        )
-        if forecast.probability is not None:
-            probabilistic = ProbabilityAccumulator(forecast.n_leads, forecast.thresholds_mmh)
-            probabilistic.add_probabilities(lead, forecast.probability[lead - 1], observed_mmh)
-            self.verification.add_probability(
-                forecast.site_id, forecast.method, forecast.issue_time, lead, valid_time,
-                probabilistic,
-            )  # fmt: skip
-        return int(added)  # the store counts it in keys.INFER_COUNTS "verified" too
+        return 0 if cadence is None else self.verifier.observation(site_id, valid_time, cadence)
 
     # -- loop ------------------------------------------------------------------------------
     def heartbeat_key(self) -> str:

@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import Tensor
 
+from model.advection.motion import check_inflow
+
 
 def _grid(displacement: Tensor) -> Tensor:
     """``grid_sample`` grid (N, H, W, 2) reading at cell centre + ``displacement`` (N, 2, H, W)."""
@@ -48,14 +50,19 @@ def lead_displacements(velocity: Tensor, n_leads: int) -> Tensor:
     return torch.stack(out, dim=1)
 
 
-def warp(fields: Tensor, displacements: Tensor) -> Tensor:
+def warp(fields: Tensor, displacements: Tensor, inflow: str = "zero") -> Tensor:
     """Field k of each site (B, K, H, W) read at its displacement k (B, K, 2, H, W).
 
-    Returns (B, K, H, W) float64; beyond the grid the fields are 0.
+    Returns (B, K, H, W) float64; beyond the grid the fields are 0 (``inflow="zero"``) or read
+    at the nearest boundary cell (``inflow="edge"``: ``grid_sample``'s "border" padding, scipy's
+    "nearest" mode).
     """
     b, k, h, w = fields.shape
     flat = fields.to(torch.float64).reshape(b * k, 1, h, w)
-    moved = _sample(flat, displacements.reshape(b * k, 2, h, w), "zeros")
+    flat_displacements = displacements.reshape(b * k, 2, h, w)
+    if check_inflow(inflow) == "edge":
+        return _sample(flat, flat_displacements, "border").reshape(b, k, h, w)
+    moved = _sample(flat, flat_displacements, "zeros")
     # scipy's "constant" mode: a point beyond the outermost cell centres reads 0 outright
     return moved.reshape(b, k, h, w) * inside(displacements)
 

@@ -11,7 +11,9 @@ the motion field carries it by the issue time. With the window's motion field ``
   grid (the rest came from outside the radar's view and is no target);
 - `to_eulerian`: the inverse of the targets' transform as the network is served: lead k's
   Lagrangian field moved k steps forward with the displacements of pysteps' semi-Lagrangian
-  scheme, so a network that changes nothing gives exactly the extrapolation nowcast.
+  scheme, so a network that changes nothing gives exactly the extrapolation nowcast (with
+  ``inflow="edge"``: exactly it wherever the trajectory stays in the grid, and the nearest
+  boundary cell's value where it comes from outside).
 """
 
 from __future__ import annotations
@@ -74,15 +76,18 @@ def to_eulerian(
     fields_grey: NDArray[np.floating],
     velocity: NDArray[np.floating],
     displacements: NDArray[np.floating] | None = None,
+    inflow: str = "zero",
 ) -> NDArray[np.float32]:
     """Lead k's Lagrangian field (K, H, W) moved k steps along ``velocity``: (K, H, W) grey.
 
-    With every field equal to the last observed frame, this is pysteps' extrapolation of it.
-    ``displacements``: `lead_displacements` of ``velocity`` for K steps, when already known.
+    With every field equal to the last observed frame and ``inflow="zero"``, this is pysteps'
+    extrapolation of it. ``displacements``: `lead_displacements` of ``velocity`` for K steps,
+    when already known. ``inflow``: what a trajectory from outside the grid reads
+    (`model.advection.motion.INFLOWS`).
     """
     fields = np.asarray(fields_grey, dtype=np.float64)
     if not np.any(velocity):
         return np.clip(np.nan_to_num(fields, nan=0.0), 0.0, 1.0).astype(np.float32)
     if displacements is None:
         displacements = lead_displacements(velocity, fields.shape[0])
-    return advect_per_lead(fields, displacements[: fields.shape[0]])
+    return advect_per_lead(fields, displacements[: fields.shape[0]], inflow)

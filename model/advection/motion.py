@@ -7,6 +7,12 @@ exposes its per-lead displacement fields so that a method can move a *different*
 lead (`warp_by_displacement`) with exactly the interpolation pysteps uses: a field that does not
 change with lead comes out as pysteps' own extrapolation.
 
+Inflow: a trajectory that starts outside the grid brings rain the radar has not seen yet. pysteps
+reads it as 0 (``inflow="zero"``, the extrapolation baseline); ``inflow="edge"`` reads the
+field's nearest boundary cell instead (scipy's "nearest" mode), i.e. rain at the upwind edge
+goes on flowing in. The Lagrangian `convlstm` is served with "edge" (issue 15, measured in
+docs/evaluation/training-choices.md); its network learns the edge values that flow in.
+
 Variants of the field (the ROVER baselines of METHOD.md):
 - "rover1": flow between the last two frames (default);
 - "rover2": mean of the flows of the last two frame pairs;
@@ -39,6 +45,16 @@ _VARIANT_WEIGHTS: dict[str, tuple[float, ...]] = {
 }
 
 DEFAULT_VARIANT = "rover1"
+
+INFLOWS = ("zero", "edge")
+"""What a trajectory from outside the grid reads: 0 (pysteps) or the nearest boundary cell."""
+
+
+def check_inflow(inflow: str) -> str:
+    """``inflow`` when it is one of `INFLOWS`; ValueError naming them otherwise."""
+    if inflow not in INFLOWS:
+        raise ValueError(f"unknown inflow {inflow!r}; valid: {', '.join(INFLOWS)}")
+    return inflow
 
 
 def variant_names() -> tuple[str, ...]:
@@ -169,9 +185,13 @@ def lead_displacements(velocity: NDArray[np.floating], n_leads: int) -> NDArray[
 
 
 def warp_by_displacement(
-    field: NDArray[np.floating], displacement: NDArray[np.floating], outside: float = 0.0
+    field: NDArray[np.floating],
+    displacement: NDArray[np.floating],
+    outside: float = 0.0,
+    inflow: str = "zero",
 ) -> NDArray[np.float64]:
-    """``field`` (H, W) read at ``grid + displacement`` (2, H, W): bilinear, ``outside`` beyond.
+    """``field`` (H, W) read at ``grid + displacement`` (2, H, W): bilinear; beyond the grid
+    ``outside`` (``inflow="zero"``) or the nearest boundary cell (``inflow="edge"``).
 
     pysteps' semi-Lagrangian interpolation (``map_coordinates``, order 1, constant mode).
     """
@@ -181,7 +201,7 @@ def warp_by_displacement(
     return map_coordinates(
         np.asarray(field, dtype=np.float64),
         coords,
-        mode="constant",
+        mode="constant" if check_inflow(inflow) == "zero" else "nearest",
         cval=outside,
         order=1,
         prefilter=False,
@@ -210,13 +230,15 @@ def advect_grey(
 
 
 def advect_per_lead(
-    fields_grey: NDArray[np.floating], displacements: NDArray[np.floating]
+    fields_grey: NDArray[np.floating], displacements: NDArray[np.floating], inflow: str = "zero"
 ) -> NDArray[np.float32]:
     """Lead k's field (K, H, W) moved by lead k's displacement (K, 2, H, W): (K, H, W) in [0, 1].
 
-    With every field equal to the last frame this is `advect_grey` of that frame.
+    With every field equal to the last frame and ``inflow="zero"`` this is `advect_grey` of that
+    frame; ``inflow`` as `warp_by_displacement`.
     """
     out = np.empty(fields_grey.shape, dtype=np.float32)
     for k in range(fields_grey.shape[0]):
-        out[k] = warp_by_displacement(np.nan_to_num(fields_grey[k], nan=0.0), displacements[k])
+        field = np.nan_to_num(fields_grey[k], nan=0.0)
+        out[k] = warp_by_displacement(field, displacements[k], inflow=inflow)
     return np.clip(out, 0.0, 1.0)

@@ -13,6 +13,7 @@ from model.cli.common import load_events
 from model.paths import default_checkpoint
 
 if TYPE_CHECKING:
+    from model.nets.config import NetworkConfig
     from model.training.lagrangian_train import LagrangianTrainConfig
     from model.training.train import TrainConfig
 
@@ -99,6 +100,15 @@ def train(
         bool,
         typer.Option(help="convlstm: also train on 330-cell crops off the centre of large grids."),
     ] = True,
+    inflow: Annotated[
+        str | None,
+        typer.Option(
+            "--inflow",
+            help="convlstm: what rain from beyond the grid reads, 'zero' (pysteps) or 'edge' "
+            "(the output's nearest boundary cell); default: the architecture's ('edge') or, "
+            "with --init-from, that checkpoint's.",
+        ),
+    ] = None,
 ) -> None:
     """Train a network of the family on real radar events (time-block split).
 
@@ -130,7 +140,13 @@ def train(
         except ValueError as exc:
             raise typer.BadParameter(str(exc)) from exc
         _train_lagrangian(
-            folders, arch, hidden, train_config, out, log_dir, resume, block_frames, extra_crops
+            folders,
+            arch,
+            _lagrangian_config(arch, hidden, init_from, inflow),
+            train_config,
+            (out, log_dir, resume, init_from),
+            block_frames,
+            extra_crops,
         )
         return
     from model.training.train import TrainConfig
@@ -200,31 +216,49 @@ def _train_by_epochs(
     )
 
 
-def _train_lagrangian(
-    folders: list[Path],
-    arch: str,
-    hidden: str | None,
-    train_config: LagrangianTrainConfig,
-    out: Path | None,
-    log_dir: Path,
-    resume: Path | None,
-    block_frames: int,
-    extra_crops: bool,
-) -> None:
-    """One sitting of a Lagrangian network (`model.training.lagrangian_run`), its logs in
-    ``log_dir``."""
+def _lagrangian_config(
+    arch: str, hidden: str | None, init_from: Path | None, inflow: str | None
+) -> NetworkConfig:
+    """The network of a Lagrangian run: ``init_from``'s (same shape, its weights to start
+    from) or the architecture's defaults, with ``hidden`` and ``inflow`` where given."""
+    from dataclasses import replace
+
     from ingest.settings import get_ingest_settings
     from model.nets.architectures import default_config
-    from model.training.lagrangian_run import RunPaths, run_sitting
+    from model.nets.checkpoint import read_config
 
     try:
-        config = default_config(
+        if init_from is not None:
+            config = read_config(init_from)
+            if config.architecture != arch:
+                raise ValueError(f"--init-from {init_from} holds {config.architecture}, not {arch}")
+            return replace(config, inflow=inflow or config.inflow)
+        return default_config(
             arch,
             hidden_channels=tuple(int(h) for h in hidden.split(",")) if hidden else None,
             frame_cells=get_ingest_settings().target_cells,  # the normalised grid of the settings
+            inflow=inflow,
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
+
+
+def _train_lagrangian(
+    folders: list[Path],
+    arch: str,
+    config: NetworkConfig,
+    train_config: LagrangianTrainConfig,
+    where: tuple[Path | None, Path, Path | None, Path | None],
+    block_frames: int,
+    extra_crops: bool,
+) -> None:
+    """One sitting of a Lagrangian network (`model.training.lagrangian_run`). ``where``: the
+    checkpoint to write (None: the shipped one), the log folder, the resumable state to continue
+    (None: a new run) and the checkpoint whose weights a new run starts from (None: scratch)."""
+    from ingest.settings import get_ingest_settings
+    from model.training.lagrangian_run import RunPaths, run_sitting
+
+    out, log_dir, resume, init_from = where
     if resume is not None and not resume.is_file():
         raise typer.BadParameter(f"--resume {resume}: no such file")
     resumable = resume or log_dir / f"{arch}.resume.pt"
@@ -239,6 +273,7 @@ def _train_lagrangian(
             block_frames,
             extra_crops,
             resume=resume is not None,
+            init_from=init_from,
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc

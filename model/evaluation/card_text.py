@@ -22,6 +22,19 @@ from model.evaluation.card import (
 from model.nets.lagrangian_net import BLUR_SIGMAS_CELLS
 
 
+def _inflow_text(config: dict[str, Any]) -> str:
+    if config.get("inflow", "zero") == "zero":
+        return """A network that
+  changes nothing gives the extrapolation nowcast (to float32 rounding, tested); it learns
+  only what advection cannot."""
+    return """Inflow "edge":
+  where a lead's trajectory starts beyond the grid (rain the radar has not seen yet), the
+  forecast reads the network's field at the nearest boundary cell instead of pysteps' 0, so
+  rain at the upwind edge goes on flowing in and the network learns what flows in. A network
+  that changes nothing gives the extrapolation nowcast wherever the trajectory stays in the
+  grid and the last frame's edge beyond (tested); it learns only what advection cannot."""
+
+
 def _model_section(meta: dict[str, Any], config: dict[str, Any], params: int) -> str:
     cells, patch = config["frame_cells"], config["patch_size"]
     grid = cells // patch
@@ -32,9 +45,7 @@ def _model_section(meta: dict[str, Any], config: dict[str, Any], params: int) ->
     } inputs (pysteps Lucas-Kanade, the one `extrapolation` and `sprog`
   use, `model.advection.motion.motion_field`); the inputs moved along it to the issue time
   (Lagrangian coordinates); the network forecasts each lead's field at the issue time; each
-  lead k is then moved k steps by pysteps' semi-Lagrangian displacements. A network that
-  changes nothing gives the extrapolation nowcast (to float32 rounding, tested); it learns
-  only what advection cannot.
+  lead k is then moved k steps by pysteps' semi-Lagrangian displacements. {_inflow_text(config)}
 - Network (`model.nets.lagrangian_net`): the encoder-forecaster of METHOD.md (ConvLSTM cells with
   peepholes, forecaster without input, states copied from the encoder) on {cells} x {cells}
   frames as {grid} x {grid} x {patch**2} patches, {len(config["hidden_channels"])} layers x
@@ -88,15 +99,47 @@ never share a frame. This split is fixed: the test blocks below are asserted by
 - test blocks: {", ".join(by_split.get("test", []))}"""
 
 
-def _training_section(meta: dict[str, Any]) -> str:
+def _mean_csi(pooled: dict[str, Any], threshold: str) -> str:
+    values = [v or 0.0 for v in (pooled.get("csi") or {}).get(threshold, [])]
+    return f"{sum(values) / len(values):.3f}" if values else "n/a"
+
+
+def _loss_line(train: dict[str, Any], inflow: str) -> str:
+    """What a run's loss was taken against, from its train config."""
+    frame = (
+        "the observed frames after moving each lead's output along the motion (a "
+        "differentiable warp, LUPIN's way), "
+        + (
+            "every cell counting (with edge inflow the cells rain flows into score the "
+            "output's edge)"
+            if inflow == "edge"
+            else "on the cells whose trajectory stayed in the grid"
+        )
+        if train.get("target_frame") == "eulerian"
+        else "the targets moved into Lagrangian coordinates (L-CNN's way), on the cells whose "
+        "trajectory stayed in the grid"
+    )
+    return (
+        f"Loss `{train.get('loss')}` (`model.training.lagrangian_losses.build_loss`: soft CSI "
+        f"at {train.get('soft_csi_mmh')} mm/h, grey MSE x 20, rain-rate MSE x "
+        f"{train.get('rain_mse_weight')}) against {frame}; {train.get('optimizer')} lr "
+        f"{train.get('learning_rate')}; batch {train.get('batch_size')}; seed "
+        f"{train.get('seed')}; the 8 flips/rotations of the grid, one per window; fp32."
+    )
+
+
+def _sitting_rows(sittings: list[dict[str, Any]], stage: str) -> list[str]:
+    return [
+        f"| {stage} | {i + 1} | {s.get('started_utc')} | {s.get('from_step')} -> "
+        f"{s.get('to_step')} | {s.get('hardware')} |"
+        for i, s in enumerate(sittings)
+    ]
+
+
+def _training_section(meta: dict[str, Any], inflow: str) -> str:
     train = meta.get("train_config", {})
-    validation = meta.get("validation", {})
-    pooled = validation.get("scores") or {}
-
-    def mean_csi(threshold: str) -> str:
-        values = [v or 0.0 for v in (pooled.get("csi") or {}).get(threshold, [])]
-        return f"{sum(values) / len(values):.3f}" if values else "n/a"
-
+    pooled = (meta.get("validation") or {}).get("scores") or {}
+    earlier = meta.get("init_from") or {}
     run = meta.get("run_so_far") or {}
     sittings = run.get("sittings") or meta.get("sittings") or []
     so_far = (
@@ -105,29 +148,38 @@ def _training_section(meta: dict[str, Any]) -> str:
         if run
         else ""
     )
-    sitting_rows = "\n".join(
-        f"| {i + 1} | {s.get('started_utc')} | {s.get('from_step')} -> {s.get('to_step')} "
-        f"| {s.get('hardware')} |"
-        for i, s in enumerate(sittings)
-    )
-    return f"""- Loss `{train.get("loss")}` (`model.training.lagrangian_losses.build_loss`:
-  soft CSI at {train.get("soft_csi_mmh")} mm/h, grey MSE x 20, rain-rate MSE x
-  {train.get("rain_mse_weight")}) against the targets moved into Lagrangian coordinates, on
-  the cells whose trajectory stayed in the grid; {train.get("optimizer")} lr
-  {train.get("learning_rate")}; batch {train.get("batch_size")}; seed {train.get("seed")};
-  the 8 flips/rotations of the grid, one per window; fp32.
+    rows = _sitting_rows(sittings, "2" if earlier else "1")
+    stages = ""
+    if earlier:
+        first = earlier.get("run_so_far") or {}
+        first_pooled = (earlier.get("validation") or {}).get("scores") or {}
+        rows = _sitting_rows(first.get("sittings") or earlier.get("sittings") or [], "1") + rows
+        stages = f"""
+- Two stages. Stage 1 (inflow "zero", as pysteps): {
+            _loss_line(earlier.get("train_config") or {}, "zero")
+        } Its best weights (step {earlier.get("step")}, {earlier.get("samples_seen"):,}
+  samples; validation CSI(0.5) {_mean_csi(first_pooled, "0.5")}, CSI(2)
+  {_mean_csi(first_pooled, "2.0")} with pysteps' inflow) out of {first.get("step", "?")} steps
+  ({first.get("samples_seen", 0):,} samples, {first.get("minutes", "?")} min) start stage 2,
+  which is described below (`--init-from`)."""
+    before = (earlier.get("run_so_far") or {}).get("samples_seen", earlier.get("samples_seen", 0))
+    total = before + (run.get("samples_seen") or meta.get("samples_seen") or 0)
+    return f"""{stages}
+- {"Stage 2: " if earlier else ""}{_loss_line(train, inflow)}
 - Selection: every {train.get("eval_every_min")} min the validation windows are forecast as
-  served and the weights with the best mean of the 15-lead CSI at 0.5 and 2 mm/h are kept,
-  among those whose validation rain MSE is no worse than the zero start's (= extrapolation's).
-  Shipped: step {meta.get("step")} after {meta.get("samples_seen")} training samples
-  ({meta.get("training_minutes")} min of training over {len(sittings)} sittings); validation
-  CSI(0.5) {mean_csi("0.5")}, CSI(2) {mean_csi("2.0")}.{so_far}
+  served (inflow "{inflow}") and the weights with the best mean of the 15-lead CSI at 0.5 and
+  2 mm/h are kept, among those whose validation rain MSE is no worse than the zero start's
+  (= the extrapolation nowcast with the same inflow). Shipped: step {meta.get("step")} after
+  {meta.get("samples_seen"):,} training samples ({meta.get("training_minutes")} min of training
+  over {len(sittings)} sittings{" of stage 2" if earlier else ""}); validation CSI(0.5)
+  {_mean_csi(pooled, "0.5")}, CSI(2) {_mean_csi(pooled, "2.0")}.{so_far} Samples over all
+  runs behind the shipped weights: {total:,}.
 - Sittings (`nowcast train --resume` continues one exactly: weights, optimiser, random
   generators, step; the resumable state is committed beside the logs):
 
-| sitting | started (UTC) | steps | hardware |
-| --- | --- | --- | --- |
-{sitting_rows}"""
+| stage | sitting | started (UTC) | steps | hardware |
+| --- | --- | --- | --- | --- |
+{chr(10).join(rows)}"""
 
 
 LIMITS = """\
@@ -188,7 +240,7 @@ do not edit by hand. Trained on {hardware}.
 {_split_section(data)}
 
 ## Training
-{_training_section(meta)}
+{_training_section(meta, config.get("inflow", "zero"))}
 
 ## Training runs
 Every run's logs are in `model/training_logs/` (the Lagrangian ConvLSTM's: one row per

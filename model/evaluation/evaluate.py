@@ -111,8 +111,9 @@ def _window_batches(
     out_frames: int,
     batch_size: int,
     windows: Sequence[WindowRef] | None,
-) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """(inputs grey (b, in, H, W), observed rain (b, out, H, W) mm/h) per batch of windows."""
+) -> Iterator[tuple[np.ndarray, np.ndarray, str]]:
+    """(inputs grey (b, in, H, W), observed rain (b, out, H, W) mm/h, the event's name) per
+    batch of windows of one event."""
     for e_index, event in enumerate(events):
         starts = _starts(event, e_index, in_frames, out_frames, windows)
         for i in range(0, len(starts), batch_size):
@@ -121,7 +122,7 @@ def _window_batches(
             truth = np.stack(
                 [event.grey[s + in_frames : s + in_frames + out_frames] for s in chunk]
             )
-            yield inputs, grey_to_mmh(truth, norm)
+            yield inputs, grey_to_mmh(truth, norm), event.name
 
 
 @dataclass
@@ -136,6 +137,7 @@ class ProbabilisticEvaluation:
     calibration: ProbabilityCalibration | None = None
     window_counts: list[np.ndarray] = field(default_factory=list)
     window_observed: list[np.ndarray] = field(default_factory=list)
+    window_events: list[str] = field(default_factory=list)
     forecasts: int = 0
 
     @classmethod
@@ -157,10 +159,12 @@ class ProbabilisticEvaluation:
         probability: np.ndarray,
         truth_mmh: np.ndarray,
         members_mmh: np.ndarray | None = None,
+        event: str = "",
     ) -> None:
         """One batch: the deterministic forecast (b, L, H, W) and the observation (b, L, H, W)
         in mm/h, the probabilities (b, L, n_thresholds, H, W) and, for an ensemble, its
-        members (b, M, L, H, W) in mm/h; each forecast is one window of the bootstrap."""
+        members (b, M, L, H, W) in mm/h; each forecast is one window of the bootstrap, and
+        ``event`` (the windows' event) one unit of the bootstrap over events."""
         if self.calibration is not None:
             probability = self.calibration.apply(probability, THRESHOLDS_MMH)
         self.deterministic.add(forecast_mmh, truth_mmh)
@@ -176,24 +180,31 @@ class ProbabilisticEvaluation:
             pooled.merge(window)
             self.window_counts.append(window.arrays["rel_count"].copy())
             self.window_observed.append(window.arrays["rel_observed"].copy())
+            self.window_events.append(event)
             self.forecasts += 1
 
     def scores(self) -> dict[str, Any]:
-        """The probabilistic scores with each reliability bin's bootstrap band (95 %, over
-        forecasts): ``reliability_band`` threshold -> per lead {low, high}."""
+        """The probabilistic scores with each reliability bin's bootstrap band (95 %):
+        ``reliability_band`` over forecasts, ``reliability_band_events`` over events (the
+        windows of one event overlap in time, so the event is the independent unit), each
+        threshold -> per lead {low, high}; ``reliability_events``: how many events."""
         from model.verification.probabilistic import reliability_bootstrap
 
         out = self.probabilistic.scores()
-        low, high = reliability_bootstrap(
-            np.stack(self.window_counts), np.stack(self.window_observed)
-        )
-        out["reliability_band"] = {
-            threshold_key(t): [
-                {"low": nan_to_none(low[k, j]), "high": nan_to_none(high[k, j])}
-                for k in range(self.probabilistic.n_leads)
-            ]
-            for j, t in enumerate(self.probabilistic.thresholds_mmh)
-        }
+        counts, observed = np.stack(self.window_counts), np.stack(self.window_observed)
+        for key, groups in (
+            ("reliability_band", None),
+            ("reliability_band_events", self.window_events),
+        ):
+            low, high = reliability_bootstrap(counts, observed, groups=groups)
+            out[key] = {
+                threshold_key(t): [
+                    {"low": nan_to_none(low[k, j]), "high": nan_to_none(high[k, j])}
+                    for k in range(self.probabilistic.n_leads)
+                ]
+                for j, t in enumerate(self.probabilistic.thresholds_mmh)
+            }
+        out["reliability_events"] = len(set(self.window_events))
         return out
 
 
@@ -215,12 +226,13 @@ def evaluate_ensemble(
 
     result = ProbabilisticEvaluation.start(out_frames, method.n_members, calibration)
     bounds, zr = (norm.dbz_min, norm.dbz_max), (norm.zr_a, norm.zr_b)
-    for inputs, truth in _window_batches(events, norm, in_frames, out_frames, batch_size, windows):
+    batches = _window_batches(events, norm, in_frames, out_frames, batch_size, windows)
+    for inputs, truth, event in batches:
         members = method.ensemble(inputs, out_frames)  # (b, M, out, H, W)
         members_mmh = grey_to_mmh(members, norm)
         mean_mmh = grey_to_mmh(ensemble_mean_grey(members, bounds, zr), norm)
         probability = exceedance_probabilities(members_mmh, THRESHOLDS_MMH)
-        result.add_batch(mean_mmh, probability, truth, members_mmh)
+        result.add_batch(mean_mmh, probability, truth, members_mmh, event)
     return result
 
 
@@ -238,9 +250,10 @@ def evaluate_probabilities(
     probabilities (Brier, reliability, ROC), through ``calibration`` where given."""
     result = ProbabilisticEvaluation.start(out_frames, calibration=calibration)
     bounds, zr = (norm.dbz_min, norm.dbz_max), (norm.zr_a, norm.zr_b)
-    for inputs, truth in _window_batches(events, norm, in_frames, out_frames, batch_size, windows):
+    batches = _window_batches(events, norm, in_frames, out_frames, batch_size, windows)
+    for inputs, truth, event in batches:
         grey, probability = method.probabilities(inputs, out_frames, THRESHOLDS_MMH, bounds, zr)
-        result.add_batch(grey_to_mmh(grey, norm), probability, truth)
+        result.add_batch(grey_to_mmh(grey, norm), probability, truth, event=event)
     return result
 
 

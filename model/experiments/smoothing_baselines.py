@@ -11,7 +11,10 @@ result is moved k steps along the motion field exactly as the served model's out
 - ``blur+gain c g``: that blur, then + g * k / 15 grey on the wet cells (a rain-area bias);
 - ``quantile c q``: the q-th percentile of the grey levels in a disk of radius c * k cells,
   i.e. a neighbourhood probability of exceedance thresholded at 1 - q at every threshold;
-- the checkpoints given with ``--checkpoint``.
+- the checkpoints given with ``--checkpoint`` (moved with their own ``inflow``);
+- ``... edge inflow``: extrapolation and the light blur with rain from beyond the grid read at
+  the grid's edge (`model.advection.motion.INFLOWS`) instead of pysteps' 0: how much of a
+  network served with "edge" inflow is the inflow alone.
 
 Scores are the pooled means over the 15 leads (CSI at 0.5, 2 and 5 mm/h, rain MSE) on the
 validation and the test windows of `model.data.split` (``--splits``; the training blocks' centre
@@ -93,8 +96,11 @@ def network(checkpoint: Path) -> LagrangianForecast:
     return forecast
 
 
-def score(forecast: LagrangianForecast, data: Any, norm: Any) -> dict[str, Any]:
-    """Pooled 15-lead means of ``forecast`` on a `model.training.lagrangian_train.ValidationSet`."""
+def score(
+    forecast: LagrangianForecast, data: Any, norm: Any, inflow: str = "zero"
+) -> dict[str, Any]:
+    """Pooled 15-lead means of ``forecast`` on a `model.training.lagrangian_train.ValidationSet`,
+    moved with ``inflow``."""
     from model.advection.lagrangian import to_eulerian
     from model.training.lagrangian_validation import mean_rain_mse
     from model.verification.scores import ScoreAccumulator, grey_to_mmh
@@ -103,7 +109,10 @@ def score(forecast: LagrangianForecast, data: Any, norm: Any) -> dict[str, Any]:
     for i in range(0, len(data.inputs), 16):
         lagrangian = forecast(data.inputs[i : i + 16])
         eulerian = np.stack(
-            [to_eulerian(f, v) for f, v in zip(lagrangian, data.velocity[i : i + 16], strict=True)]
+            [
+                to_eulerian(f, v, inflow=inflow)
+                for f, v in zip(lagrangian, data.velocity[i : i + 16], strict=True)
+            ]
         )
         scores.add(grey_to_mmh(eulerian, norm), grey_to_mmh(data.observed[i : i + 16], norm))
     pooled = scores.scores()
@@ -120,13 +129,21 @@ def score(forecast: LagrangianForecast, data: Any, norm: Any) -> dict[str, Any]:
     }
 
 
-def candidates(checkpoints: list[Path]) -> dict[str, LagrangianForecast]:
-    """Every candidate of the module docstring, by name."""
-    out: dict[str, LagrangianForecast] = {"extrapolation": blur(0.0)}
-    out.update({f"blur {c}": blur(c) for c in (0.1, 0.2, 0.3, 0.5, 0.7, 1.0)})
-    out.update({f"blur+gain {c} {g}": blur(c, g) for c in (0.3, 0.5) for g in (0.02, 0.05)})
-    out.update({f"quantile {c} {q}": quantile(c, q) for c in (0.3, 0.6) for q in (50, 65, 80)})
-    out.update({str(path): network(path) for path in checkpoints})
+def candidates(checkpoints: list[Path]) -> dict[str, tuple[LagrangianForecast, str]]:
+    """Every candidate of the module docstring, by name: (forecast, inflow)."""
+    from model.nets.checkpoint import read_config
+
+    out: dict[str, tuple[LagrangianForecast, str]] = {"extrapolation": (blur(0.0), "zero")}
+    out.update({f"blur {c}": (blur(c), "zero") for c in (0.1, 0.2, 0.3, 0.5, 0.7, 1.0)})
+    out.update(
+        {f"blur+gain {c} {g}": (blur(c, g), "zero") for c in (0.3, 0.5) for g in (0.02, 0.05)}
+    )
+    out.update(
+        {f"quantile {c} {q}": (quantile(c, q), "zero") for c in (0.3, 0.6) for q in (50, 65, 80)}
+    )
+    out["extrapolation, edge inflow"] = (blur(0.0), "edge")
+    out["blur 0.3, edge inflow"] = (blur(0.3), "edge")
+    out.update({str(path): (network(path), read_config(path).inflow) for path in checkpoints})
     return out
 
 
@@ -164,10 +181,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         for name in args.splits
     }
     results = {}
-    for name, forecast in candidates(args.checkpoint).items():
+    for name, (forecast, inflow) in candidates(args.checkpoint).items():
         if args.only and not name.startswith(tuple(args.only.split(","))):
             continue
-        results[name] = {split: score(forecast, data, norm) for split, data in splits.items()}
+        results[name] = {
+            split: score(forecast, data, norm, inflow) for split, data in splits.items()
+        }
         row = {
             s: {k: v for k, v in r.items() if "by_lead" not in k} for s, r in results[name].items()
         }

@@ -112,8 +112,10 @@ class LagrangianConvLSTMMethod(LearnedMethod):
     extrapolation uses); then for the whole batch at once (`model.advection.advection_torch`) the
     inputs moved to the issue time, the network's Lagrangian forecast of every lead, each lead
     moved k steps along the motion (what `model.advection.lagrangian.to_eulerian` does per site in
-    numpy). A
-    network that outputs the last frame unchanged gives the extrapolation nowcast to rounding.
+    numpy), a trajectory from beyond the grid reading the network's field as the checkpoint's
+    ``inflow`` says ("edge": its nearest boundary cell). A network that outputs the last frame
+    unchanged gives the extrapolation nowcast to rounding (with "edge" inflow: wherever the
+    trajectory stays inside the grid).
     """
 
     def __init__(self, architecture: str = "convlstm", **options: Any) -> None:
@@ -131,7 +133,9 @@ class LagrangianConvLSTMMethod(LearnedMethod):
         moved = advection_torch.warp(earlier, displacements[:, :back].flip(1))
         frames = torch.cat([moved, torch.from_numpy(inputs[:, back:])], dim=1)
         fields = self.run_network(frames.clamp(0.0, 1.0).float().numpy())
-        leads = advection_torch.warp(torch.from_numpy(fields), displacements[:, : c.out_frames])
+        leads = advection_torch.warp(
+            torch.from_numpy(fields), displacements[:, : c.out_frames], c.inflow
+        )
         return leads.clamp(0.0, 1.0).float().numpy()
 
 

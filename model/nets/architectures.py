@@ -70,8 +70,9 @@ _REGISTRY: dict[str, Architecture] = {
                 "lead a growth map and 4 rain-rate blur weights, then moved along the motion"
             ),
             # sized for two CPU cores (docs/benchmarks.md): a 25 x 25 grid of 4 x 4 patches
-            # and 2 x 32 states; the network only has to learn growth, decay and smoothing
-            defaults={"patch_size": 4, "hidden_channels": (32, 32)},
+            # and 2 x 32 states; the network only has to learn growth, decay and smoothing;
+            # rain from beyond the grid flows in from its edge (model.advection.motion)
+            defaults={"patch_size": 4, "hidden_channels": (32, 32), "inflow": "edge"},
         ),
         Architecture(
             name="eulerian-convlstm",

@@ -45,6 +45,9 @@ class NetworkConfig:
     state_kernel_size: side of the state-to-state kernels when it differs from the
         input-to-state ``kernel_size`` (the paper's 1 x 1 ablation); None: the same.
     attention_channels: ``saconvlstm`` only: channels of the attention's queries and keys.
+    inflow: ``convlstm`` only: what a lead's trajectory from outside the grid reads when the
+        forecast is moved along the motion, "zero" (pysteps' extrapolation) or "edge" (the
+        nearest boundary cell of the network's field; `model.advection.motion.INFLOWS`).
     """
 
     in_frames: int = 5
@@ -57,6 +60,7 @@ class NetworkConfig:
     architecture: str = "eulerian-convlstm"
     state_kernel_size: int | None = None
     attention_channels: int = 16
+    inflow: str = "zero"
 
     def __post_init__(self) -> None:
         for name in (
@@ -87,6 +91,8 @@ class NetworkConfig:
             )
         for i, channels in enumerate(hidden):
             _positive_int(f"hidden_channels[{i}]", channels)
+        if self.inflow not in ("zero", "edge"):  # model.advection.motion.INFLOWS
+            raise ValueError(f"inflow must be 'zero' or 'edge', got {self.inflow!r}")
         if not isinstance(self.peephole, bool):
             raise ValueError(f"peephole must be a bool, got {self.peephole!r}")
 
@@ -113,6 +119,7 @@ class NetworkConfig:
             "architecture": self.architecture,
             "state_kernel_size": self.state_kernel_size,
             "attention_channels": self.attention_channels,
+            "inflow": self.inflow,
         }
 
     @classmethod

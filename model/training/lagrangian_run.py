@@ -12,6 +12,7 @@ from ingest.settings import IngestSettings
 from model.data.events import Event, describe_events, event_folders
 from model.data.split import split_windows
 from model.nets.architectures import build_model
+from model.nets.checkpoint import load_checkpoint
 from model.nets.config import NetworkConfig
 from model.training.lagrangian_data import lagrangian_windows, load_views, training_refs
 from model.training.lagrangian_train import (
@@ -67,6 +68,16 @@ def describe(
     }
 
 
+def _init_record(checkpoint: Path) -> dict[str, Any]:
+    """What the model card says of the run a checkpoint came from."""
+    meta = load_checkpoint(checkpoint)[2]
+    keys = (
+        "step", "samples_seen", "training_minutes", "sittings", "train_config", "run_so_far",
+        "validation",
+    )  # fmt: skip
+    return {k: meta[k] for k in keys if k in meta}
+
+
 def run_sitting(
     roots: list[Path],
     settings: IngestSettings,
@@ -76,8 +87,10 @@ def run_sitting(
     block_frames: int = 30,
     extra_crops: bool = True,
     resume: bool = False,
+    init_from: Path | None = None,
 ) -> TrainState:
-    """Assemble the data and train one sitting (resuming from ``paths.resumable``)."""
+    """Assemble the data and train one sitting (resuming from ``paths.resumable``; a new run
+    from ``init_from``'s weights when given, whose shape must be ``model_config``'s)."""
     from ingest.ingestor import norm_params_for
 
     c = model_config
@@ -102,11 +115,16 @@ def run_sitting(
         "test": len(windows["test"]),
     }
     log.info("windows %s", counts)
-    meta = {"training_data": describe(events, views, blocks, block_frames, counts)}
+    meta: dict[str, Any] = {"training_data": describe(events, views, blocks, block_frames, counts)}
+    model = build_model(model_config)
+    if init_from is not None:
+        meta["init_from"] = {"path": str(init_from), **_init_record(init_from)}
+        if not resume:  # a resumed run has its own weights
+            model.load_state_dict(load_checkpoint(init_from)[0].state_dict())
     stop = StopFlag()
     stop.install()
     return train_lagrangian(
-        build_model(model_config),
+        model,
         model_config,
         train_config,
         train,

@@ -36,7 +36,7 @@ from torch import Tensor
 from ingest.normalize import NormParams
 from model.advection import advection_torch
 from model.hardware import describe_machine
-from model.nets.checkpoint import save_checkpoint
+from model.nets.checkpoint import save_checkpoint, update_meta
 from model.nets.config import NetworkConfig
 from model.nets.network import FrameSequenceNetwork
 from model.training.batches import dihedral
@@ -46,6 +46,7 @@ from model.training.lagrangian_validation import (
     ValidationSet,
     mean_rain_mse,
     validate,
+    zero_start,
 )
 from model.training.train import resolve_device
 
@@ -160,16 +161,25 @@ def batch_loss(
     batch: Batch,
     loss_fn: Callable[[Tensor, Tensor, Tensor], Tensor],
     target_frame: str,
+    inflow: str = "zero",
 ) -> Tensor:
     """The loss of a batch: against the targets moved into Lagrangian coordinates (L-CNN), or
     against the observed frames after moving each lead's output along the motion with a
-    differentiable semi-Lagrangian warp (``target_frame="eulerian"``, LUPIN's way)."""
+    differentiable semi-Lagrangian warp (``target_frame="eulerian"``, LUPIN's way). There,
+    with ``inflow="edge"`` every observed cell counts, those whose rain came from beyond the
+    grid too (they read the output's edge, so the network learns what flows in); with "zero"
+    only the cells whose trajectory stayed in the grid."""
     out = model(batch.inputs)
     if target_frame == "lagrangian":
         return loss_fn(out, batch.targets, batch.inside)
     displacements = advection_torch.lead_displacements(batch.velocity, out.shape[1])
-    moved = advection_torch.warp(out, displacements).to(out.dtype)
-    return loss_fn(moved, batch.observed, advection_torch.inside(displacements))
+    moved = advection_torch.warp(out, displacements, inflow).to(out.dtype)
+    counted = (
+        advection_torch.inside(displacements)
+        if inflow == "zero"
+        else torch.ones_like(batch.observed, dtype=torch.bool)
+    )
+    return loss_fn(moved, batch.observed, counted)
 
 
 def make_optimizer(model: torch.nn.Module, config: LagrangianTrainConfig) -> torch.optim.Optimizer:
@@ -287,7 +297,7 @@ class _Sitting:
         self.model.train()
         batch = sample_batch(train, config.batch_size, self.rng, config.augment).to(self.device)
         self.optimizer.zero_grad(set_to_none=True)
-        loss = batch_loss(self.model, batch, loss_fn, config.target_frame)
+        loss = batch_loss(self.model, batch, loss_fn, config.target_frame, self.model_config.inflow)
         loss.backward()
         self.optimizer.step()
         self.running += float(loss.detach())
@@ -298,7 +308,9 @@ class _Sitting:
     def evaluate(self) -> None:
         """Score on validation, keep the weights if best and eligible, write the state."""
         state = self.state
-        score, pooled = validate(self.model, self.validation, self.norm, self.device)
+        score, pooled = validate(
+            self.model, self.validation, self.norm, self.device, self.model_config.inflow
+        )
         state.seconds = self.seconds_before + time.monotonic() - self.started
         entry = self._history_entry(score, pooled)
         state.history.append(entry)
@@ -313,6 +325,15 @@ class _Sitting:
         if entry["eligible"] and score > state.best_score:
             state.best_score, state.best_step = score, state.step
             self._save_best(score, pooled)
+        elif state.best_step >= 0 and self.out_path.exists():  # the card counts the whole run
+            run = {
+                "step": state.step,
+                "samples_seen": state.samples_seen,
+                "sittings": state.sittings,
+            }
+            update_meta(
+                self.out_path, {"run_so_far": {**run, "minutes": round(state.seconds / 60, 1)}}
+            )
         save_resumable(
             self.resume_path, self.model, self.optimizer, self.rng, state, {"meta": self.meta}
         )
@@ -329,8 +350,6 @@ class _Sitting:
             "validation_csi_2": float(np.mean([v or 0.0 for v in pooled["csi"]["2.0"]])),
         }
         entry["validation_rain_mse"] = mean_rain_mse(pooled)
-        if state.step == 0 and state.reference_rain_mse is None:
-            state.reference_rain_mse = entry["validation_rain_mse"]
         entry["eligible"] = (
             state.reference_rain_mse is None
             or entry["validation_rain_mse"] <= state.reference_rain_mse
@@ -384,7 +403,10 @@ def train_lagrangian(
     next_eval = sitting.started + config.eval_every_min * 60
     budget_end = sitting.started + config.max_minutes * 60
     if sitting.state.step == 0:
-        sitting.evaluate()  # the zero start: the extrapolation nowcast's validation score
+        if sitting.state.reference_rain_mse is None:  # the extrapolation nowcast's
+            _, pooled = zero_start(validation, norm, model_config.inflow)
+            sitting.state.reference_rain_mse = mean_rain_mse(pooled)
+        sitting.evaluate()  # the start (the zero start unless started from a checkpoint)
     while True:
         sitting.step(train, loss_fn)
         now = time.monotonic()

@@ -3,6 +3,7 @@ then each lead moved along the motion field) and scored against the observed fra
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,27 +40,50 @@ def validate(
     data: ValidationSet,
     norm: NormParams,
     device: torch.device,
+    inflow: str = "zero",
     batch_size: int = 16,
 ) -> tuple[float, dict[str, Any]]:
     """(CSI score, pooled scores) of the model as served on the validation windows.
 
-    The score is the mean of the 15-lead mean CSI at 0.5 and at 2 mm/h (`selection_score`).
+    The score is the mean of the 15-lead mean CSI at 0.5 and at 2 mm/h (`selection_score`);
+    ``inflow``: the model's (`model.nets.config.NetworkConfig.inflow`).
     """
     model.eval()
+
+    def forecast(inputs: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return model(torch.from_numpy(inputs).to(device)).float().cpu().numpy()
+
+    return validate_forecast(forecast, data, norm, inflow, batch_size)
+
+
+def zero_start(data: ValidationSet, norm: NormParams, inflow: str) -> tuple[float, dict[str, Any]]:
+    """`validate` of a network that changes nothing (the last input at every lead): the
+    extrapolation nowcast with the given ``inflow``, the reference a run must not fall below."""
+    out_frames = data.observed.shape[1]
+    return validate_forecast(
+        lambda x: np.repeat(x[:, -1:], out_frames, axis=1), data, norm, inflow, 16
+    )
+
+
+def validate_forecast(
+    forecast: Callable[[np.ndarray], np.ndarray],
+    data: ValidationSet,
+    norm: NormParams,
+    inflow: str,
+    batch_size: int,
+) -> tuple[float, dict[str, Any]]:
+    """`validate` of ``forecast``: (N, in, H, W) Lagrangian inputs -> (N, out, H, W) grey."""
     scores = ScoreAccumulator(data.observed.shape[1])
-    with torch.no_grad():
-        for i in range(0, len(data.inputs), batch_size):
-            lag = model(torch.from_numpy(data.inputs[i : i + batch_size]).to(device))
-            lag_np = lag.float().cpu().numpy()
-            forecast = np.stack(
-                [
-                    to_eulerian(f, v)
-                    for f, v in zip(lag_np, data.velocity[i : i + batch_size], strict=True)
-                ]
-            )
-            scores.add(
-                grey_to_mmh(forecast, norm), grey_to_mmh(data.observed[i : i + batch_size], norm)
-            )
+    for i in range(0, len(data.inputs), batch_size):
+        lagrangian = forecast(data.inputs[i : i + batch_size])
+        moved = np.stack(
+            [
+                to_eulerian(f, v, inflow=inflow)
+                for f, v in zip(lagrangian, data.velocity[i : i + batch_size], strict=True)
+            ]
+        )
+        scores.add(grey_to_mmh(moved, norm), grey_to_mmh(data.observed[i : i + batch_size], norm))
     pooled = scores.scores()
     return selection_score(pooled), pooled
 

@@ -21,6 +21,7 @@ left out.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -266,17 +267,24 @@ def reliability_bootstrap(
     observed: NDArray[np.integer],
     n_resamples: int = 1000,
     seed: int = 0,
+    groups: Sequence[str] | None = None,
 ) -> tuple[FloatArray, FloatArray]:
     """95 % bands of each reliability bin's observed frequency, resampling whole forecasts.
 
     ``counts``, ``observed``: (n_forecasts, ...) per-forecast reliability counts (cases and
     events per bin). Neighbouring cells of one forecast are not independent, so the unit
     resampled (with replacement, ``n_resamples`` times) is the forecast: the band is as wide
-    as the forecasts' spread makes it. Returns (low, high) of shape counts.shape[1:], NaN where
-    a bin had no case in a resample's sum.
+    as the forecasts' spread makes it. ``groups``: one label per forecast (e.g. its event);
+    then the unit resampled is the group, for forecasts that are not independent of each other
+    either (consecutive windows of one event share all but one frame). Returns (low, high) of
+    shape counts.shape[1:], NaN where a bin had no case in a resample's sum.
     """
     counts = np.asarray(counts, dtype=np.float64)
     observed = np.asarray(observed, dtype=np.float64)
+    if groups is not None:
+        labels, index = np.unique(np.asarray(groups), return_inverse=True)
+        counts = np.stack([counts[index == g].sum(0) for g in range(len(labels))])
+        observed = np.stack([observed[index == g].sum(0) for g in range(len(labels))])
     rng = np.random.default_rng(seed)
     n = counts.shape[0]
     frequencies = np.empty((n_resamples, *counts.shape[1:]))

@@ -241,7 +241,7 @@ def test_training_sittings_stop_on_sigterm_and_resume_from_their_state(tmp_path)
 
 def test_the_default_configuration_is_sized_for_the_cpu():
     config = default_config("convlstm")
-    assert (config.patch_size, config.hidden_channels) == (4, (32, 32))
+    assert (config.patch_size, config.hidden_channels, config.inflow) == (4, (32, 32), "edge")
     paper = default_config("eulerian-convlstm")
     assert (paper.patch_size, paper.hidden_channels, paper.kernel_size) == (2, (64, 64), 3)
 
@@ -281,3 +281,65 @@ def test_the_differentiable_warp_trains_against_the_observed_frames():
         model.zero_grad()
     # the zero start is extrapolation: small error against the observed blob in both frames
     assert float(batch_loss(model, batch, LOSS_TERMS["mse"], "eulerian")) < 1e-3
+
+
+def edge_rain_and_eastward_motion(cells: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """A field raining 0.6 grey on its 4 westmost columns, and 1.5 cells a step of motion east."""
+    field = np.zeros((cells, cells), dtype=np.float32)
+    field[:, :4] = 0.6
+    velocity = np.zeros((2, cells, cells))
+    velocity[0] = 1.5
+    return field, velocity
+
+
+def test_edge_inflow_keeps_rain_flowing_in_from_the_upwind_edge():
+    field, velocity = edge_rain_and_eastward_motion()
+    fields = np.repeat(field[None], 6, 0)
+    zero = to_eulerian(fields, velocity, inflow="zero")
+    edge = to_eulerian(fields, velocity, inflow="edge")
+    # lead 6: 9 cells moved east; pysteps reads the 9 westmost columns from beyond the grid as dry
+    assert not zero[5][:, :9].any()
+    np.testing.assert_allclose(edge[5][:, :12], 0.6, atol=1e-6)
+    np.testing.assert_array_equal(edge[5][:, 13:], zero[5][:, 13:])  # trajectories inside: same
+    with pytest.raises(ValueError, match="valid: zero, edge"):
+        to_eulerian(fields, velocity, inflow="periodic")
+
+
+def test_a_network_that_changes_nothing_with_edge_inflow_is_extrapolation_plus_the_edge(tmp_path):
+    from model.advection import advection_torch
+
+    edge_config = replace(SMALL, inflow="edge")
+    path = save_checkpoint(tmp_path / "l.safetensors", build_model(edge_config), edge_config, {})
+    method = get_method("convlstm", checkpoint=path, device="cpu")
+    frames = moving_blob(5)[None] + np.pad(
+        moving_blob(5)[None, :, :, 6:], ((0, 0),) * 3 + ((0, 6),)
+    )
+    out = method(frames, 6)
+    velocity = motion_field(frames[0])
+    last = np.repeat(frames[0, -1:], 6, 0)
+    np.testing.assert_allclose(out[0], to_eulerian(last, velocity, inflow="edge"), atol=1e-6)
+    displacements = advection_torch.lead_displacements(torch.from_numpy(velocity)[None], 6)
+    inside = advection_torch.inside(displacements)[0].numpy()
+    assert not inside.all()  # some rain comes from beyond the grid
+    np.testing.assert_allclose(out[0][inside], get_method("extrapolation")(frames, 6)[0][inside])
+
+
+def test_with_edge_inflow_the_cells_rain_flows_into_count_in_the_loss():
+    from model.training.lagrangian_losses import LOSS_TERMS
+    from model.training.lagrangian_train import Batch, batch_loss
+
+    field, velocity = edge_rain_and_eastward_motion()
+    inputs = torch.from_numpy(np.repeat(field[None], 5, 0))[None]
+    flows_in = torch.from_numpy(to_eulerian(np.repeat(field[None], 6, 0), velocity, inflow="edge"))
+    dry_inflow = torch.from_numpy(to_eulerian(np.repeat(field[None], 6, 0), velocity))  # pysteps'
+    model = build_model(replace(SMALL, inflow="edge"))  # the zero start
+    v = torch.from_numpy(velocity.astype(np.float32))[None]
+
+    def loss(observed: torch.Tensor, inflow: str) -> float:
+        empty = torch.zeros_like(observed)[None]
+        batch = Batch(inputs, empty, empty.bool(), v, observed[None])
+        return float(batch_loss(model, batch, LOSS_TERMS["mse"], "eulerian", inflow))
+
+    assert loss(flows_in, "edge") < 1e-6
+    assert loss(dry_inflow, "edge") > 0.01  # the inflow cells are scored
+    assert loss(dry_inflow, "zero") < 1e-6  # with pysteps' inflow only the cells inside count

@@ -149,3 +149,43 @@ def test_the_bootstrap_band_over_forecasts_widens_with_their_spread():
     assert low[0] < mean < high[0] and high[0] - low[0] > 0.1
     empty = reliability_bootstrap(np.zeros((5, 2)), np.zeros((5, 2)), n_resamples=10)
     assert np.isnan(empty[0]).all()  # no case: no band
+
+
+def test_the_bootstrap_over_events_resamples_whole_events_not_their_windows():
+    from model.verification.probabilistic import reliability_bootstrap
+
+    # 4 events of 10 near-identical windows each (consecutive windows share all but a frame):
+    # resampling the 40 windows as if independent narrows the band 3-fold
+    counts = np.full((40, 1), 1000)
+    per_event = np.repeat([200, 350, 500, 650], 10)[:, None]
+    events = [f"e{i // 10}" for i in range(40)]
+    low_w, high_w = reliability_bootstrap(counts, per_event, n_resamples=500)
+    low_e, high_e = reliability_bootstrap(counts, per_event, n_resamples=500, groups=events)
+    assert high_e[0] - low_e[0] > 2.0 * (high_w[0] - low_w[0])
+    assert low_e[0] < 0.425 < high_e[0]  # the pooled frequency
+
+
+def test_the_card_judges_reliability_over_events_and_names_both_bands():
+    from model.evaluation.card import _reliability_text, reliability_summary
+
+    def points(p: float, o: float) -> dict:
+        return {"forecast_probability": [p], "observed_frequency": [o], "count": [500]}
+
+    scores = {
+        "reliability": {"0.5": [points(0.3, 0.32), points(0.6, 0.5), points(0.8, 0.7)]},
+        "reliability_band": {"0.5": [{"low": [0.31], "high": [0.33]}] * 3},
+        "reliability_band_events": {
+            "0.5": [
+                {"low": [0.2], "high": [0.4]},  # inside
+                {"low": [0.4], "high": [0.65]},  # inside
+                {"low": [0.7], "high": [0.7]},  # one event only: not judged
+            ]
+        },
+    }
+    assert reliability_summary(scores, "0.5")[:2] == (0, 3)
+    assert reliability_summary(scores, "0.5", "reliability_band_events")[:2] == (2, 2)
+    both = {key: {**value, "2.0": value["0.5"]} for key, value in scores.items()}
+    assert _reliability_text({**both, "reliability_events": 5})[1]  # 2 of 2 judged bins inside
+    both["reliability_band_events"]["2.0"] = [{"low": [0.4], "high": [0.45]}] * 3
+    text, passes = _reliability_text({**both, "reliability_events": 5})
+    assert not passes and "over the 5 events in 0 of 3" in text

@@ -127,7 +127,7 @@ def test_a_worker_dying_between_storing_and_verifying_leaves_nothing_unverified(
     def die(_forecasts):
         raise redis.ConnectionError("killed between storing and verifying")
 
-    dying._verify_backlog = die  # type: ignore[method-assign]
+    dying.verifier.backlog = die  # type: ignore[method-assign]
     with pytest.raises(redis.ConnectionError):
         dying.process_once()
     issue = START + timedelta(minutes=24)
@@ -141,5 +141,5 @@ def test_a_worker_dying_between_storing_and_verifying_leaves_nothing_unverified(
     # issue 5 (completed by frames without events) against frame 6; each once
     assert cells.tolist() == [2 * 32 * 32, 32 * 32] + [0] * (N_LEADS - 2)
     assert redis_conn.xpending(keys.EVENTS_STREAM, keys.INFER_GROUP)["pending"] == 0
-    InferenceWorker(settings, redis_conn, runner, consumer="w1")._verify_made("v-1", issue)
+    InferenceWorker(settings, redis_conn, runner, consumer="w1").verifier.made("v-1", issue)
     assert verification.summed(["v-1"], "persistence", N_LEADS).n_cells.tolist() == cells.tolist()
