@@ -14,7 +14,8 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import Tensor
 
-from model.advection.motion import check_inflow
+from model.advection.motion import INFLOW_SIGMA_CELLS, check_inflow
+from model.advection.rain_blur import rain_blurs
 
 
 def _grid(displacement: Tensor) -> Tensor:
@@ -54,17 +55,21 @@ def warp(fields: Tensor, displacements: Tensor, inflow: str = "zero") -> Tensor:
     """Field k of each site (B, K, H, W) read at its displacement k (B, K, 2, H, W).
 
     Returns (B, K, H, W) float64; beyond the grid the fields are 0 (``inflow="zero"``) or read
-    at the nearest boundary cell (``inflow="edge"``: ``grid_sample``'s "border" padding, scipy's
-    "nearest" mode).
+    at the nearest boundary cell of their rain-rate blur (``inflow="edge"``: ``grid_sample``'s
+    "border" padding, scipy's "nearest" mode; `model.advection.motion.warp_by_displacement`).
+    Differentiable in ``fields``.
     """
     b, k, h, w = fields.shape
     flat = fields.to(torch.float64).reshape(b * k, 1, h, w)
     flat_displacements = displacements.reshape(b * k, 2, h, w)
-    if check_inflow(inflow) == "edge":
-        return _sample(flat, flat_displacements, "border").reshape(b, k, h, w)
-    moved = _sample(flat, flat_displacements, "zeros")
     # scipy's "constant" mode: a point beyond the outermost cell centres reads 0 outright
-    return moved.reshape(b, k, h, w) * inside(displacements)
+    where = inside(displacements)
+    moved = _sample(flat, flat_displacements, "zeros").reshape(b, k, h, w) * where
+    if check_inflow(inflow) == "zero":
+        return moved
+    source = rain_blurs(flat, (INFLOW_SIGMA_CELLS,))
+    flowing_in = _sample(source, flat_displacements, "border").reshape(b, k, h, w)
+    return torch.where(where, moved, flowing_in)
 
 
 def inside(displacements: Tensor) -> Tensor:

@@ -9,8 +9,10 @@ change with lead comes out as pysteps' own extrapolation.
 
 Inflow: a trajectory that starts outside the grid brings rain the radar has not seen yet. pysteps
 reads it as 0 (``inflow="zero"``, the extrapolation baseline); ``inflow="edge"`` reads the
-field's nearest boundary cell instead (scipy's "nearest" mode), i.e. rain at the upwind edge
-goes on flowing in. The Lagrangian `convlstm` is served with "edge" (issue 15, measured in
+nearest boundary cell of the field's rain-rate blur (sigma `INFLOW_SIGMA_CELLS`) instead, i.e.
+the rain near the upwind edge, smoothed, goes on flowing in: smoothed, because what lies
+beyond is unknown and the plain edge cell would draw its texture out into stripes. The
+Lagrangian `convlstm` is served with "edge" (issue 15, measured in
 docs/evaluation/training-choices.md); its network learns the edge values that flow in.
 
 Variants of the field (the ROVER baselines of METHOD.md):
@@ -26,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import math
 import sys
 import warnings
 from collections.abc import Callable
@@ -33,7 +36,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.ndimage import map_coordinates
+from scipy.ndimage import correlate1d, map_coordinates
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +50,29 @@ _VARIANT_WEIGHTS: dict[str, tuple[float, ...]] = {
 DEFAULT_VARIANT = "rover1"
 
 INFLOWS = ("zero", "edge")
-"""What a trajectory from outside the grid reads: 0 (pysteps) or the nearest boundary cell."""
+"""What a trajectory from outside the grid reads: 0 (pysteps) or the nearest boundary cell of
+the field's rain-rate blur."""
+
+INFLOW_SIGMA_CELLS = 8.0
+"""Standard deviation (grid cells) of the rain-rate blur the "edge" inflow reads."""
+
+RAIN_EXPONENT = 5.0
+"""R ~ 10 ** (RAIN_EXPONENT * grey): (dBZ_max - dBZ_min) / (10 b) = 80 / 16 (Marshall-Palmer);
+the rain-rate blurs here and in `model.advection.rain_blur` average ``10 ** (5 grey)``."""
+
+
+def rain_blur_grey(field_grey: NDArray[np.floating], sigma_cells: float) -> NDArray[np.float64]:
+    """Gaussian blur (radius 3 sigma, edges replicated) of the rain rate of an (H, W) grey
+    field, back in grey in [0, 1]: `model.advection.rain_blur.rain_blurs` in numpy."""
+    radius = max(1, math.ceil(3 * sigma_cells))
+    x = np.arange(-radius, radius + 1, dtype=np.float64)
+    kernel = np.exp(-0.5 * (x / sigma_cells) ** 2)
+    kernel /= kernel.sum()
+    rain = np.power(10.0, RAIN_EXPONENT * np.asarray(field_grey, dtype=np.float64))
+    blurred = correlate1d(
+        correlate1d(rain, kernel, axis=1, mode="nearest"), kernel, axis=0, mode="nearest"
+    )
+    return np.clip(np.log10(blurred) / RAIN_EXPONENT, 0.0, 1.0)
 
 
 def check_inflow(inflow: str) -> str:
@@ -190,22 +215,23 @@ def warp_by_displacement(
     outside: float = 0.0,
     inflow: str = "zero",
 ) -> NDArray[np.float64]:
-    """``field`` (H, W) read at ``grid + displacement`` (2, H, W): bilinear; beyond the grid
-    ``outside`` (``inflow="zero"``) or the nearest boundary cell (``inflow="edge"``).
+    """``field`` (H, W) read at ``grid + displacement`` (2, H, W): bilinear; beyond the grid's
+    outermost cell centres ``outside`` (``inflow="zero"``) or the nearest boundary cell of the
+    field's rain-rate blur (``inflow="edge"``, `rain_blur_grey` with `INFLOW_SIGMA_CELLS`).
 
     pysteps' semi-Lagrangian interpolation (``map_coordinates``, order 1, constant mode).
     """
     h, w = field.shape
     cols, rows = np.meshgrid(np.arange(w), np.arange(h))
     coords = [rows + displacement[1], cols + displacement[0]]
-    return map_coordinates(
-        np.asarray(field, dtype=np.float64),
-        coords,
-        mode="constant" if check_inflow(inflow) == "zero" else "nearest",
-        cval=outside,
-        order=1,
-        prefilter=False,
-    )
+    values = np.asarray(field, dtype=np.float64)
+    moved = map_coordinates(values, coords, mode="constant", cval=outside, order=1, prefilter=False)
+    if check_inflow(inflow) == "zero":
+        return moved
+    inside = (coords[0] >= 0) & (coords[0] <= h - 1) & (coords[1] >= 0) & (coords[1] <= w - 1)
+    source = rain_blur_grey(values, INFLOW_SIGMA_CELLS)
+    flowing_in = map_coordinates(source, coords, mode="nearest", order=1, prefilter=False)
+    return np.where(inside, moved, flowing_in)
 
 
 def advect_grey(

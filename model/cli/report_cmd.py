@@ -37,6 +37,16 @@ def model_card(
         list[Path] | None,
         typer.Option("--other", help="Another network's checkpoint to describe (repeatable)."),
     ] = None,
+    attribution: Annotated[
+        Path | None,
+        typer.Option(
+            "--attribution",
+            help="JSON of python -m model.experiments.smoothing_baselines: where the gain over "
+            "extrapolation comes from.",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
 ) -> None:
     """Write the model card from the checkpoint's metadata and evaluation JSONs."""
     from model.evaluation.card_text import render_card
@@ -66,6 +76,7 @@ def model_card(
         trained_on,
         logs,
         others,
+        json.loads(attribution.read_text()) if attribution else None,
     )
     out.write_text(text)
     typer.echo(f"wrote {out}")

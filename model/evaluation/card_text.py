@@ -19,6 +19,7 @@ from model.evaluation.card import (
     skill_target,
     training_runs,
 )
+from model.evaluation.card_attribution import attribution_section
 from model.nets.lagrangian_net import BLUR_SIGMAS_CELLS
 
 
@@ -219,10 +220,11 @@ def render_card(
     trained_on: str | None = None,
     logs: dict[str, list[dict[str, Any]]] | None = None,
     others: list[dict[str, Any]] | None = None,
+    attribution: dict[str, dict[str, Any]] | None = None,
 ) -> str:
     """The card's Markdown; ``logs``: training log name -> its rows; ``others``: the family's
     other networks (`model.evaluation.card.other_networks`). ``trained_on`` names the hardware when
-    the checkpoint does not."""
+    the checkpoint does not; ``attribution``: `model.experiments.smoothing_baselines`' result."""
     data = meta.get("training_data", {})
     hardware = meta.get("hardware") or trained_on or "not recorded"
     return f"""# Model card: the Lagrangian ConvLSTM (`convlstm`)
@@ -289,6 +291,9 @@ has no 2 x 2 checkerboard (no depth-to-space; tested on the network's output).
 
 ## Skill target
 {skill_target(reports)}
+
+### Where the gain comes from
+{attribution_section(attribution)}
 
 ## Commands
 ```bash

@@ -7,7 +7,7 @@ result is moved k steps along the motion field exactly as the served model's out
 (`model.advection.lagrangian.to_eulerian`):
 
 - ``blur c``: a Gaussian blur of the rain rate with sigma = c * k cells
-  (`model.nets.lagrangian_net.rain_blurs`; the issue's "blur that widens with lead");
+  (`model.advection.rain_blur.rain_blurs`; the issue's "blur that widens with lead");
 - ``blur+gain c g``: that blur, then + g * k / 15 grey on the wet cells (a rain-area bias);
 - ``quantile c q``: the q-th percentile of the grey levels in a disk of radius c * k cells,
   i.e. a neighbourhood probability of exceedance thresholded at 1 - q at every threshold;
@@ -46,7 +46,7 @@ def blur(c: float, gain_grey: float = 0.0) -> LagrangianForecast:
     """Rain-rate blur with sigma ``c * k`` cells at lead k, plus ``gain_grey * k / 15`` if wet."""
     import torch
 
-    from model.nets.lagrangian_net import rain_blurs
+    from model.advection.rain_blur import rain_blurs
 
     def forecast(inputs: np.ndarray) -> np.ndarray:
         last = torch.from_numpy(inputs[:, -1:].astype(np.float32))

@@ -12,59 +12,31 @@ and returns, for each lead, the field at the issue time that the advection then 
 - ``w_kj``: how much of the Gaussian blur ``j`` (sigma 1, 2, 4 and 8 cells) replaces the last
   frame, the smoothing that lost small-scale predictability calls for at long leads. The blurs
   average rain rates, not grey levels (averaging in the logarithmic grey domain shrinks the
-  rain area): grey g is ~ log10(R) / `RAIN_EXPONENT` plus a constant that cancels.
+  rain area): grey g is ~ log10(R) / `RAIN_EXPONENT` plus a constant that cancels
+  (`model.advection.rain_blur`).
 
 Both come from the same encoder-forecaster wiring as the paper's network (METHOD.md: 2 ConvLSTM
 layers, space-to-depth by ``patch_size``, forecaster without input), whose 1 x 1 head gives the
 ``1 + len(BLUR_SIGMAS_CELLS)`` maps per lead on the coarse grid; they are upsampled bilinearly,
 so no depth-to-space checkerboard reaches the output. No cell exceeds the brightest cell of the
 inputs. The head starts at zero: an untrained network returns the last frame at every lead,
-i.e. exactly the extrapolation nowcast.
+i.e. exactly the extrapolation nowcast (with the config's ``inflow="edge"``: wherever the
+trajectory stays in the grid; the field's edge cells are what flows in from beyond).
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import Tensor, nn
 
+from model.advection.rain_blur import rain_blurs
 from model.nets.config import NetworkConfig
 from model.nets.convlstm import cell_stack
 from model.nets.network import FrameSequenceNetwork
 
 BLUR_SIGMAS_CELLS = (1.0, 2.0, 4.0, 8.0)
 """Standard deviations (grid cells of the 100 x 100 frame) of the blurs the network mixes in."""
-
-RAIN_EXPONENT = 5.0
-"""R ~ 10 ** (RAIN_EXPONENT * grey): (dBZ_max - dBZ_min) / (10 b) = 80 / 16 (Marshall-Palmer)."""
-
-
-def gaussian_kernel(sigma_cells: float) -> Tensor:
-    """Normalised 1-D Gaussian, radius 3 sigma: (2r + 1,) float32."""
-    radius = max(1, math.ceil(3 * sigma_cells))
-    x = torch.arange(-radius, radius + 1, dtype=torch.float32)
-    kernel = torch.exp(-0.5 * (x / sigma_cells) ** 2)
-    return kernel / kernel.sum()
-
-
-def rain_blurs(last_grey: Tensor, sigmas_cells: tuple[float, ...]) -> Tensor:
-    """Gaussian blurs of the rain rate of ``last_grey`` (B, 1, H, W), back in grey.
-
-    Returns (B, len(sigmas), H, W) grey in [0, 1]; edges replicate the border cells.
-    """
-    rain = torch.pow(10.0, RAIN_EXPONENT * last_grey.float())  # up to a constant factor
-    blurred = []
-    for sigma in sigmas_cells:
-        kernel = gaussian_kernel(sigma).to(rain.device)
-        r = kernel.numel() // 2
-        out = F.pad(rain, (r, r, 0, 0), mode="replicate")
-        out = F.conv2d(out, kernel.view(1, 1, 1, -1))
-        out = F.pad(out, (0, 0, r, r), mode="replicate")
-        out = F.conv2d(out, kernel.view(1, 1, -1, 1))
-        blurred.append(torch.log10(out) / RAIN_EXPONENT)
-    return torch.cat(blurred, dim=1).clamp(0.0, 1.0).to(last_grey.dtype)
 
 
 class LagrangianForecaster(FrameSequenceNetwork):

@@ -69,3 +69,21 @@ def test_the_skill_target_also_needs_sprog_and_the_heavier_thresholds():
     wetter = full("convlstm", [0.6, 0.45], [0.2, 0.1], 0.9)
     assert skill_target([wetter, extrapolation, persistence]).startswith("**Not met.**")
     assert "CSI(2) 0.150 against 0.250" in skill_target([wetter, extrapolation, persistence])
+
+
+def test_the_card_attributes_the_gain_to_the_inflow_and_the_network_split_by_split():
+    from model.evaluation.card_attribution import attribution_section
+
+    def scores(csi: float) -> dict[str, float]:
+        return {"csi_0_5": csi, "csi_2": csi / 2, "csi_5": 0.1, "rain_mse": 1.234}
+
+    results = {
+        "extrapolation": {"validation": scores(0.30), "test": scores(0.49)},
+        "extrapolation, edge inflow": {"validation": scores(0.44), "test": scores(0.63)},
+        "model/checkpoints/convlstm.safetensors": {"test": scores(0.64)},
+    }
+    text = attribution_section(results)
+    assert "| candidate | validation | test |" in text
+    assert "| extrapolation, edge inflow | 0.440 / 0.220 / 1.23 | 0.630 / 0.315 / 1.23 |" in text
+    assert "| `model/checkpoints/convlstm.safetensors` | - | 0.640 / 0.320 / 1.23 |" in text
+    assert attribution_section(None).startswith("Not measured")

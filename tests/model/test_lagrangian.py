@@ -292,17 +292,33 @@ def edge_rain_and_eastward_motion(cells: int = 32) -> tuple[np.ndarray, np.ndarr
     return field, velocity
 
 
-def test_edge_inflow_keeps_rain_flowing_in_from_the_upwind_edge():
+def test_edge_inflow_keeps_smoothed_rain_flowing_in_from_the_upwind_edge():
+    from model.advection.motion import INFLOW_SIGMA_CELLS, rain_blur_grey
+
     field, velocity = edge_rain_and_eastward_motion()
+    field[::2, :4] = 0.5  # texture along the edge, which plain edge cells would draw out
     fields = np.repeat(field[None], 6, 0)
     zero = to_eulerian(fields, velocity, inflow="zero")
     edge = to_eulerian(fields, velocity, inflow="edge")
     # lead 6: 9 cells moved east; pysteps reads the 9 westmost columns from beyond the grid as dry
     assert not zero[5][:, :9].any()
-    np.testing.assert_allclose(edge[5][:, :12], 0.6, atol=1e-6)
+    # the edge inflow reads the westmost column of the rain-rate blur there: rain, smoothed
+    smoothed_edge = rain_blur_grey(field, INFLOW_SIGMA_CELLS)[:, 0]
+    np.testing.assert_allclose(edge[5][:, :9], np.repeat(smoothed_edge[:, None], 9, 1), atol=1e-6)
+    stripes = np.abs(np.diff(edge[5][:, :9], axis=0)).max()  # row to row, across the flow
+    assert 0.3 < edge[5][:, :9].min() and stripes < 0.1 * np.abs(np.diff(field[:, 0])).max()
     np.testing.assert_array_equal(edge[5][:, 13:], zero[5][:, 13:])  # trajectories inside: same
     with pytest.raises(ValueError, match="valid: zero, edge"):
         to_eulerian(fields, velocity, inflow="periodic")
+
+
+def test_the_torch_rain_blur_is_the_numpy_one():
+    from model.advection.motion import rain_blur_grey
+    from model.advection.rain_blur import rain_blurs
+
+    field = moving_blob(1)[0].astype(np.float64)
+    torch_blur = rain_blurs(torch.from_numpy(field)[None, None], (8.0,))[0, 0].numpy()
+    np.testing.assert_allclose(torch_blur, rain_blur_grey(field, 8.0), atol=1e-12)
 
 
 def test_a_network_that_changes_nothing_with_edge_inflow_is_extrapolation_plus_the_edge(tmp_path):
@@ -343,3 +359,15 @@ def test_with_edge_inflow_the_cells_rain_flows_into_count_in_the_loss():
     assert loss(flows_in, "edge") < 1e-6
     assert loss(dry_inflow, "edge") > 0.01  # the inflow cells are scored
     assert loss(dry_inflow, "zero") < 1e-6  # with pysteps' inflow only the cells inside count
+
+
+def test_the_inflow_experiment_measures_the_served_edge_inflow():
+    from model.experiments.inflow_baselines import readers
+
+    field, velocity = edge_rain_and_eastward_motion()
+    field[::3, :4] = 0.45
+    served = to_eulerian(field[None].astype(np.float64), velocity, inflow="edge")[0]
+    rows, cols = np.mgrid[0:32, 0:32].astype(np.float64)
+    coords = [rows, cols - 1.5]  # one step east: the westmost 1.5 columns come from beyond
+    measured = readers()["edge, blur 8"](field.astype(np.float64), coords)
+    np.testing.assert_allclose(served[:, :1], measured[:, :1], atol=1e-6)
