@@ -188,6 +188,11 @@ LIMITS = """\
   baselines above before relying on it, and read the per-lead tables, not only the means.
 - The motion field is one Lucas-Kanade field held for 90 minutes (as `extrapolation`); the
   network does not correct the motion, only growth, decay and smoothing along it.
+- Rain flowing in from beyond the radar's view is a guess: the smoothed rain at the upwind
+  edge, carried in. It pays on average (see "Where the gain comes from"): by 90 minutes about
+  half the observed rain cells came from beyond the grid, which pysteps' extrapolation leaves
+  dry. It is wrong where a storm's edge lies just outside the view or the rain ends at the
+  edge, and it draws smooth bands along the motion there (visible in the strips).
 - The test split holds 55 windows from 5 events; its scores are dominated by the wettest
   (see the observed-cell counts): another split could move them by several hundredths.
 """

@@ -11,7 +11,8 @@ result is moved k steps along the motion field exactly as the served model's out
 - ``blur+gain c g``: that blur, then + g * k / 15 grey on the wet cells (a rain-area bias);
 - ``quantile c q``: the q-th percentile of the grey levels in a disk of radius c * k cells,
   i.e. a neighbourhood probability of exceedance thresholded at 1 - q at every threshold;
-- the checkpoints given with ``--checkpoint`` (moved with their own ``inflow``);
+- the checkpoints given with ``--checkpoint`` (``path`` or ``label=path``; moved with their own
+  ``inflow``);
 - ``... edge inflow``: extrapolation and the light blur with rain from beyond the grid read at
   the grid's edge (`model.advection.motion.INFLOWS`) instead of pysteps' 0: how much of a
   network served with "edge" inflow is the inflow alone.
@@ -129,8 +130,9 @@ def score(
     }
 
 
-def candidates(checkpoints: list[Path]) -> dict[str, tuple[LagrangianForecast, str]]:
-    """Every candidate of the module docstring, by name: (forecast, inflow)."""
+def candidates(checkpoints: list[str]) -> dict[str, tuple[LagrangianForecast, str]]:
+    """Every candidate of the module docstring, by name: (forecast, inflow). ``checkpoints``:
+    paths, or ``label=path`` to name one."""
     from model.nets.checkpoint import read_config
 
     out: dict[str, tuple[LagrangianForecast, str]] = {"extrapolation": (blur(0.0), "zero")}
@@ -143,7 +145,9 @@ def candidates(checkpoints: list[Path]) -> dict[str, tuple[LagrangianForecast, s
     )
     out["extrapolation, edge inflow"] = (blur(0.0), "edge")
     out["blur 0.3, edge inflow"] = (blur(0.3), "edge")
-    out.update({str(path): (network(path), read_config(path).inflow) for path in checkpoints})
+    for spec in checkpoints:
+        label, _, path = str(spec).rpartition("=")
+        out[label or path] = (network(Path(path)), read_config(path).inflow)
     return out
 
 
@@ -157,7 +161,9 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("folders", nargs="+", type=Path)
-    parser.add_argument("--checkpoint", type=Path, action="append", default=[])
+    parser.add_argument(
+        "--checkpoint", action="append", default=[], help="PATH or LABEL=PATH (repeatable)"
+    )
     parser.add_argument("--cache", type=Path, default=Path("var/cache/lagrangian"))
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument(

@@ -194,7 +194,8 @@ def load_checkpoint(
     if not isinstance(meta, dict):
         raise ValueError(f"{path}: meta must be a JSON object")
 
-    model = build_model(config)
+    with torch.random.fork_rng(devices=[]):  # the weights are overwritten: leave the caller's
+        model = build_model(config)  # random stream as it was (a run resumes exactly)
     expected = model.state_dict()
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))

@@ -8,8 +8,9 @@ validation CSI in the observed (Eulerian) frame, and runs that resume across sit
 - Selection: every ``eval_every_min`` the validation windows are forecast as served (network,
   then `model.advection.lagrangian.to_eulerian`) and scored against the observed frames; the score
   is the mean of the pooled CSI at 0.5 and 2 mm/h over the 15 leads, and the best weights so far
-  whose validation rain MSE is no worse than the zero start's (the extrapolation nowcast's)
-  are written as the shipped-format checkpoint (weights, config, meta).
+  whose validation rain MSE, CSI(2) and CSI(5) are no worse than the zero start's (the
+  extrapolation nowcast's; the skill issue's criteria, on validation) are written as the
+  shipped-format checkpoint (weights, config, meta).
 - Resume: the whole state (weights, optimiser, both random generators, step, samples seen,
   best score, history, sittings) goes to a resumable file at every evaluation and on SIGTERM;
   ``resume`` continues exactly from it. Loaded with ``torch.load(weights_only=True)``: tensors
@@ -87,12 +88,25 @@ class LagrangianTrainConfig:
             raise ValueError(f"soft CSI thresholds {bad} mm/h: valid {list(SOFT_CSI_GREYS)}")
 
 
+GUARDED_CSI_MMH = ("2.0", "5.0")
+"""The issue's "no worse than extrapolation" thresholds besides the selection score's 0.5 mm/h:
+a checkpoint below the zero start's validation CSI at one of them is not kept."""
+
+
+def mean_csi(pooled: dict[str, Any], threshold: str) -> float:
+    """15-lead mean of the pooled CSI at ``threshold`` (a key like "2.0"; undefined leads 0)."""
+    return float(np.mean([v or 0.0 for v in pooled["csi"][threshold]]))
+
+
 @dataclass
 class TrainState:
     """What a sitting leaves for the next one. ``reference_rain_mse``: the validation rain MSE
-    of the zero start (the extrapolation nowcast); a model is kept only at or below it."""
+    of the zero start (the extrapolation nowcast); a model is kept only at or below it.
+    ``reference_csi``: the zero start's validation CSI (15-lead means) at the thresholds of
+    `GUARDED_CSI_MMH`; a model is kept only at or above them too (absent in runs before it)."""
 
     reference_rain_mse: float | None = None
+    reference_csi: dict[str, float] | None = None
     step: int = 0
     samples_seen: int = 0
     best_score: float = -1.0
@@ -346,11 +360,17 @@ class _Sitting:
             "minutes": round(state.seconds / 60, 2),
             "train_loss": self.running / max(self.batches, 1),
             "validation_score": score,
-            "validation_csi_0_5": float(np.mean([v or 0.0 for v in pooled["csi"]["0.5"]])),
-            "validation_csi_2": float(np.mean([v or 0.0 for v in pooled["csi"]["2.0"]])),
+            "validation_csi_0_5": mean_csi(pooled, "0.5"),
+            "validation_csi_2": mean_csi(pooled, "2.0"),
+            "validation_csi_5": mean_csi(pooled, "5.0"),
         }
         entry["validation_rain_mse"] = mean_rain_mse(pooled)
-        entry["eligible"] = (
+        below = [
+            t
+            for t, reference in (state.reference_csi or {}).items()
+            if mean_csi(pooled, t) < reference
+        ]
+        entry["eligible"] = not below and (
             state.reference_rain_mse is None
             or entry["validation_rain_mse"] <= state.reference_rain_mse
         )
@@ -406,6 +426,7 @@ def train_lagrangian(
         if sitting.state.reference_rain_mse is None:  # the extrapolation nowcast's
             _, pooled = zero_start(validation, norm, model_config.inflow)
             sitting.state.reference_rain_mse = mean_rain_mse(pooled)
+            sitting.state.reference_csi = {t: mean_csi(pooled, t) for t in GUARDED_CSI_MMH}
         sitting.evaluate()  # the start (the zero start unless started from a checkpoint)
     while True:
         sitting.step(train, loss_fn)
