@@ -10,7 +10,7 @@ SPLITS = ("train", "validation", "test")
 
 
 def attribution_section(results: dict[str, dict[str, Any]] | None) -> str:
-    """A table of CSI(0.5) / CSI(2) / rain MSE per candidate and split, from a
+    """A table of CSI(0.5) / CSI(2) / CSI(5) / rain MSE per candidate and split, from a
     `smoothing_baselines` result (candidate -> split -> scores); a note when there is none."""
     if not results:
         return (
@@ -24,14 +24,18 @@ def attribution_section(results: dict[str, dict[str, Any]] | None) -> str:
         cells = []
         for split in splits:
             r = by_split.get(split)
+            scores = (r["csi_0_5"], r["csi_2"], r["csi_5"]) if r else ()
             cells.append(
-                "-" if r is None else f"{r['csi_0_5']:.3f} / {r['csi_2']:.3f} / {r['rain_mse']:.2f}"
+                "-"
+                if r is None
+                else " / ".join(f"{v:.3f}" for v in scores) + f" / {r['rain_mse']:.2f}"
             )
         label = f"`{name}`" if name.endswith(".safetensors") else name
         rows.append(f"| {label} | " + " | ".join(cells) + " |")
-    return (
-        "Mean over the 15 leads of CSI(0.5) / CSI(2) / rain MSE, every candidate moved along "
-        "the same motion field and scored on the same windows (training blocks: centre crops, "
-        "every window; the network was trained there, so its column there is not out of "
-        "sample):\n\n" + "\n".join(rows)
+    intro = (
+        "Mean over the 15 leads of CSI(0.5) / CSI(2) / CSI(5) / rain MSE, every candidate "
+        "moved along the same motion field and scored on the same windows (training blocks: "
+        "centre crops, every window; the network was trained there, so its column there is "
+        "not out of sample):"
     )
+    return intro + "\n\n" + "\n".join(rows)

@@ -129,6 +129,11 @@ def _loss_line(train: dict[str, Any], inflow: str) -> str:
     )
 
 
+def _count(value: object) -> str:
+    """A count with thousands separators; a missing one as recorded ("None")."""
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
 def _sitting_rows(sittings: list[dict[str, Any]], stage: str) -> list[str]:
     return [
         f"| {stage} | {i + 1} | {s.get('started_utc')} | {s.get('from_step')} -> "
@@ -158,22 +163,30 @@ def _training_section(meta: dict[str, Any], inflow: str) -> str:
         stages = f"""
 - Two stages. Stage 1 (inflow "zero", as pysteps): {
             _loss_line(earlier.get("train_config") or {}, "zero")
-        } Its best weights (step {earlier.get("step")}, {earlier.get("samples_seen"):,}
+        } Its best weights (step {earlier.get("step")}, {_count(earlier.get("samples_seen"))}
   samples; validation CSI(0.5) {_mean_csi(first_pooled, "0.5")}, CSI(2)
   {_mean_csi(first_pooled, "2.0")} with pysteps' inflow) out of {first.get("step", "?")} steps
-  ({first.get("samples_seen", 0):,} samples, {first.get("minutes", "?")} min) start stage 2,
+  ({_count(first.get("samples_seen"))} samples, {first.get("minutes", "?")} min) start stage 2,
   which is described below (`--init-from`)."""
+    guarded = ", CSI(2) and CSI(5)" if (meta.get("selection_guards") or {}).get("csi") else ""
     before = (earlier.get("run_so_far") or {}).get("samples_seen", earlier.get("samples_seen", 0))
     total = before + (run.get("samples_seen") or meta.get("samples_seen") or 0)
     return f"""{stages}
 - {"Stage 2: " if earlier else ""}{_loss_line(train, inflow)}
 - Selection: every {train.get("eval_every_min")} min the validation windows are forecast as
   served (inflow "{inflow}") and the weights with the best mean of the 15-lead CSI at 0.5 and
-  2 mm/h are kept, among those whose validation rain MSE is no worse than the zero start's
-  (= the extrapolation nowcast with the same inflow). Shipped: step {meta.get("step")} after
-  {meta.get("samples_seen"):,} training samples ({meta.get("training_minutes")} min of training
-  over {len(sittings)} sittings{" of stage 2" if earlier else ""}); validation CSI(0.5)
-  {_mean_csi(pooled, "0.5")}, CSI(2) {_mean_csi(pooled, "2.0")}.{so_far} Samples over all
+  2 mm/h are kept, among those whose validation rain MSE{guarded} {"are" if guarded else "is"}
+  no worse than the zero start's (= the extrapolation nowcast with the same inflow).
+  Shipped: step {meta.get("step")} after
+  {_count(meta.get("samples_seen"))} training samples ({
+        meta.get("training_minutes")
+    } min of training
+  over {len(sittings)} sitting{"s" if len(sittings) != 1 else ""}{
+        " of stage 2" if earlier else ""
+    });
+  validation CSI(0.5)
+  {_mean_csi(pooled, "0.5")}, CSI(2) {_mean_csi(pooled, "2.0")}, CSI(5)
+  {_mean_csi(pooled, "5.0")}.{so_far} Samples over all
   runs behind the shipped weights: {total:,}.
 - Sittings (`nowcast train --resume` continues one exactly: weights, optimiser, random
   generators, step; the resumable state is committed beside the logs):

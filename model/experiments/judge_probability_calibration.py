@@ -52,7 +52,7 @@ def main() -> None:
     args = parser.parse_args()
     raw, calibrated = (json.loads(p.read_text()) for p in (args.raw, args.calibrated))
     for report, expected in ((raw, True), (calibrated, False)):
-        if report.get("split") != "validation":
+        if not str(report.get("split", "")).startswith("validation"):
             raise SystemExit("both evaluations must be of the validation split")
         if report["probability_calibration"].startswith("none") is not expected:
             raise SystemExit("give the raw evaluation first, then the calibrated one")

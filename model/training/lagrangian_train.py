@@ -98,6 +98,14 @@ def mean_csi(pooled: dict[str, Any], threshold: str) -> float:
     return float(np.mean([v or 0.0 for v in pooled["csi"][threshold]]))
 
 
+def eligible(pooled: dict[str, Any], state: TrainState) -> bool:
+    """Whether validation scores ``pooled`` may be kept: rain MSE at or below the zero start's
+    and CSI at or above it at each of ``state.reference_csi``'s thresholds (where recorded)."""
+    below = [t for t, ref in (state.reference_csi or {}).items() if mean_csi(pooled, t) < ref]
+    mse_ok = state.reference_rain_mse is None or mean_rain_mse(pooled) <= state.reference_rain_mse
+    return not below and mse_ok
+
+
 @dataclass
 class TrainState:
     """What a sitting leaves for the next one. ``reference_rain_mse``: the validation rain MSE
@@ -365,15 +373,7 @@ class _Sitting:
             "validation_csi_5": mean_csi(pooled, "5.0"),
         }
         entry["validation_rain_mse"] = mean_rain_mse(pooled)
-        below = [
-            t
-            for t, reference in (state.reference_csi or {}).items()
-            if mean_csi(pooled, t) < reference
-        ]
-        entry["eligible"] = not below and (
-            state.reference_rain_mse is None
-            or entry["validation_rain_mse"] <= state.reference_rain_mse
-        )
+        entry["eligible"] = eligible(pooled, state)
         return entry
 
     def _save_best(self, score: float, pooled: dict[str, Any]) -> None:
@@ -390,6 +390,10 @@ class _Sitting:
                 "samples_seen": state.samples_seen,
                 "training_minutes": round(state.seconds / 60, 1),
                 "validation": {"score": score, "scores": pooled},
+                "selection_guards": {
+                    "rain_mse": state.reference_rain_mse,
+                    "csi": state.reference_csi,
+                },
                 "device": str(self.device),
                 "hardware": describe_machine(),
                 "sittings": state.sittings,

@@ -306,7 +306,7 @@ def test_edge_inflow_keeps_smoothed_rain_flowing_in_from_the_upwind_edge():
     smoothed_edge = rain_blur_grey(field, INFLOW_SIGMA_CELLS)[:, 0]
     np.testing.assert_allclose(edge[5][:, :9], np.repeat(smoothed_edge[:, None], 9, 1), atol=1e-6)
     stripes = np.abs(np.diff(edge[5][:, :9], axis=0)).max()  # row to row, across the flow
-    assert 0.3 < edge[5][:, :9].min() and stripes < 0.1 * np.abs(np.diff(field[:, 0])).max()
+    assert edge[5][:, :9].min() > 0.3 and stripes < 0.1 * np.abs(np.diff(field[:, 0])).max()
     np.testing.assert_array_equal(edge[5][:, 13:], zero[5][:, 13:])  # trajectories inside: same
     with pytest.raises(ValueError, match="valid: zero, edge"):
         to_eulerian(fields, velocity, inflow="periodic")
@@ -371,3 +371,21 @@ def test_the_inflow_experiment_measures_the_served_edge_inflow():
     coords = [rows, cols - 1.5]  # one step east: the westmost 1.5 columns come from beyond
     measured = readers()["edge, blur 8"](field.astype(np.float64), coords)
     np.testing.assert_allclose(served[:, :1], measured[:, :1], atol=1e-6)
+
+
+def test_a_checkpoint_is_kept_only_if_no_worse_than_the_zero_start_at_2_and_5_mm_h():
+    from model.training.lagrangian_train import TrainState, eligible
+
+    def pooled(csi_2: float, csi_5: float, mse: float) -> dict:
+        leads = 3
+        return {
+            "csi": {"0.5": [0.6] * leads, "2.0": [csi_2] * leads, "5.0": [csi_5] * leads},
+            "rain_mse": [mse] * leads,
+        }
+
+    state = TrainState(reference_rain_mse=10.0, reference_csi={"2.0": 0.35, "5.0": 0.28})
+    assert eligible(pooled(0.36, 0.28, 9.0), state)
+    assert not eligible(pooled(0.40, 0.27, 9.0), state)  # heavier cores lost
+    assert not eligible(pooled(0.34, 0.30, 9.0), state)
+    assert not eligible(pooled(0.40, 0.30, 11.0), state)
+    assert eligible(pooled(0.30, 0.20, 9.0), TrainState(reference_rain_mse=10.0))  # older runs
