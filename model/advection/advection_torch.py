@@ -67,7 +67,8 @@ def warp(fields: Tensor, displacements: Tensor, inflow: str = "zero") -> Tensor:
     moved = _sample(flat, flat_displacements, "zeros").reshape(b, k, h, w) * where
     if check_inflow(inflow) == "zero":
         return moved
-    source = rain_blurs(flat, (INFLOW_SIGMA_CELLS,))
+    # float32 is plenty for a smoothed guess, and torch's float64 convolution is slow on CPU
+    source = rain_blurs(flat.float(), (INFLOW_SIGMA_CELLS,)).to(torch.float64)
     flowing_in = _sample(source, flat_displacements, "border").reshape(b, k, h, w)
     return torch.where(where, moved, flowing_in)
 
