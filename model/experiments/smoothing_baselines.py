@@ -12,7 +12,7 @@ result is moved k steps along the motion field exactly as the served model's out
 - ``quantile c q``: the q-th percentile of the grey levels in a disk of radius c * k cells,
   i.e. a neighbourhood probability of exceedance thresholded at 1 - q at every threshold;
 - the checkpoints given with ``--checkpoint`` (``path`` or ``label=path``; moved with their own
-  ``inflow``);
+  ``inflow``, or with ``#zero`` / ``#edge`` after the path);
 - ``... edge inflow``: extrapolation and the light blur with rain from beyond the grid read at
   the grid's edge (`model.advection.motion.INFLOWS`) instead of pysteps' 0: how much of a
   network served with "edge" inflow is the inflow alone.
@@ -132,7 +132,8 @@ def score(
 
 def candidates(checkpoints: list[str]) -> dict[str, tuple[LagrangianForecast, str]]:
     """Every candidate of the module docstring, by name: (forecast, inflow). ``checkpoints``:
-    paths, or ``label=path`` to name one."""
+    paths, or ``label=path`` to name one; ``path#edge`` moves it with that inflow instead of
+    its own (e.g. older weights served with the edge inflow)."""
     from model.nets.checkpoint import read_config
 
     out: dict[str, tuple[LagrangianForecast, str]] = {"extrapolation": (blur(0.0), "zero")}
@@ -146,8 +147,9 @@ def candidates(checkpoints: list[str]) -> dict[str, tuple[LagrangianForecast, st
     out["extrapolation, edge inflow"] = (blur(0.0), "edge")
     out["blur 0.3, edge inflow"] = (blur(0.3), "edge")
     for spec in checkpoints:
-        label, _, path = str(spec).rpartition("=")
-        out[label or path] = (network(Path(path)), read_config(path).inflow)
+        label, _, target = spec.rpartition("=")
+        path, _, inflow = target.partition("#")
+        out[label or path] = (network(Path(path)), inflow or read_config(path).inflow)
     return out
 
 
@@ -162,7 +164,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("folders", nargs="+", type=Path)
     parser.add_argument(
-        "--checkpoint", action="append", default=[], help="PATH or LABEL=PATH (repeatable)"
+        "--checkpoint",
+        action="append",
+        default=[],
+        help="PATH, LABEL=PATH or LABEL=PATH#INFLOW (repeatable)",
     )
     parser.add_argument("--cache", type=Path, default=Path("var/cache/lagrangian"))
     parser.add_argument("--json", type=Path, default=None)

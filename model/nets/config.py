@@ -18,6 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
+from model.advection.motion import check_inflow
+
 
 def _positive_int(name: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -91,8 +93,7 @@ class NetworkConfig:
             )
         for i, channels in enumerate(hidden):
             _positive_int(f"hidden_channels[{i}]", channels)
-        if self.inflow not in ("zero", "edge"):  # model.advection.motion.INFLOWS
-            raise ValueError(f"inflow must be 'zero' or 'edge', got {self.inflow!r}")
+        check_inflow(self.inflow)
         if not isinstance(self.peephole, bool):
             raise ValueError(f"peephole must be a bool, got {self.peephole!r}")
 

@@ -45,6 +45,7 @@ from model.training.lagrangian_data import LagrangianWindows
 from model.training.lagrangian_losses import LOSS_TERMS, SOFT_CSI_GREYS, build_loss
 from model.training.lagrangian_validation import (
     ValidationSet,
+    mean_csi,
     mean_rain_mse,
     validate,
     zero_start,
@@ -91,11 +92,6 @@ class LagrangianTrainConfig:
 GUARDED_CSI_MMH = ("2.0", "5.0")
 """The issue's "no worse than extrapolation" thresholds besides the selection score's 0.5 mm/h:
 a checkpoint below the zero start's validation CSI at one of them is not kept."""
-
-
-def mean_csi(pooled: dict[str, Any], threshold: str) -> float:
-    """15-lead mean of the pooled CSI at ``threshold`` (a key like "2.0"; undefined leads 0)."""
-    return float(np.mean([v or 0.0 for v in pooled["csi"][threshold]]))
 
 
 def eligible(pooled: dict[str, Any], state: TrainState) -> bool:

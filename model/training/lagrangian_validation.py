@@ -88,13 +88,14 @@ def validate_forecast(
     return selection_score(pooled), pooled
 
 
+def mean_csi(pooled: dict[str, Any], threshold: str) -> float:
+    """15-lead mean of the pooled CSI at ``threshold`` (a key like "2.0"; undefined leads 0)."""
+    return float(np.mean([v or 0.0 for v in pooled["csi"][threshold]]))
+
+
 def selection_score(pooled: dict[str, Any]) -> float:
     """Mean over 0.5 and 2 mm/h of the mean CSI over the leads (undefined leads count 0)."""
-    means = []
-    for threshold in ("0.5", "2.0"):
-        values = [v if v is not None else 0.0 for v in pooled["csi"][threshold]]
-        means.append(float(np.mean(values)))
-    return float(np.mean(means))
+    return float(np.mean([mean_csi(pooled, t) for t in ("0.5", "2.0")]))
 
 
 def mean_rain_mse(pooled: dict[str, Any]) -> float:
