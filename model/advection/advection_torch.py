@@ -15,7 +15,7 @@ import torch.nn.functional as F  # noqa: N812
 from torch import Tensor
 
 from model.advection.motion import INFLOW_SIGMA_CELLS, check_inflow
-from model.advection.rain_blur import rain_blurs
+from model.advection.rain_blur import rain_blur_at_border
 
 
 def _grid(displacement: Tensor) -> Tensor:
@@ -29,9 +29,11 @@ def _grid(displacement: Tensor) -> Tensor:
 
 
 def _sample(field: Tensor, displacement: Tensor, padding: str) -> Tensor:
-    return F.grid_sample(
-        field, _grid(displacement), mode="bilinear", padding_mode=padding, align_corners=True
-    )
+    return _sample_on(field, _grid(displacement), padding)
+
+
+def _sample_on(field: Tensor, grid: Tensor, padding: str) -> Tensor:
+    return F.grid_sample(field, grid, mode="bilinear", padding_mode=padding, align_corners=True)
 
 
 def lead_displacements(velocity: Tensor, n_leads: int) -> Tensor:
@@ -61,16 +63,16 @@ def warp(fields: Tensor, displacements: Tensor, inflow: str = "zero") -> Tensor:
     """
     b, k, h, w = fields.shape
     flat = fields.to(torch.float64).reshape(b * k, 1, h, w)
-    flat_displacements = displacements.reshape(b * k, 2, h, w)
+    grid = _grid(displacements.reshape(b * k, 2, h, w))
     # scipy's "constant" mode: a point beyond the outermost cell centres reads 0 outright
     where = inside(displacements)
-    moved = _sample(flat, flat_displacements, "zeros").reshape(b, k, h, w) * where
+    moved = _sample_on(flat, grid, "zeros").reshape(b, k, h, w) * where
     if check_inflow(inflow) == "zero":
         return moved
-    # float32 is plenty for a smoothed guess, and torch's float64 convolution is slow on CPU
-    source = rain_blurs(flat.float(), (INFLOW_SIGMA_CELLS,)).to(torch.float64)
-    flowing_in = _sample(source, flat_displacements, "border").reshape(b, k, h, w)
-    return torch.where(where, moved, flowing_in)
+    # float32 is plenty for a smoothed guess; "border" padding reads only the outermost cells
+    source = rain_blur_at_border(flat.float(), INFLOW_SIGMA_CELLS)
+    flowing_in = _sample_on(source, grid.float(), "border").reshape(b, k, h, w)
+    return torch.where(where, moved, flowing_in.to(torch.float64))
 
 
 def inside(displacements: Tensor) -> Tensor:

@@ -20,6 +20,9 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+from starlette.staticfiles import StaticFiles
+from starlette.types import Scope
 
 from service.api import (
     routes_frames,
@@ -38,6 +41,16 @@ from service.settings import Settings
 log = logging.getLogger(__name__)
 
 API_VERSION = "1.0.0"
+
+
+class DashboardFiles(StaticFiles):
+    """The dashboard's static files, revalidated on every load (``no-cache`` with their ETag),
+    so a page never runs the scripts of an older release."""
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        response = await super().get_response(path, scope)
+        response.headers["Cache-Control"] = "no-cache"
+        return response
 
 
 def _openapi_with_methods(app: FastAPI, methods: tuple[str, ...]) -> dict[str, Any]:
@@ -112,6 +125,8 @@ def create_app(
     ):
         app.include_router(module.router, responses=bad_parameters)
     app.include_router(routes_health.router)
+    # the dashboard's scripts and styles (GET / is its page), from the installed package
+    app.mount("/static/dashboard", DashboardFiles(packages=[("service", "static/dashboard")]))
     app.add_middleware(LatencyMiddleware, histogram=process_metrics().http_latency)
     app.openapi = partial(_openapi_with_methods, app, tuple(settings.methods))  # type: ignore[method-assign]
 

@@ -153,4 +153,5 @@ def test_the_wheel_carries_the_checkpoint_calibration_and_dashboard(tmp_path):
     assert "model/checkpoints/convlstm.safetensors" in names
     assert "model/calibration/steps.json" in names  # the probabilities' calibration
     assert "service/static/dashboard.html" in names
+    assert {"service/static/dashboard/main.js", "service/static/dashboard/dashboard.css"} <= names
     assert "service/health_cli.py" in names

@@ -321,6 +321,26 @@ def test_the_torch_rain_blur_is_the_numpy_one():
     np.testing.assert_allclose(torch_blur, rain_blur_grey(field, 8.0), atol=1e-12)
 
 
+@pytest.mark.parametrize("shape", [(100, 100), (32, 45), (7, 5)])
+def test_the_border_blur_is_the_full_blur_on_the_outermost_cells(shape):
+    from model.advection.rain_blur import rain_blur_at_border, rain_blurs
+
+    rng = np.random.default_rng(3)
+    grey = torch.from_numpy(rng.uniform(0.0, 0.8, (2, 1, *shape)))  # float64: exact to rounding
+    full = rain_blurs(grey, (8.0,))
+    border = rain_blur_at_border(grey, 8.0)
+    ring = torch.ones(shape, dtype=torch.bool)
+    ring[1:-1, 1:-1] = False
+    torch.testing.assert_close(border[..., ring], full[..., ring], atol=1e-12, rtol=0)
+    assert not border[..., ~ring].any()  # nothing inside: the inflow never reads it
+    single = rain_blur_at_border(grey.float(), 8.0)  # as served: float32
+    assert single.dtype == torch.float32
+    torch.testing.assert_close(single[..., ring].double(), full[..., ring], atol=1e-5, rtol=0)
+    grey.requires_grad_(True)
+    rain_blur_at_border(grey, 8.0).sum().backward()  # the training warp differentiates it
+    assert grey.grad is not None and grey.grad.abs().sum() > 0
+
+
 def test_a_network_that_changes_nothing_with_edge_inflow_is_extrapolation_plus_the_edge(tmp_path):
     from model.advection import advection_torch
 

@@ -6,6 +6,7 @@ the embedded Redis and the small ConvLSTM. The screenshot lands in pytest's tmp 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -303,6 +304,28 @@ def test_dashboard_without_data_then_unreachable_api_shows_the_banner(settings, 
     banner = page.locator("#error-banner")
     banner.wait_for(state="visible", timeout=10_000)
     assert "API unreachable" in banner.inner_text()
+
+
+def test_the_dashboards_scripts_and_styles_come_from_the_service_revalidated(settings, redis_conn):
+    with serving(create_app(settings, redis_conn)) as base_url:
+        page = httpx.get(f"{base_url}/").text
+        assets = re.findall(r'(?:src|href)="(/static/dashboard/[^"]+)"', page)
+        assert len(assets) >= 2 and any(a.endswith(".css") for a in assets)
+        for asset in assets:
+            response = httpx.get(f"{base_url}{asset}")
+            assert response.status_code == 200, asset
+            assert response.headers["cache-control"] == "no-cache"
+            assert response.headers["etag"]  # a reload revalidates: 304 when unchanged
+            again = httpx.get(
+                f"{base_url}{asset}", headers={"If-None-Match": response.headers["etag"]}
+            )
+            assert again.status_code == 304
+        assert (
+            "javascript"
+            in httpx.get(f"{base_url}/static/dashboard/main.js").headers["content-type"]
+        )
+        for outside in ("/static/dashboard/../dashboard.html", "/static/dashboard/nope.js"):
+            assert httpx.get(f"{base_url}{outside}").status_code == 404
 
 
 def test_api_docs_render_their_operations_with_no_network(settings, redis_conn, page):
