@@ -28,6 +28,10 @@ from model.verification.scores import (
     threshold_key,
 )
 
+JUDGED_MIN_EVENTS = 3
+"""The jackknife-t band over events needs cases from this many events in a bin: with two, its
+Student's t has one degree of freedom and the band is nearly always [0, 1], a free pass."""
+
 
 def forecast_windows(
     method: NowcastMethod,
@@ -184,19 +188,31 @@ class ProbabilisticEvaluation:
             self.forecasts += 1
 
     def scores(self) -> dict[str, Any]:
-        """The probabilistic scores with each reliability bin's bootstrap band (95 %):
-        ``reliability_band`` over forecasts, ``reliability_band_events`` over events (the
-        windows of one event overlap in time, so the event is the independent unit), each
-        threshold -> per lead {low, high}; ``reliability_events``: how many events."""
-        from model.verification.probabilistic import reliability_bootstrap
+        """The probabilistic scores with each reliability bin's 95 % band, each threshold ->
+        per lead {low, high}: ``reliability_band``, the bootstrap over forecasts;
+        ``reliability_band_events``, the bootstrap over events (the windows of one event
+        overlap in time, so the event is the independent unit); ``reliability_band_events_t``,
+        the jackknife-t over events, which holds its level with few events where the bootstrap
+        does not (`reliability_band_jackknife`; the card judges by it), in bins with cases
+        from at least `JUDGED_MIN_EVENTS` events;
+        ``reliability_events``: how many events."""
+        from model.verification.probabilistic import (
+            reliability_band_jackknife,
+            reliability_bootstrap,
+        )
 
         out = self.probabilistic.scores()
         counts, observed = np.stack(self.window_counts), np.stack(self.window_observed)
-        for key, groups in (
-            ("reliability_band", None),
-            ("reliability_band_events", self.window_events),
-        ):
-            low, high = reliability_bootstrap(counts, observed, groups=groups)
+        bands = {
+            "reliability_band": reliability_bootstrap(counts, observed),
+            "reliability_band_events": reliability_bootstrap(
+                counts, observed, groups=self.window_events
+            ),
+            "reliability_band_events_t": reliability_band_jackknife(
+                counts, observed, self.window_events, min_groups=JUDGED_MIN_EVENTS
+            ),
+        }
+        for key, (low, high) in bands.items():
             out[key] = {
                 threshold_key(t): [
                     {"low": nan_to_none(low[k, j]), "high": nan_to_none(high[k, j])}

@@ -99,17 +99,26 @@ def _error_bars(
     o: np.ndarray,
     n: np.ndarray,
 ) -> np.ndarray:
-    """(2, bins) lower and upper error bars of the observed frequencies: the bootstrap band
-    over forecasts where the report has one, else the binomial band of independent cells."""
-    band = scores.get("reliability_band", {}).get(threshold)
-    if band is not None:
-        low = np.array([np.nan if v is None else v for v in band[lead - 1]["low"]])
-        high = np.array([np.nan if v is None else v for v in band[lead - 1]["high"]])
+    """(2, bins) lower and upper error bars of the observed frequencies: the band the card
+    judges by (the jackknife-t over events) where the report has one, in bins with cases from
+    one event only the bootstrap over forecasts, and without either the binomial band of
+    independent cells."""
+    low = high = np.full(len(p), np.nan)
+    for key in ("reliability_band_events_t", "reliability_band"):
+        band = scores.get(key, {}).get(threshold)
+        if band is not None:
+            low = np.where(np.isnan(low), _band_side(band[lead - 1]["low"]), low)
+            high = np.where(np.isnan(high), _band_side(band[lead - 1]["high"]), high)
+    if not np.isnan(low).all():
         return np.nan_to_num(np.stack([o - low, high - o]).clip(min=0.0))
     half = [
         reliability_band(pi, ni) if np.isfinite(pi) else 0.0 for pi, ni in zip(p, n, strict=True)
     ]
     return np.stack([half, half])
+
+
+def _band_side(values: list[float | None]) -> np.ndarray:
+    return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
 
 
 def plot_reliability(

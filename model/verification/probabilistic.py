@@ -298,3 +298,50 @@ def reliability_bootstrap(
         low = np.nanpercentile(frequencies, 2.5, axis=0)
         high = np.nanpercentile(frequencies, 97.5, axis=0)
     return low, high
+
+
+def reliability_band_jackknife(
+    counts: NDArray[np.integer],
+    observed: NDArray[np.integer],
+    groups: Sequence[str],
+    level: float = 0.95,
+    min_groups: int = 2,
+) -> tuple[FloatArray, FloatArray]:
+    """Bands of each reliability bin's observed frequency over few independent groups (events).
+
+    ``counts``, ``observed``: (n_forecasts, ...) per-forecast reliability counts; ``groups``:
+    one label per forecast. The pooled frequency sum(observed) / sum(counts) is a ratio
+    estimator over the groups; its delete-one-group jackknife standard error times Student's t
+    with (groups - 1) degrees of freedom gives the band, counting per bin only the groups with
+    cases in it. With few groups (the test split has 5 events) this holds its level, where the
+    percentile bootstrap over groups (`reliability_bootstrap` with ``groups``) is too narrow:
+    a bootstrap of 5 units sees 5 values at most (tests/model/test_probabilistic.py simulates
+    it: about 84 % coverage against the jackknife's 95 %; Cameron, Gelbach & Miller 2008 on
+    few clusters). Returns (low, high) of shape counts.shape[1:], clipped to [0, 1]; NaN where
+    fewer than ``min_groups`` (at least 2) groups have cases in a bin: one group says nothing
+    of the spread between groups, and two give a band of Student's t with one degree of
+    freedom (12.7 standard errors each way), valid but nearly always [0, 1].
+    """
+    if min_groups < 2:
+        raise ValueError(f"min_groups must be >= 2 (a spread between groups), got {min_groups}")
+    from scipy import stats
+
+    counts = np.asarray(counts, dtype=np.float64)
+    observed = np.asarray(observed, dtype=np.float64)
+    labels, index = np.unique(np.asarray(groups), return_inverse=True)
+    per_group_counts = np.stack([counts[index == g].sum(0) for g in range(len(labels))])
+    per_group_observed = np.stack([observed[index == g].sum(0) for g in range(len(labels))])
+    total_counts, total_observed = per_group_counts.sum(0), per_group_observed.sum(0)
+    present = per_group_counts > 0
+    n_groups = present.sum(0)
+    # bins with fewer than 2 groups divide by 0 or average nothing: NaN, as said above
+    with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        pooled = total_observed / total_counts
+        left_out = (total_observed - per_group_observed) / (total_counts - per_group_counts)
+        left_out = np.where(present, left_out, np.nan)
+        spread = np.nansum((left_out - np.nanmean(left_out, axis=0)) ** 2, axis=0)
+        standard_error = np.sqrt((n_groups - 1) / n_groups * spread)
+        quantile = stats.t.ppf(0.5 + level / 2, np.maximum(n_groups - 1, 1))
+        half = np.where(n_groups >= min_groups, quantile * standard_error, np.nan)
+    return np.clip(pooled - half, 0.0, 1.0), np.clip(pooled + half, 0.0, 1.0)

@@ -174,6 +174,9 @@ def test_evaluate_scores_an_ensemble_probabilistically_and_compare_draws_its_rel
     scores = report["probabilistic"]
     assert len(scores["crps"]) == 15 and all(v >= 0 for v in scores["crps"])
     assert len(scores["rank_histogram"][0]) == 21
+    assert {"reliability_band", "reliability_band_events", "reliability_band_events_t"} <= set(
+        scores
+    )
     assert abs(sum(scores["rank_histogram"][0]) - 1.0) < 1e-9
     assert all(v is None or v <= 1.0 for v in scores["brier_skill"]["0.5"])
     assert report["csi"]["0.5"][0] is not None  # the mean, scored deterministically

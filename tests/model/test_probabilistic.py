@@ -165,6 +165,54 @@ def test_the_bootstrap_over_events_resamples_whole_events_not_their_windows():
     assert low_e[0] < 0.425 < high_e[0]  # the pooled frequency
 
 
+def test_the_jackknife_band_over_events_is_the_hand_computed_one():
+    from scipy import stats
+
+    from model.verification.probabilistic import reliability_band_jackknife
+
+    counts = np.array([[10, 0], [20, 0], [30, 5]])  # bin 2: cases from one event only
+    observed = np.array([[5, 0], [8, 0], [20, 1]])
+    low, high = reliability_band_jackknife(counts, observed, ["a", "b", "c"])
+    left_out = np.array([28 / 50, 25 / 40, 13 / 30])  # without a, b, c: a ratio each
+    half = stats.t.ppf(0.975, 2) * np.sqrt(2 / 3 * np.sum((left_out - left_out.mean()) ** 2))
+    assert low[0] == pytest.approx(33 / 60 - half) and high[0] == 1.0  # clipped
+    assert np.isnan(low[1]) and np.isnan(high[1])
+    assert not np.isnan(
+        reliability_band_jackknife(counts, observed, ["a", "b", "c"], 0.95, 3)[0][0]
+    )
+    two_events = reliability_band_jackknife(counts[1:], observed[1:], ["b", "c"], min_groups=3)
+    assert np.isnan(two_events[0]).all()  # two events: t with one degree of freedom, not judged
+    with pytest.raises(ValueError, match="min_groups"):
+        reliability_band_jackknife(counts, observed, ["a", "b", "c"], min_groups=1)
+
+
+def test_with_five_events_the_jackknife_band_holds_its_level_where_the_bootstrap_does_not():
+    """Five events of 11 windows, each event and window with its own rain regime (a random
+    log-odds offset): how often does each band hold the frequency of the population the events
+    are drawn from? The test split has 5 events, so this is the band the card judges by."""
+    from model.verification.probabilistic import reliability_band_jackknife, reliability_bootstrap
+
+    rng = np.random.default_rng(7)
+    events = np.repeat(np.arange(5), 11)
+    labels = [f"e{e}" for e in events]
+    logit = np.log(0.4 / 0.6)
+    draws = logit + rng.normal(0, 0.5, 200_000) + rng.normal(0, 0.3, 200_000)
+    population = np.mean(1 / (1 + np.exp(-draws)))
+    held = {"jackknife": 0, "bootstrap": 0}
+    trials = 200
+    for trial in range(trials):
+        offset = rng.normal(0, 0.5, 5)[events] + rng.normal(0, 0.3, len(events))
+        counts = rng.integers(50, 400, (len(events), 1))
+        observed = rng.binomial(counts[:, 0], 1 / (1 + np.exp(-(logit + offset))))[:, None]
+        for name, (low, high) in (
+            ("jackknife", reliability_band_jackknife(counts, observed, labels)),
+            ("bootstrap", reliability_bootstrap(counts, observed, 200, trial, labels)),
+        ):
+            held[name] += bool(low[0] <= population <= high[0])
+    assert 0.9 <= held["jackknife"] / trials <= 0.99
+    assert held["bootstrap"] / trials < held["jackknife"] / trials - 0.05
+
+
 def test_the_card_judges_reliability_over_events_and_names_both_bands():
     from model.evaluation.card import _reliability_text, reliability_summary
 
@@ -189,3 +237,27 @@ def test_the_card_judges_reliability_over_events_and_names_both_bands():
     both["reliability_band_events"]["2.0"] = [{"low": [0.4], "high": [0.45]}] * 3
     text, passes = _reliability_text({**both, "reliability_events": 5})
     assert not passes and "over the 5 events in 0 of 3" in text
+    # with the jackknife-t band over events the card judges by it, and names all three
+    wide = [
+        {"low": [0.2], "high": [0.45]},
+        {"low": [0.4], "high": [0.65]},
+        {"low": [0.6], "high": [0.9]},
+    ]
+    judged = {**both, "reliability_band_events_t": {"0.5": wide, "2.0": wide}}
+    text, passes = _reliability_text({**judged, "reliability_events": 5})
+    assert passes and "jackknife-t band over them in 3 of 3 (judged)" in text
+    assert "bootstrap band over the 5 events in 0 of 3" in text
+    judged["reliability_band_events_t"]["2.0"] = [{"low": [0.35], "high": [0.45]}] * 3
+    assert not _reliability_text({**judged, "reliability_events": 5})[1]
+
+
+def test_the_reliability_diagram_draws_the_judged_band_and_falls_back_bin_by_bin():
+    from model.evaluation.plots import _error_bars
+
+    scores = {
+        "reliability_band_events_t": {"0.5": [{"low": [0.2, None], "high": [0.5, None]}]},
+        "reliability_band": {"0.5": [{"low": [0.3, 0.5], "high": [0.4, 0.7]}]},
+    }
+    p, o, n = np.array([0.3, 0.6]), np.array([0.35, 0.6]), np.array([100, 100])
+    # bin 1: the jackknife-t band over events; bin 2 (one event): the band over forecasts
+    np.testing.assert_allclose(_error_bars(scores, "0.5", 1, p, o, n), [[0.15, 0.1], [0.15, 0.1]])
