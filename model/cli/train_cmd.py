@@ -100,6 +100,15 @@ def train(
         bool,
         typer.Option(help="convlstm: also train on 330-cell crops off the centre of large grids."),
     ] = True,
+    hold_out_fold: Annotated[
+        str | None,
+        typer.Option(
+            "--hold-out-fold",
+            help="convlstm, cross-validation: K/N leaves out fold K of the training events dealt "
+            "into N folds (model.data.split.training_event_folds), e.g. 0/3; give it again "
+            "with --resume. Score the held-out events with model.experiments.fold_scores.",
+        ),
+    ] = None,
     inflow: Annotated[
         str | None,
         typer.Option(
@@ -145,8 +154,7 @@ def train(
             _lagrangian_config(arch, hidden, init_from, inflow),
             train_config,
             (out, log_dir, resume, init_from),
-            block_frames,
-            extra_crops,
+            (block_frames, extra_crops, _fold(hold_out_fold)),
         )
         return
     from model.training.train import TrainConfig
@@ -216,6 +224,16 @@ def _train_by_epochs(
     )
 
 
+def _fold(spec: str | None) -> tuple[int, int] | None:
+    """``--hold-out-fold`` "K/N" as (K, N); BadParameter when it is not that."""
+    if spec is None:
+        return None
+    fold, _, folds = spec.partition("/")
+    if not (fold.isdigit() and folds.isdigit()) or not 0 <= int(fold) < int(folds):
+        raise typer.BadParameter(f"--hold-out-fold {spec!r}: K/N with 0 <= K < N, e.g. 0/3")
+    return int(fold), int(folds)
+
+
 def _lagrangian_config(
     arch: str, hidden: str | None, init_from: Path | None, inflow: str | None
 ) -> NetworkConfig:
@@ -249,16 +267,17 @@ def _train_lagrangian(
     config: NetworkConfig,
     train_config: LagrangianTrainConfig,
     where: tuple[Path | None, Path, Path | None, Path | None],
-    block_frames: int,
-    extra_crops: bool,
+    data: tuple[int, bool, tuple[int, int] | None],
 ) -> None:
     """One sitting of a Lagrangian network (`model.training.lagrangian_run`). ``where``: the
     checkpoint to write (None: the shipped one), the log folder, the resumable state to continue
-    (None: a new run) and the checkpoint whose weights a new run starts from (None: scratch)."""
+    (None: a new run) and the checkpoint whose weights a new run starts from (None: scratch).
+    ``data``: block length (frames), whether to add the off-centre crops, the fold held out."""
     from ingest.settings import get_ingest_settings
     from model.training.lagrangian_run import RunPaths, run_sitting
 
     out, log_dir, resume, init_from = where
+    block_frames, extra_crops, hold_out = data
     if resume is not None and not resume.is_file():
         raise typer.BadParameter(f"--resume {resume}: no such file")
     resumable = resume or log_dir / f"{arch}.resume.pt"
@@ -274,6 +293,7 @@ def _train_lagrangian(
             extra_crops,
             resume=resume is not None,
             init_from=init_from,
+            hold_out=hold_out,
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc

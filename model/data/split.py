@@ -94,3 +94,19 @@ def split_windows(
                 if start in valid_starts:
                     windows[block.split].append(WindowRef(e_index, start))
     return windows, blocks
+
+
+def training_event_folds(blocks: list[Block], n_folds: int) -> list[list[str]]:
+    """The events with training blocks dealt into ``n_folds`` folds for cross-validation.
+
+    Sorted by name (which starts with the network) and dealt in turn, so each network's events
+    spread over the folds. A run that holds out fold k trains on the other folds' training
+    blocks (every view of them) and is scored on fold k's: events it never saw, many more
+    windows than the validation split holds.
+    """
+    if n_folds < 2:
+        raise ValueError(f"n_folds must be >= 2, got {n_folds}")
+    names = sorted({b.event for b in blocks if b.split == "train"})
+    if len(names) < n_folds:
+        raise ValueError(f"{len(names)} training events cannot fill {n_folds} folds")
+    return [names[k::n_folds] for k in range(n_folds)]

@@ -102,11 +102,21 @@ def score(
 ) -> dict[str, Any]:
     """Pooled 15-lead means of ``forecast`` on a `model.training.lagrangian_train.ValidationSet`,
     moved with ``inflow``."""
-    from model.advection.lagrangian import to_eulerian
-    from model.training.lagrangian_validation import mean_rain_mse
-    from model.verification.scores import ScoreAccumulator, grey_to_mmh
+    from model.verification.scores import ScoreAccumulator
 
     scores = ScoreAccumulator(N_LEADS)
+    accumulate(scores, forecast, data, norm, inflow)
+    return summary(scores)
+
+
+def accumulate(
+    scores: Any, forecast: LagrangianForecast, data: Any, norm: Any, inflow: str = "zero"
+) -> None:
+    """Add ``forecast``'s contingency tables on ``data``, moved with ``inflow``, to ``scores``
+    (a `model.verification.scores.ScoreAccumulator` of `N_LEADS` leads)."""
+    from model.advection.lagrangian import to_eulerian
+    from model.verification.scores import grey_to_mmh
+
     for i in range(0, len(data.inputs), 16):
         lagrangian = forecast(data.inputs[i : i + 16])
         eulerian = np.stack(
@@ -116,6 +126,13 @@ def score(
             ]
         )
         scores.add(grey_to_mmh(eulerian, norm), grey_to_mmh(data.observed[i : i + 16], norm))
+
+
+def summary(scores: Any) -> dict[str, Any]:
+    """The pooled 15-lead means of a `model.verification.scores.ScoreAccumulator`: CSI at 0.5,
+    2 and 5 mm/h, rain MSE, and CSI(0.5) lead by lead."""
+    from model.training.lagrangian_validation import mean_rain_mse
+
     pooled = scores.scores()
 
     def mean_csi(threshold: str) -> float:

@@ -10,7 +10,7 @@ from typing import Any
 
 from ingest.settings import IngestSettings
 from model.data.events import Event, describe_events, event_folders
-from model.data.split import split_windows
+from model.data.split import split_windows, training_event_folds
 from model.nets.architectures import build_model
 from model.nets.checkpoint import load_checkpoint
 from model.nets.config import NetworkConfig
@@ -88,15 +88,26 @@ def run_sitting(
     extra_crops: bool = True,
     resume: bool = False,
     init_from: Path | None = None,
+    hold_out: tuple[int, int] | None = None,
 ) -> TrainState:
     """Assemble the data and train one sitting (resuming from ``paths.resumable``; a new run
-    from ``init_from``'s weights when given, whose shape must be ``model_config``'s)."""
+    from ``init_from``'s weights when given, whose shape must be ``model_config``'s).
+    ``hold_out`` (k, n): leave out the training blocks of fold k of n
+    (`model.data.split.training_event_folds`), recorded in the checkpoint's ``held_out``."""
     from ingest.ingestor import norm_params_for
 
     c = model_config
     events, views = load_all_views(roots, settings, extra_crops)
     windows, blocks = split_windows(events, c.in_frames, c.out_frames, block_frames)
-    train_blocks = {(b.event, b.first) for b in blocks if b.split == "train"}
+    held_out: list[str] = []
+    if hold_out is not None:
+        fold, n_folds = hold_out
+        if not 0 <= fold < n_folds:
+            raise ValueError(f"hold-out fold {fold} is not one of 0..{n_folds - 1}")
+        held_out = training_event_folds(blocks, n_folds)[fold]
+    train_blocks = {
+        (b.event, b.first) for b in blocks if b.split == "train" and b.event not in held_out
+    }
     train_refs = training_refs(views, train_blocks, block_frames, c.in_frames, c.out_frames)
     train = [
         w
@@ -116,6 +127,8 @@ def run_sitting(
     }
     log.info("windows %s", counts)
     meta: dict[str, Any] = {"training_data": describe(events, views, blocks, block_frames, counts)}
+    if hold_out is not None:
+        meta["held_out"] = {"fold": hold_out[0], "folds": hold_out[1], "events": held_out}
     model = build_model(model_config)
     if init_from is not None:
         meta["init_from"] = {"path": str(init_from), **_init_record(init_from)}

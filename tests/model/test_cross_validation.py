@@ -1,0 +1,90 @@
+"""Cross-validation over training-event folds (issue 15): a run that holds out a fold never
+trains on its events, and `model.experiments.fold_scores` scores it on exactly those."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from ingest.cf_writer import write_synthetic_feed
+from model.data.split import Block, training_event_folds
+from tests.model.helpers import SMALL_GRID_ENV
+
+
+def test_training_events_are_dealt_into_folds_by_name_each_once():
+    blocks = [
+        Block(name, 0, 30, split)
+        for name, split in [
+            ("knmi/b", "train"),
+            ("bom/a", "train"),
+            ("knmi/a", "train"),
+            ("knmi/a", "test"),
+            ("fmi/a", "validation"),  # no training block: in no fold
+            ("dpc/a", "train"),
+        ]
+    ]
+    assert training_event_folds(blocks, 2) == [["bom/a", "knmi/a"], ["dpc/a", "knmi/b"]]
+    with pytest.raises(ValueError, match="cannot fill 5 folds"):
+        training_event_folds(blocks, 5)
+    with pytest.raises(ValueError, match=">= 2"):
+        training_event_folds(blocks, 1)
+
+
+def test_a_held_out_fold_is_never_trained_on_and_is_what_the_fold_scores_read(tmp_path):
+    from model.nets.checkpoint import load_checkpoint
+
+    events = tmp_path / "events"
+    for seed, name in enumerate(("a", "b", "c", "d")):
+        write_synthetic_feed(events / name, 60, site_id="s-1", shape=(96, 96), seed=seed)
+    env = {**os.environ, **SMALL_GRID_ENV}
+    out = tmp_path / "fold1.safetensors"
+    train = [
+        sys.executable, "-m", "service.cli", "train", str(events), "--arch", "convlstm",
+        "--hidden", "4,4", "--block-frames", "20", "--eval-every-min", "0.05",
+        "--max-minutes", "0.1", "--no-extra-crops", "--hold-out-fold", "1/2",
+        "--log-dir", str(tmp_path / "logs"), "--out", str(out),
+    ]  # fmt: skip
+    result = subprocess.run(train, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    meta = load_checkpoint(out)[2]
+    held_out = meta["held_out"]
+    assert (held_out["fold"], held_out["folds"]) == (1, 2) and held_out["events"]
+    trained = {b["event"] for b in meta["training_data"]["blocks"] if b["split"] == "train"}
+    assert set(held_out["events"]) < trained  # training events, left out of this run's blocks
+    bad = subprocess.run(
+        [*train[:-4], "--hold-out-fold", "2/2"], env=env, capture_output=True, text=True
+    )
+    assert bad.returncode != 0 and "0 <= K < N" in bad.stderr
+
+    scores_json = tmp_path / "cv.json"
+    scored = subprocess.run(
+        [
+            sys.executable, "-m", "model.experiments.fold_scores", str(events),
+            "--checkpoint", str(out), "--cache", str(tmp_path / "cache"),
+            "--json", str(scores_json),
+        ],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert scored.returncode == 0, scored.stderr[-2000:]
+    report = json.loads(scores_json.read_text())
+    (fold,) = report["folds"]
+    assert fold["events"] == sorted(held_out["events"]) and fold["windows"] > 0
+    # the held-out events' training-block windows, 20-frame blocks, 20-frame windows: one each
+    held_blocks = [
+        b
+        for b in meta["training_data"]["blocks"]
+        if b["event"] in held_out["events"] and b["split"] == "train"
+    ]
+    assert fold["windows"] == len(held_blocks)
+    names = set(report["pooled"])
+    assert len(names) == 3 and all(fold["scores"][n] == report["pooled"][n] for n in names)
+    assert set(report["network_no_worse_than_zero_start"]) == {
+        "csi_0_5",
+        "csi_2",
+        "csi_5",
+        "rain_mse",
+    }
