@@ -47,6 +47,16 @@ def model_card(
             dir_okay=False,
         ),
     ] = None,
+    cross_validation: Annotated[
+        Path | None,
+        typer.Option(
+            "--cross-validation",
+            help="JSON of python -m model.experiments.fold_scores: the fold runs on the "
+            "training events they held out.",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
 ) -> None:
     """Write the model card from the checkpoint's metadata and evaluation JSONs."""
     from model.evaluation.card_text import render_card
@@ -77,6 +87,7 @@ def model_card(
         logs,
         others,
         json.loads(attribution.read_text()) if attribution else None,
+        json.loads(cross_validation.read_text()) if cross_validation else None,
     )
     out.write_text(text)
     typer.echo(f"wrote {out}")

@@ -19,7 +19,7 @@ from model.evaluation.card import (
     skill_target,
     training_runs,
 )
-from model.evaluation.card_attribution import attribution_section
+from model.evaluation.card_attribution import attribution_section, cross_validation_section
 from model.nets.lagrangian_net import BLUR_SIGMAS_CELLS
 
 
@@ -239,10 +239,12 @@ def render_card(
     logs: dict[str, list[dict[str, Any]]] | None = None,
     others: list[dict[str, Any]] | None = None,
     attribution: dict[str, dict[str, Any]] | None = None,
+    cross_validation: dict[str, Any] | None = None,
 ) -> str:
     """The card's Markdown; ``logs``: training log name -> its rows; ``others``: the family's
     other networks (`model.evaluation.card.other_networks`). ``trained_on`` names the hardware when
-    the checkpoint does not; ``attribution``: `model.experiments.smoothing_baselines`' result."""
+    the checkpoint does not; ``attribution``: `model.experiments.smoothing_baselines`' result;
+    ``cross_validation``: `model.experiments.fold_scores`' result."""
     data = meta.get("training_data", {})
     hardware = meta.get("hardware") or trained_on or "not recorded"
     return f"""# Model card: the Lagrangian ConvLSTM (`convlstm`)
@@ -295,8 +297,9 @@ calibration (`model/calibration/`, fitted per lead and threshold on the training
 `model.experiments.fit_probability_calibration`, shipped because it lowered the validation
 split's Brier score, `docs/evaluation/probability-calibration-validation.json`),
 and the reliability diagrams `docs/evaluation/test-csi-reliability.png` (observed frequency
-against forecast probability per bin at 6, 30, 60 and 90 min, each point with its 95 % band
-from a bootstrap over the forecasts, cases per bin underneath).
+against forecast probability per bin at 6, 30, 60 and 90 min, each point with its 95 % band:
+the jackknife-t over events where the bin has cases from at least 3 events, else the bootstrap
+over the forecasts; cases per bin underneath).
 
 {probabilistic_section(reports)}
 
@@ -312,6 +315,9 @@ has no 2 x 2 checkerboard (no depth-to-space; tested on the network's output).
 
 ### Where the gain comes from
 {attribution_section(attribution)}
+
+### Cross-validation over training-event folds
+{cross_validation_section(cross_validation)}
 
 ## Commands
 ```bash

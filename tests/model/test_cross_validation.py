@@ -88,3 +88,37 @@ def test_a_held_out_fold_is_never_trained_on_and_is_what_the_fold_scores_read(tm
         "csi_5",
         "rain_mse",
     }
+    from model.evaluation.card_attribution import cross_validation_section
+
+    section = cross_validation_section(report)
+    assert f"| fold 1 of 2: {len(held_out['events'])} events | {fold['windows']} |" in section
+    assert "| **pooled** |" in section and "Pooled over the folds" in section
+
+
+def test_the_card_says_where_the_fold_networks_fall_short_of_their_zero_start():
+    from model.evaluation.card_attribution import cross_validation_section
+    from model.experiments.fold_scores import EXTRAPOLATION, NETWORK, ZERO_START, verdict
+
+    def scores(csi_0_5: float, csi_2: float, csi_5: float, mse: float) -> dict:
+        return {"csi_0_5": csi_0_5, "csi_2": csi_2, "csi_5": csi_5, "rain_mse": mse}
+
+    pooled = {
+        NETWORK: scores(0.52, 0.30, 0.10, 1.5),
+        ZERO_START: scores(0.50, 0.31, 0.10, 1.6),
+        EXTRAPOLATION: scores(0.45, 0.28, 0.10, 1.7),
+    }
+    fold = {"fold": 0, "folds": 2, "events": ["a", "b"], "windows": 12, "scores": pooled}
+    fold["training_minutes"] = 17
+    result = {"folds": [fold], "pooled": pooled, "network_no_worse_than_zero_start": {}}
+    result["network_no_worse_than_zero_start"] = verdict(pooled)
+    assert result["network_no_worse_than_zero_start"] == {
+        "csi_0_5": True,
+        "csi_2": False,
+        "csi_5": True,  # a tie is no worse
+        "rain_mse": True,
+    }
+    section = cross_validation_section(result)
+    assert "worse than their zero start at: CSI(2)." in section
+    assert "| fold 0 of 2: 2 events | 12 | 0.520 / 0.300 / 0.100 / 1.50 |" in section
+    assert "(17 minutes each)" in section
+    assert "Not measured" in cross_validation_section(None)
