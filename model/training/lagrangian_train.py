@@ -294,8 +294,16 @@ class _Sitting:
         self.record: dict[str, Any] = {}
 
     def resume(self) -> None:
-        """Restore the state written at ``resume_path`` (weights, optimiser, generators)."""
-        self.state, _ = load_resumable(self.resume_path, self.model, self.optimizer, self.rng)
+        """Restore the state written at ``resume_path`` (weights, optimiser, generators); a
+        ValueError when the run held out other events than this sitting would (a fold run
+        resumed without its ``--hold-out-fold``, or with another)."""
+        self.state, extra = load_resumable(self.resume_path, self.model, self.optimizer, self.rng)
+        was, now = extra.get("meta", {}).get("held_out"), self.meta.get("held_out")
+        if was != now:
+            raise ValueError(
+                f"{self.resume_path} is a run that held out {was}; this sitting would hold out "
+                f"{now}: resume it with the same --hold-out-fold"
+            )
         log.info("resumed at step %d (%d samples)", self.state.step, self.state.samples_seen)
 
     def begin(self) -> None:

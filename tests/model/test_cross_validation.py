@@ -59,6 +59,12 @@ def test_a_held_out_fold_is_never_trained_on_and_is_what_the_fold_scores_read(tm
         [*train[:-4], "--hold-out-fold", "2/2"], env=env, capture_output=True, text=True
     )
     assert bad.returncode != 0 and "0 <= K < N" in bad.stderr
+    resumable = tmp_path / "logs" / "convlstm.resume.pt"
+    unfolded = [a for a in train if a not in ("--hold-out-fold", "1/2")]
+    resumed = subprocess.run(
+        [*unfolded, "--resume", str(resumable)], env=env, capture_output=True, text=True
+    )  # the held-out events would join the training: refused
+    assert resumed.returncode != 0 and "same --hold-out-fold" in resumed.stderr
 
     scores_json = tmp_path / "cv.json"
     scored = subprocess.run(
