@@ -45,7 +45,7 @@ def attribution_section(results: dict[str, dict[str, Any]] | None) -> str:
 
 def _scores_cell(r: dict[str, Any]) -> str:
     return " / ".join(f"{r[k]:.3f}" for k in ("csi_0_5", "csi_2", "csi_5")) + (
-        f" / {r['rain_mse']:.2f}"
+        f" / {r['rain_mse']:.3f}"
     )
 
 
@@ -83,7 +83,12 @@ def cross_validation_section(results: dict[str, Any] | None) -> str:
         for k, ok in verdict.items()
         if not ok
     ]
-    minutes = sorted({f.get("training_minutes") for f in results["folds"]} - {None})
+    runs = "; ".join(
+        f"fold {f['fold']}: {f.get('run', {}).get('minutes')} min, "
+        f"{f.get('run', {}).get('samples_seen')} samples, selected at step {f.get('step')}"
+        + (" (the zero start)" if f.get("step") == 0 else f" ({f.get('samples_seen')} samples)")
+        for f in results["folds"]
+    )
     outcome = (
         "Pooled over the folds, the fold networks are no worse than their zero start at every "
         "criterion."
@@ -95,7 +100,7 @@ def cross_validation_section(results: dict[str, Any] | None) -> str:
     return (
         "Each fold run trained from the zero start, without the training blocks of one fold of "
         "the training events (every view of them), and was selected on the validation split "
-        f"as usual ({', '.join(f'{m:g}' for m in minutes)} minutes each); it is scored on the "
+        f"under the usual guards ({runs}); it is scored on the "
         "held-out events' training-block windows (centre crops), beside its zero start (the "
         "extrapolation with the edge inflow) and pysteps' extrapolation on the same windows. "
         "CSI(0.5) / CSI(2) / CSI(5) / rain MSE, means over the 15 leads:\n\n"

@@ -94,9 +94,10 @@ def main(argv: Sequence[str] | None = None) -> None:
                 "folds": held_out["folds"],
                 "events": sorted(names),
                 "windows": len(refs),
-                "step": meta.get("step"),
+                "step": meta.get("step"),  # the selected step (0: the zero start)
                 "samples_seen": meta.get("samples_seen"),
                 "training_minutes": meta.get("training_minutes"),
+                "run": {k: meta.get("run_so_far", {}).get(k) for k in ("minutes", "samples_seen")},
                 "scores": fold_scores,
             }
         )

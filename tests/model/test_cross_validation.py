@@ -114,7 +114,7 @@ def test_the_card_says_where_the_fold_networks_fall_short_of_their_zero_start():
         EXTRAPOLATION: scores(0.45, 0.28, 0.10, 1.7),
     }
     fold = {"fold": 0, "folds": 2, "events": ["a", "b"], "windows": 12, "scores": pooled}
-    fold["training_minutes"] = 17
+    fold.update(step=0, run={"minutes": 17.0, "samples_seen": 20000})
     result = {"folds": [fold], "pooled": pooled, "network_no_worse_than_zero_start": {}}
     result["network_no_worse_than_zero_start"] = verdict(pooled)
     assert result["network_no_worse_than_zero_start"] == {
@@ -125,6 +125,6 @@ def test_the_card_says_where_the_fold_networks_fall_short_of_their_zero_start():
     }
     section = cross_validation_section(result)
     assert "worse than their zero start at: CSI(2)." in section
-    assert "| fold 0 of 2: 2 events | 12 | 0.520 / 0.300 / 0.100 / 1.50 |" in section
-    assert "(17 minutes each)" in section
+    assert "| fold 0 of 2: 2 events | 12 | 0.520 / 0.300 / 0.100 / 1.500 |" in section
+    assert "fold 0: 17.0 min, 20000 samples, selected at step 0 (the zero start)" in section
     assert "Not measured" in cross_validation_section(None)
