@@ -29,7 +29,14 @@ class InferenceSettings(CoreSettings):
         " a method not named: the one shipped, model/checkpoints/NAME.safetensors.",
     )
     methods: tuple[str, ...] = Field(
-        default=("convlstm", "extrapolation", "sprog", "steps", "persistence"),
+        default=(
+            "convlstm",
+            "extrapolation",
+            "extrapolation-inflow",
+            "sprog",
+            "steps",
+            "persistence",
+        ),
         description="Nowcast methods the inference worker runs for every issue time.",
     )
     infer_batch_max: Annotated[int, Field(ge=1, le=1024)] = Field(

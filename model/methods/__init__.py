@@ -62,6 +62,7 @@ class ProbabilisticMethod(NowcastMethod, Protocol):
 _BASELINES: dict[str, str] = {
     "persistence": "model.methods.persistence:PersistenceMethod",
     "extrapolation": "model.methods.extrapolation:ExtrapolationMethod",
+    "extrapolation-inflow": "model.methods.extrapolation:InflowExtrapolationMethod",
     "sprog": "model.methods.sprog:SprogMethod",
     "steps": "model.methods.steps:StepsMethod",
     "convlstm-probability": "model.methods.neighbourhood:NeighbourhoodMethod",

@@ -354,6 +354,8 @@ def test_a_network_that_changes_nothing_with_edge_inflow_is_extrapolation_plus_t
     velocity = motion_field(frames[0])
     last = np.repeat(frames[0, -1:], 6, 0)
     np.testing.assert_allclose(out[0], to_eulerian(last, velocity, inflow="edge"), atol=1e-6)
+    # the registered baseline that shows, live and offline, what the network adds to the inflow
+    np.testing.assert_allclose(out, get_method("extrapolation-inflow")(frames, 6), atol=1e-6)
     displacements = advection_torch.lead_displacements(torch.from_numpy(velocity)[None], 6)
     inside = advection_torch.inside(displacements)[0].numpy()
     assert not inside.all()  # some rain comes from beyond the grid

@@ -43,9 +43,11 @@ def blob_forecast() -> np.ndarray:
 
 def test_registry_names_and_wrong_name() -> None:
     assert {"persistence", "extrapolation", "convlstm"} <= set(method_names())
-    with pytest.raises(
-        ValueError, match="convlstm, extrapolation, fclstm, persistence, saconvlstm, sprog"
-    ):
+    valid = (
+        "convlstm, convlstm-probability, eulerian-convlstm, extrapolation, extrapolation-inflow, "
+        "fclstm, persistence, saconvlstm, sprog, steps"
+    )
+    with pytest.raises(ValueError, match=f"valid names: {valid}$"):
         get_method("rover")
 
 

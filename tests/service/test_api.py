@@ -82,7 +82,14 @@ def test_push_frames_see_a_forecast_then_verification_counts_change(service, set
     _drain(worker)
     assert verified("convlstm") == [32 * 32] + [0] * 14
     scores = httpx.get(f"{base_url}/v1/verification", params={"site": SITE}).json()
-    assert set(scores["methods"]) == {"convlstm", "extrapolation", "sprog", "steps", "persistence"}
+    assert set(scores["methods"]) == {
+        "convlstm",
+        "extrapolation",
+        "extrapolation-inflow",
+        "sprog",
+        "steps",
+        "persistence",
+    }
     assert scores["lead_minutes"][0] == 6.0
     persistence = scores["methods"]["persistence"]
     csi = persistence["csi"]["0.5"][0]

@@ -31,7 +31,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 SITE = "synth-01"
-METHODS = ("convlstm", "extrapolation", "sprog", "steps", "persistence")
+METHODS = ("convlstm", "extrapolation", "extrapolation-inflow", "sprog", "steps", "persistence")
 READY = "document.body.dataset.ready === '1'"
 
 # share of the forecast canvas's pixels that are painted (alpha > 0), and distinct colours

@@ -9,10 +9,11 @@ const FRAME_MS = 650;            // animation step
 const REQUEST_TIMEOUT_MS = 8000;
 const OBSERVED_FRAMES = 20;      // newest observed frames: the valid times a past forecast covers
 const MAX_DRAWN_CELLS = 128;     // ask the API to thin larger grids (stride)
-const METHODS = ["convlstm", "extrapolation", "sprog", "steps", "persistence"];
+const METHODS = ["convlstm", "extrapolation", "extrapolation-inflow", "sprog", "steps", "persistence"];
 const METHOD_STYLE = {
   convlstm: { colour: "#ffa94d", dash: "" },
   extrapolation: { colour: "#5ab0ff", dash: "" },
+  "extrapolation-inflow": { colour: "#63e6be", dash: "6 2" },
   sprog: { colour: "#f783ac", dash: "" },
   steps: { colour: "#b197fc", dash: "2 3" },
   persistence: { colour: "#c3ccd6", dash: "5 4" },
