@@ -35,6 +35,7 @@ class ExtrapolationMethod:
     """
 
     name: str = "extrapolation"
+    inflow: str = "zero"  # what a trajectory from beyond the grid reads (pysteps: 0)
 
     def __init__(self, variant: str = DEFAULT_VARIANT) -> None:
         self.weights = variant_weights(variant)
@@ -47,9 +48,14 @@ class ExtrapolationMethod:
                 f"{self.variant} needs at least {len(self.weights) + 1} input frames, "
                 f"got {inputs.shape[1]}"
             )
-        return forecast_each_site(
-            inputs, n_leads, self.variant, lambda frames, v, n: advect_grey(frames[-1], v, n)
-        )
+        return forecast_each_site(inputs, n_leads, self.variant, self.advect)
+
+    def advect(self, frames: np.ndarray, velocity: np.ndarray, n_leads: int) -> np.ndarray:
+        """The last of ``frames`` (T, H, W) moved ``n_leads`` steps: (n_leads, H, W) grey."""
+        if self.inflow == "zero":
+            return advect_grey(frames[-1], velocity, n_leads)
+        last = np.repeat(frames[-1:], n_leads, axis=0)
+        return advect_per_lead(last, lead_displacements(velocity, n_leads), inflow=self.inflow)
 
 
 class InflowExtrapolationMethod(ExtrapolationMethod):
@@ -57,17 +63,4 @@ class InflowExtrapolationMethod(ExtrapolationMethod):
     nearest boundary cell of the last frame's rain-rate blur instead of 0."""
 
     name: str = "extrapolation-inflow"
-
-    def __call__(self, inputs_grey: np.ndarray, n_leads: int) -> np.ndarray:
-        inputs = check_inputs(inputs_grey, n_leads)
-        if inputs.shape[1] < len(self.weights) + 1:
-            raise ValueError(
-                f"{self.variant} needs at least {len(self.weights) + 1} input frames, "
-                f"got {inputs.shape[1]}"
-            )
-
-        def advect(frames: np.ndarray, velocity: np.ndarray, n: int) -> np.ndarray:
-            last = np.repeat(frames[-1:], n, axis=0)
-            return advect_per_lead(last, lead_displacements(velocity, n), inflow="edge")
-
-        return forecast_each_site(inputs, n_leads, self.variant, advect)
+    inflow: str = "edge"
