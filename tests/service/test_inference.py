@@ -72,7 +72,8 @@ def test_every_issue_time_with_five_frames_is_forecast_once_by_every_method(
     assert [fields[b"issue_time"] for _, fields in announced] == [
         f"2026-03-01T12:{m}:00Z".encode() for m in (24, 30, 36, 42)
     ]
-    assert announced[0][1][b"methods"] == b"convlstm,extrapolation,sprog,steps,persistence"
+    methods = b"convlstm,extrapolation,extrapolation-inflow,sprog,steps,persistence"
+    assert announced[0][1][b"methods"] == methods
 
 
 def test_verification_counts_when_the_verifying_frame_arrives_and_never_twice(
