@@ -23,7 +23,7 @@ def plot_scores(reports: list[dict[str, Any]], out_png: Path, threshold: str = "
     fig, axes = plt.subplots(1, 3, figsize=(14, 4), sharex=True)
     for name, ax in zip(("csi", "pod", "far"), axes, strict=True):
         for rep in reports:
-            values = [np.nan if v is None else v for v in rep[name][threshold]]
+            values = _floats(rep[name][threshold])
             ax.plot(rep["lead_minutes"], values, marker="o", ms=3, label=rep["method"])
         ax.set_title(f"{name.upper()} at >= {threshold} mm/h")
         ax.set_xlabel("lead time (min)")
@@ -107,8 +107,8 @@ def _error_bars(
     for key in ("reliability_band_events_t", "reliability_band"):
         band = scores.get(key, {}).get(threshold)
         if band is not None:
-            low = np.where(np.isnan(low), _band_side(band[lead - 1]["low"]), low)
-            high = np.where(np.isnan(high), _band_side(band[lead - 1]["high"]), high)
+            low = np.where(np.isnan(low), _floats(band[lead - 1]["low"]), low)
+            high = np.where(np.isnan(high), _floats(band[lead - 1]["high"]), high)
     if not np.isnan(low).all():
         return np.nan_to_num(np.stack([o - low, high - o]).clip(min=0.0))
     half = [
@@ -117,7 +117,8 @@ def _error_bars(
     return np.stack([half, half])
 
 
-def _band_side(values: list[float | None]) -> np.ndarray:
+def _floats(values: list[float | None]) -> np.ndarray:
+    """A JSON list with None where undefined, as float64 with NaN there."""
     return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
 
 
@@ -145,8 +146,8 @@ def plot_reliability(
             ax.plot([0, 1], [0, 1], color="grey", ls="--", lw=1, label="perfect reliability")
             for lead in RELIABILITY_LEADS:
                 points = scores["reliability"][threshold][lead - 1]
-                p = np.array([np.nan if v is None else v for v in points["forecast_probability"]])
-                o = np.array([np.nan if v is None else v for v in points["observed_frequency"]])
+                p = _floats(points["forecast_probability"])
+                o = _floats(points["observed_frequency"])
                 n = np.asarray(points["count"])
                 yerr = _error_bars(scores, threshold, lead, p, o, n)
                 minutes = rep["lead_minutes"][lead - 1]

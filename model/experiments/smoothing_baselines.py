@@ -131,17 +131,13 @@ def accumulate(
 def summary(scores: Any) -> dict[str, Any]:
     """The pooled 15-lead means of a `model.verification.scores.ScoreAccumulator`: CSI at 0.5,
     2 and 5 mm/h, rain MSE, and CSI(0.5) lead by lead."""
-    from model.training.lagrangian_validation import mean_rain_mse
+    from model.training.lagrangian_validation import mean_csi, mean_rain_mse
 
     pooled = scores.scores()
-
-    def mean_csi(threshold: str) -> float:
-        return round(float(np.mean([v or 0.0 for v in pooled["csi"][threshold]])), 4)
-
     return {
-        "csi_0_5": mean_csi("0.5"),
-        "csi_2": mean_csi("2.0"),
-        "csi_5": mean_csi("5.0"),
+        "csi_0_5": round(mean_csi(pooled, "0.5"), 4),
+        "csi_2": round(mean_csi(pooled, "2.0"), 4),
+        "csi_5": round(mean_csi(pooled, "5.0"), 4),
         "rain_mse": round(mean_rain_mse(pooled), 3),
         "csi_0_5_by_lead": [round(v or 0.0, 3) for v in pooled["csi"]["0.5"]],
     }

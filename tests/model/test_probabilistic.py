@@ -211,6 +211,7 @@ def test_with_five_events_the_jackknife_band_holds_its_level_where_the_bootstrap
             held[name] += bool(low[0] <= population <= high[0])
     assert 0.9 <= held["jackknife"] / trials <= 0.99
     assert held["bootstrap"] / trials < held["jackknife"] / trials - 0.05
+    assert 0.75 <= held["bootstrap"] / trials <= 0.9  # the card's "about 84 %" (seeded: 168/200)
 
 
 def test_the_card_judges_reliability_over_events_and_names_both_bands():
