@@ -199,6 +199,8 @@ def evaluate(
     method_meta = getattr(nowcaster, "meta", None)
     if method_meta is not None:
         result["calibration_applied"] = method_meta.get("calibration_applied", False)
+        if "residual_gate_applied" in method_meta:
+            result["residual_gate_applied"] = method_meta["residual_gate_applied"]
     _write_outputs(result, label, count, len(events), json_out, plot)
     if strip:
         _write_strip(nowcaster, label, events, norm, strip, strip_time)

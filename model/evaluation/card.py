@@ -259,6 +259,9 @@ def _report_notes(reports: list[dict[str, Any]]) -> str:
         if "calibration_applied" in r:
             applied = "applied" if r["calibration_applied"] else "not applied"
             notes.append(f"`{r['method']}`: calibration {applied}.")
+        if "residual_gate_applied" in r:
+            gate = "applied" if r["residual_gate_applied"] else "not applied"
+            notes.append(f"`{r['method']}`: residual gate {gate}.")
     return " ".join(notes) + "\n"
 
 

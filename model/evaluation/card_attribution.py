@@ -110,3 +110,38 @@ def cross_validation_section(results: dict[str, Any] | None) -> str:
         + " These networks are shorter-trained than the served one, which also saw every "
         "training event, so this measures the approach out of sample, not the served weights."
     )
+
+
+def residual_gate_section(meta: dict[str, Any]) -> str:
+    """The checkpoint's residual gate (`model.nets.residual_gate`): its value per lead, the
+    fold scores it was selected on, the validation check, and whether it is in use."""
+    gate = meta.get("residual_gate")
+    if not gate:
+        return (
+            "None: the network's whole change to the last frame is served. Select one with "
+            "`python -m model.experiments.residual_gate ... --write-meta`."
+        )
+    rows = ["| gate | CSI(0.5) / CSI(2) / CSI(5) / rain MSE |", "| --- | --- |"]
+    for value, scores in gate.get("pooled_folds", {}).items():
+        label = {"0.0": "0 (the zero start)", "1.0": "1 (the fold networks)"}.get(value, value)
+        rows.append(f"| {label} | {_scores_cell(scores)} |")
+    if "pooled_folds_gated" in gate:
+        rows.append(f"| the gate below (in sample) | {_scores_cell(gate['pooled_folds_gated'])} |")
+    checks = gate.get("validation", {})
+    validation = "; ".join(f"{name} {_scores_cell(s)}" for name, s in checks.items())
+    verdict = (
+        "**in use**: the served forecast keeps that share of the network's change"
+        if gate.get("use")
+        else "**not in use**: the gated network fails the guards on validation, so the whole "
+        "change is served"
+    )
+    values = ", ".join(f"{v:g}" for v in gate["by_lead"])
+    return (
+        "How much of the network's change to the last frame each lead keeps, "
+        "`field = last + a * (network - last)`, selected by the rule of training-choices round 6 "
+        f"on {gate.get('selected_on', 'the folds')}. Pooled over those held-out windows, means "
+        "over the 15 leads, one value at every lead:\n\n"
+        + "\n".join(rows)
+        + f"\n\nThe gate, lead 1 to 15: {values}. On validation (zero start, the network as "
+        f"trained, gated): {validation}. Verdict: {verdict}."
+    )

@@ -19,7 +19,11 @@ from model.evaluation.card import (
     skill_target,
     training_runs,
 )
-from model.evaluation.card_attribution import attribution_section, cross_validation_section
+from model.evaluation.card_attribution import (
+    attribution_section,
+    cross_validation_section,
+    residual_gate_section,
+)
 from model.nets.lagrangian_net import BLUR_SIGMAS_CELLS
 
 
@@ -318,6 +322,9 @@ has no 2 x 2 checkerboard (no depth-to-space; tested on the network's output).
 
 ### Cross-validation over training-event folds
 {cross_validation_section(cross_validation)}
+
+### The residual gate, selected on the folds
+{residual_gate_section(meta)}
 
 ## Commands
 ```bash

@@ -42,14 +42,44 @@ def verdict(pooled: dict[str, dict[str, Any]]) -> dict[str, bool]:
     return out
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    from ingest.ingestor import norm_params_for
-    from ingest.settings import get_ingest_settings
+def held_out_set(
+    events: list[Any], checkpoint: Path, cache: Path
+) -> tuple[dict[str, Any], Any, list[Any], Any]:
+    """A fold run's held-out windows: the centre-crop windows of the training blocks of the
+    events it left out (``events``: the loaded events, centre crops).
+
+    Returns:
+        ``(meta, config, refs, data)``: the checkpoint's meta (``held_out`` names the fold), its
+        `model.nets.config.NetworkConfig`, the window references and their
+        `model.training.lagrangian_validation.ValidationSet` (read from the window ``cache``).
+
+    Raises:
+        ValueError: the checkpoint is not a fold run (no ``held_out`` meta).
+    """
     from model.data.split import split_windows
     from model.nets.checkpoint import load_checkpoint
     from model.training.lagrangian_data import lagrangian_windows
-    from model.training.lagrangian_run import load_all_views
     from model.training.lagrangian_validation import validation_set
+
+    _, config, meta = load_checkpoint(checkpoint)
+    held_out = meta.get("held_out")
+    if not held_out:
+        raise ValueError(f"{checkpoint} is not a fold run (no held_out meta: --hold-out-fold)")
+    names = set(held_out["events"])
+    # the run's own blocks: its held-out events' training blocks, none of their windows seen
+    block_frames = meta["training_data"]["block_frames"]
+    windows, _ = split_windows(events, config.in_frames, N_LEADS, block_frames)
+    refs = [w for w in windows["train"] if events[w.event_index].name in names]
+    data = validation_set(
+        lagrangian_windows(events, refs, config.in_frames, N_LEADS, cache, wet_only=False)
+    )
+    return meta, config, refs, data
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    from ingest.ingestor import norm_params_for
+    from ingest.settings import get_ingest_settings
+    from model.training.lagrangian_run import load_all_views
     from model.verification.scores import ScoreAccumulator
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -65,18 +95,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     pooled = {name: ScoreAccumulator(N_LEADS) for name in (NETWORK, ZERO_START, EXTRAPOLATION)}
     folds = []
     for path in args.checkpoint:
-        _, config, meta = load_checkpoint(path)
-        held_out = meta.get("held_out")
-        if not held_out:
-            parser.error(f"{path} is not a fold run (no held_out meta: --hold-out-fold)")
+        try:
+            meta, config, refs, data = held_out_set(events, path, args.cache)
+        except ValueError as error:
+            parser.error(str(error))
+        held_out = meta["held_out"]
         names = set(held_out["events"])
-        # the run's own blocks: its held-out events' training blocks, none of their windows seen
-        block_frames = meta["training_data"]["block_frames"]
-        windows, _ = split_windows(events, config.in_frames, N_LEADS, block_frames)
-        refs = [w for w in windows["train"] if events[w.event_index].name in names]
-        data = validation_set(
-            lagrangian_windows(events, refs, 5, N_LEADS, args.cache, wet_only=False)
-        )
         fold_scores = {}
         for name, (forecast, inflow) in {
             NETWORK: (network(path), config.inflow),

@@ -22,6 +22,7 @@ from model.advection import advection_torch
 from model.advection.motion import motion_field
 from model.methods import check_inputs
 from model.nets.checkpoint import load_checkpoint, read_config
+from model.nets.residual_gate import apply_residual_gate, stored_gate
 from model.paths import default_checkpoint
 from model.verification.calibration import LeadCalibration, apply_calibration, cap_at_inputs
 
@@ -116,10 +117,18 @@ class LagrangianConvLSTMMethod(LearnedMethod):
     ``inflow`` says ("edge": its nearest boundary cell). A network that outputs the last frame
     unchanged gives the extrapolation nowcast to rounding (with "edge" inflow: wherever the
     trajectory stays inside the grid).
+
+    The checkpoint's residual gate (`model.nets.residual_gate`: how much of the network's
+    change to the last frame each lead keeps, selected on the cross-validation folds) is part
+    of the served forecast: it applies when the checkpoint holds one marked for use, before
+    any calibration (``calibrated=False`` leaves it on); ``gated=False`` gives the network as
+    trained. ``meta["residual_gate_applied"]`` says whether it did.
     """
 
-    def __init__(self, architecture: str = "convlstm", **options: Any) -> None:
+    def __init__(self, architecture: str = "convlstm", gated: bool = True, **options: Any) -> None:
         super().__init__(architecture, **options)
+        self.residual_gate = stored_gate(self.meta, self.config.out_frames) if gated else None
+        self.meta["residual_gate_applied"] = self.residual_gate is not None
 
     def network_grey(self, inputs: np.ndarray) -> np.ndarray:
         c = self.config
@@ -132,7 +141,10 @@ class LagrangianConvLSTMMethod(LearnedMethod):
         earlier = torch.from_numpy(inputs[:, :back])
         moved = advection_torch.warp(earlier, displacements[:, :back].flip(1))
         frames = torch.cat([moved, torch.from_numpy(inputs[:, back:])], dim=1)
-        fields = self.run_network(frames.clamp(0.0, 1.0).float().numpy())
+        lagrangian = frames.clamp(0.0, 1.0).float().numpy()
+        fields = self.run_network(lagrangian)
+        if self.residual_gate is not None:
+            fields = apply_residual_gate(fields, lagrangian[:, -1], self.residual_gate)
         leads = advection_torch.warp(
             torch.from_numpy(fields), displacements[:, : c.out_frames], c.inflow
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -35,6 +36,7 @@ def test_training_events_are_dealt_into_folds_by_name_each_once():
 
 
 def test_a_held_out_fold_is_never_trained_on_and_is_what_the_fold_scores_read(tmp_path):
+    from model.experiments.fold_scores import NETWORK, ZERO_START
     from model.nets.checkpoint import load_checkpoint
 
     events = tmp_path / "events"
@@ -99,6 +101,30 @@ def test_a_held_out_fold_is_never_trained_on_and_is_what_the_fold_scores_read(tm
     section = cross_validation_section(report)
     assert f"| fold 1 of 2: {len(held_out['events'])} events | {fold['windows']} |" in section
     assert "| **pooled** |" in section and "Pooled over the folds" in section
+
+    # round 6: the residual gate selected on the fold, checked on validation, stored
+    served = tmp_path / "served.safetensors"
+    shutil.copy(out, served)
+    gate_json = tmp_path / "gate.json"
+    gated = subprocess.run(
+        [
+            sys.executable, "-m", "model.experiments.residual_gate", str(events),
+            "--fold", str(out), "--checkpoint", str(served), "--cache", str(tmp_path / "cache"),
+            "--json", str(gate_json), "--write-meta",
+        ],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert gated.returncode == 0, gated.stderr[-2000:]
+    gate = json.loads(gate_json.read_text())
+    assert len(gate["gate_by_lead"]) == 15
+    assert set(gate["gate_by_lead"]) <= {0.0, 0.25, 0.5, 0.75, 1.0}
+    # gate 0 is the zero start, gate 1 the network: as fold_scores measured them
+    assert gate["pooled_folds"]["0.0"] == report["pooled"][ZERO_START]
+    assert gate["pooled_folds"]["1.0"] == report["pooled"][NETWORK]
+    stored = load_checkpoint(served)[2]["residual_gate"]
+    assert stored["by_lead"] == gate["gate_by_lead"]
+    assert stored["use"] == gate["passes_validation_guards"]
+    assert set(gate["validation"]) == {"zero start", "network", "gated"}
 
 
 def test_the_card_says_where_the_fold_networks_fall_short_of_their_zero_start():

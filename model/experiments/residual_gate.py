@@ -1,0 +1,234 @@
+"""Select the residual gate of the Lagrangian ConvLSTM on the cross-validation folds
+(training-choices round 6), check it on the validation split, and store it in a checkpoint.
+
+The gate (`model.nets.residual_gate`) keeps ``a_k`` of the network's change to the last frame
+at lead k. Each value of `GATE_VALUES` is scored on the round-5 fold runs, each on the windows
+of the events it held out (`model.experiments.fold_scores.held_out_set`), the folds' contingency
+tables pooled per lead. `select_gate` applies the rule fixed before the scores were seen: at each
+lead, among the values no worse than the zero start (``a = 0``) at CSI(2), CSI(5) and rain MSE,
+the one with the highest CSI(0.5) + CSI(2), a tie to the smaller value.
+
+The served network (``--checkpoint``) is then scored gated, ungated and at its zero start on the
+validation split; with ``--write-meta`` the gate is stored in its meta as ``residual_gate``,
+marked for use only if the gated network passes the round-4 guards there (rain MSE, CSI(2) and
+CSI(5) over the 15 leads no worse than the zero start's).
+
+    python -m model.experiments.residual_gate ../shared/data/radar \
+        --fold model/training_logs/cv/fold0.safetensors \
+        --fold model/training_logs/cv/fold1.safetensors \
+        --fold model/training_logs/cv/fold2.safetensors \
+        --checkpoint model/checkpoints/convlstm.safetensors \
+        --json docs/evaluation/residual-gate.json --write-meta
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from model.experiments.smoothing_baselines import N_LEADS, accumulate, network, summary
+
+GATE_VALUES = (0.0, 0.25, 0.5, 0.75, 1.0)
+"""The gate values tried at every lead (0: the zero start; 1: the network as trained)."""
+
+GUARDED_MMH = ("2.0", "5.0")
+"""Thresholds (mm/h, score keys) at which a gated lead may not fall below the zero start."""
+
+SELECTED_MMH = ("0.5", "2.0")
+"""Thresholds (mm/h, score keys) whose CSI sum picks among the eligible gate values."""
+
+
+def _value(values: Sequence[float | None], lead: int) -> float:
+    value = values[lead]
+    return float("nan") if value is None else float(value)
+
+
+def eligible_at(pooled: Mapping[str, Any], zero: Mapping[str, Any], lead: int) -> bool:
+    """Whether ``pooled`` scores (`model.verification.scores.ScoreAccumulator.scores`) are no
+    worse than the ``zero`` start's at ``lead`` (0-based): CSI at each `GUARDED_MMH`, and rain
+    MSE. An undefined CSI on either side (no event at that lead) does not bar a value."""
+    for key in GUARDED_MMH:
+        mine, ref = _value(pooled["csi"][key], lead), _value(zero["csi"][key], lead)
+        if np.isfinite(mine) and np.isfinite(ref) and mine < ref:
+            return False
+    return _value(pooled["rain_mse"], lead) <= _value(zero["rain_mse"], lead)
+
+
+def select_gate(pooled_by_value: Mapping[float, Mapping[str, Any]]) -> list[float]:
+    """The rule of round 6, lead by lead.
+
+    Args:
+        pooled_by_value: gate value -> pooled scores of the folds with that value at every
+            lead; must hold 0.0 (the zero start).
+
+    Returns:
+        One gate value per lead: among the values `eligible_at` that lead, the one with the
+        highest sum of CSI at `SELECTED_MMH`; a tie (to 1e-9) goes to the smaller value.
+    """
+    if 0.0 not in pooled_by_value:
+        raise ValueError("the zero start (gate value 0.0) must be scored")
+    zero = pooled_by_value[0.0]
+    n_leads = len(zero["rain_mse"])
+    gate = []
+    for lead in range(n_leads):
+        best_value, best_score = 0.0, -np.inf
+        for value in sorted(pooled_by_value):
+            pooled = pooled_by_value[value]
+            if not eligible_at(pooled, zero, lead):
+                continue
+            score = float(np.nansum([_value(pooled["csi"][k], lead) for k in SELECTED_MMH]))
+            if score > best_score + 1e-9:
+                best_value, best_score = value, score
+        gate.append(best_value)
+    return gate
+
+
+def lead_by_lead(pooled: Mapping[float, Any], gate: Sequence[float]) -> Any:
+    """The `model.verification.scores.ScoreAccumulator` of the gate: lead k's counts and sums
+    taken from ``pooled[gate[k]]`` (the accumulators of uniform gate values)."""
+    from model.verification.scores import ScoreAccumulator
+
+    first = pooled[gate[0]]
+    out = ScoreAccumulator(first.n_leads, first.thresholds_mmh)
+    for name, array in vars(out).items():
+        if isinstance(array, np.ndarray):
+            for lead, value in enumerate(gate):
+                array[lead] = getattr(pooled[value], name)[lead]
+    return out
+
+
+def _means(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A `summary` without its lead-by-lead list (what the checkpoint's meta keeps)."""
+    return {k: v for k, v in row.items() if "by_lead" not in k}
+
+
+def gated(forecast: Callable[[np.ndarray], np.ndarray], gate: Sequence[float]) -> Any:
+    """``forecast`` (Lagrangian grey inputs -> fields) with the residual ``gate`` applied."""
+    from model.nets.residual_gate import apply_residual_gate
+
+    def gated_forecast(inputs: np.ndarray) -> np.ndarray:
+        return apply_residual_gate(forecast(inputs), inputs[:, -1], gate)
+
+    return gated_forecast
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    from ingest.ingestor import norm_params_for
+    from ingest.settings import get_ingest_settings
+    from model.data.split import split_windows
+    from model.experiments.fold_scores import held_out_set
+    from model.nets.checkpoint import load_checkpoint, update_meta
+    from model.training.lagrangian_data import lagrangian_windows
+    from model.training.lagrangian_run import load_all_views
+    from model.training.lagrangian_validation import validation_set
+    from model.verification.scores import ScoreAccumulator
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("folders", nargs="+", type=Path)
+    parser.add_argument("--fold", action="append", type=Path, required=True)
+    parser.add_argument("--checkpoint", type=Path, required=True)
+    parser.add_argument("--cache", type=Path, default=Path("var/cache/lagrangian"))
+    parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--write-meta", action="store_true")
+    args = parser.parse_args(argv)
+
+    settings = get_ingest_settings()
+    events, _views = load_all_views(args.folders, settings, extra_crops=False)
+    norm = norm_params_for(settings, events[0].site_id)
+    pooled = {value: ScoreAccumulator(N_LEADS) for value in GATE_VALUES}
+    folds = []
+    for path in args.fold:
+        try:
+            meta, config, refs, data = held_out_set(events, path, args.cache)
+        except ValueError as error:
+            parser.error(str(error))
+        fold_network = network(path)
+        for value in GATE_VALUES:
+            scores = ScoreAccumulator(N_LEADS)
+            accumulate(scores, gated(fold_network, [value] * N_LEADS), data, norm, config.inflow)
+            pooled[value].merge(scores)
+        folds.append(
+            {"checkpoint": str(path), "fold": meta["held_out"]["fold"], "windows": len(refs)}
+        )
+        print(f"fold {meta['held_out']['fold']}: {len(refs)} windows", flush=True)
+    pooled_scores = {value: acc.scores() for value, acc in pooled.items()}
+    gate = select_gate(pooled_scores)
+    print("gate by lead:", gate, flush=True)
+
+    # the served network on the validation split: zero start, as trained, gated
+    _, config, meta = load_checkpoint(args.checkpoint)
+    windows, _ = split_windows(
+        events, config.in_frames, N_LEADS, meta["training_data"]["block_frames"]
+    )
+    data = validation_set(
+        lagrangian_windows(
+            events, windows["validation"], config.in_frames, N_LEADS, args.cache, wet_only=False
+        )
+    )
+    validation = {}
+    for name, gate_by_lead in {
+        "zero start": [0.0] * N_LEADS,
+        "network": [1.0] * N_LEADS,
+        "gated": gate,
+    }.items():
+        scores = ScoreAccumulator(N_LEADS)
+        accumulate(scores, gated(network(args.checkpoint), gate_by_lead), data, norm, config.inflow)
+        validation[name] = summary(scores)
+    zero, mine = validation["zero start"], validation["gated"]
+    passes = (
+        mine["rain_mse"] <= zero["rain_mse"]
+        and mine["csi_2"] >= zero["csi_2"]
+        and mine["csi_5"] >= zero["csi_5"]
+    )
+    results: dict[str, Any] = {
+        "gate_values": list(GATE_VALUES),
+        "folds": folds,
+        "pooled_folds": {str(v): summary(pooled[v]) for v in GATE_VALUES},
+        # in sample for the gate (selected on these tables), beside the uniform values
+        "pooled_folds_gated": summary(lead_by_lead(pooled, gate)),
+        "pooled_folds_by_lead": {
+            str(v): {
+                "csi_0_5": s["csi"]["0.5"],
+                "csi_2": s["csi"]["2.0"],
+                "csi_5": s["csi"]["5.0"],
+                "rain_mse": s["rain_mse"],
+            }
+            for v, s in pooled_scores.items()
+        },
+        "gate_by_lead": gate,
+        "checkpoint": str(args.checkpoint),
+        "validation": validation,
+        "passes_validation_guards": passes,
+    }
+    shown = ("pooled_folds", "pooled_folds_gated", "validation")
+    print(json.dumps({k: results[k] for k in shown}, indent=1))
+    print("passes the validation guards:", passes)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1) + "\n")
+    if args.write_meta:
+        update_meta(
+            args.checkpoint,
+            {
+                "residual_gate": {
+                    "by_lead": gate,
+                    "use": passes,
+                    "selected_on": "round-5 fold runs, pooled held-out windows "
+                    + ", ".join(str(p) for p in args.fold),
+                    "rule": "training-choices round 6",
+                    "pooled_folds": {
+                        value: _means(row) for value, row in results["pooled_folds"].items()
+                    },
+                    "pooled_folds_gated": _means(results["pooled_folds_gated"]),
+                    "validation": {name: _means(row) for name, row in validation.items()},
+                }
+            },
+        )
+
+
+if __name__ == "__main__":
+    main()
