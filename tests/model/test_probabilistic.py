@@ -262,3 +262,38 @@ def test_the_reliability_diagram_draws_the_judged_band_and_falls_back_bin_by_bin
     p, o, n = np.array([0.3, 0.6]), np.array([0.35, 0.6]), np.array([100, 100])
     # bin 1: the jackknife-t band over events; bin 2 (one event): the band over forecasts
     np.testing.assert_allclose(_error_bars(scores, "0.5", 1, p, o, n), [[0.15, 0.1], [0.15, 0.1]])
+
+
+def test_the_reliability_test_passes_reliable_forecasts_and_fails_biased_ones():
+    """Reports of 20 judged bins, each bin's band the jackknife-t over 5 simulated events of a
+    population whose frequency the forecast states exactly (reliable) or 0.1 too high
+    (biased): the count test keeps its level where "95 % of the bins inside" does not, and
+    still catches the bias."""
+    from model.evaluation.card import bins_allowed_outside
+    from model.verification.probabilistic import reliability_band_jackknife
+
+    rng = np.random.default_rng(11)
+    events = np.repeat(np.arange(5), 11)
+    labels = [f"e{e}" for e in events]
+    logits = np.linspace(-2.5, 1.5, 20)  # one forecast probability per bin
+    population = np.array(
+        [np.mean(1 / (1 + np.exp(-(lg + rng.normal(0, 0.5, 50_000))))) for lg in logits]
+    )
+    passed = {"count test": 0, "95 % inside": 0, "count test, biased": 0}
+    reports = 60
+    for _ in range(reports):
+        offset = rng.normal(0, 0.4, (5, 20))[events]
+        counts = rng.integers(50, 400, (len(events), 20))
+        observed = rng.binomial(counts, 1 / (1 + np.exp(-(logits + offset))))
+        low, high = reliability_band_jackknife(counts, observed, labels, min_groups=3)
+        for name, stated in (("", population), (", biased", np.minimum(population + 0.1, 1))):
+            outside = int(np.sum((stated < low) | (stated > high)))
+            if name:
+                passed["count test, biased"] += outside <= bins_allowed_outside(20)
+                continue
+            passed["count test"] += outside <= bins_allowed_outside(20)
+            passed["95 % inside"] += 20 - outside >= 0.95 * 20
+    assert passed["count test"] / reports >= 0.9
+    assert passed["95 % inside"] / reports <= passed["count test"] / reports - 0.1
+    assert passed["count test, biased"] / reports <= 0.1
+    assert bins_allowed_outside(65) == 6 and bins_allowed_outside(15) == 2
