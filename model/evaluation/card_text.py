@@ -40,6 +40,17 @@ def _inflow_text(config: dict[str, Any]) -> str:
   grid and the last frame's edge beyond (tested); it learns only what advection cannot."""
 
 
+def _gate_line(meta: dict[str, Any]) -> str:
+    gate = meta.get("residual_gate") or {}
+    if not gate.get("use"):
+        return ""
+    values = ", ".join(f"{v:g}" for v in gate["by_lead"])
+    return f"""
+- Served through a residual gate (`model.nets.residual_gate`): lead k keeps a_k of the
+  network's change to the last frame, a = {values} (lead 1 to 15), selected on the
+  cross-validation folds (see "The residual gate" below)."""
+
+
 def _model_section(meta: dict[str, Any], config: dict[str, Any], params: int) -> str:
     cells, patch = config["frame_cells"], config["patch_size"]
     grid = cells // patch
@@ -59,7 +70,7 @@ def _model_section(meta: dict[str, Any], config: dict[str, Any], params: int) ->
         len(BLUR_SIGMAS_CELLS)
     }
   Gaussian blurs (sigma {sigmas} cells, averaging rain rates) of the last frame, upsampled
-  bilinearly (no depth-to-space, so no checkerboard); {params:,} parameters.
+  bilinearly (no depth-to-space, so no checkerboard); {params:,} parameters.{_gate_line(meta)}
 - Checkpoint: `model/checkpoints/convlstm.safetensors` (safetensors, no pickle), format
   {meta.get("format_version")}, weights written {
         meta.get("weights_created_utc") or meta.get("created_utc")

@@ -11,8 +11,9 @@ result is moved k steps along the motion field exactly as the served model's out
 - ``blur+gain c g``: that blur, then + g * k / 15 grey on the wet cells (a rain-area bias);
 - ``quantile c q``: the q-th percentile of the grey levels in a disk of radius c * k cells,
   i.e. a neighbourhood probability of exceedance thresholded at 1 - q at every threshold;
-- the checkpoints given with ``--checkpoint`` (``path`` or ``label=path``; moved with their own
-  ``inflow``, or with ``#zero`` / ``#edge`` after the path);
+- the checkpoints given with ``--checkpoint`` (``path`` or ``label=path``; as served, through
+  their residual gate where one is in use; moved with their own ``inflow``, or with ``#zero`` /
+  ``#edge`` after the path);
 - ``... edge inflow``: extrapolation and the light blur with rain from beyond the grid read at
   the grid's edge (`model.advection.motion.INFLOWS`) instead of pysteps' 0: how much of a
   network served with "edge" inflow is the inflow alone.
@@ -82,17 +83,22 @@ def quantile(c: float, q: float) -> LagrangianForecast:
     return forecast
 
 
-def network(checkpoint: Path) -> LagrangianForecast:
-    """The Lagrangian network of ``checkpoint`` (its output before the advection)."""
+def network(checkpoint: Path, gated: bool = False) -> LagrangianForecast:
+    """The Lagrangian network of ``checkpoint`` (its output before the advection); ``gated``:
+    through the checkpoint's residual gate where one is marked for use, as served
+    (`model.nets.residual_gate`)."""
     import torch
 
     from model.nets.checkpoint import load_checkpoint
+    from model.nets.residual_gate import apply_residual_gate, stored_gate
 
-    model = load_checkpoint(checkpoint)[0]
+    model, config, meta = load_checkpoint(checkpoint)
+    gate = stored_gate(meta, config.out_frames) if gated else None
 
     def forecast(inputs: np.ndarray) -> np.ndarray:
         with torch.no_grad():
-            return model(torch.from_numpy(inputs.astype(np.float32))).float().numpy()
+            fields = model(torch.from_numpy(inputs.astype(np.float32))).float().numpy()
+        return fields if gate is None else apply_residual_gate(fields, inputs[:, -1], gate)
 
     return forecast
 
@@ -162,7 +168,7 @@ def candidates(checkpoints: list[str]) -> dict[str, tuple[LagrangianForecast, st
     for spec in checkpoints:
         label, _, target = spec.rpartition("=")
         path, _, inflow = target.partition("#")
-        out[label or path] = (network(Path(path)), inflow or read_config(path).inflow)
+        out[label or path] = (network(Path(path), gated=True), inflow or read_config(path).inflow)
     return out
 
 
