@@ -133,6 +133,7 @@ def serving_costs(event: object, repeat: int) -> dict[str, object]:
         ),
         "convlstm_best_batch_over_extrapolation": round(best / extrapolation_ms, 2),
         "calibration_applied": convlstm.meta.get("calibration_applied"),
+        "residual_gate_applied": convlstm.meta.get("residual_gate_applied"),
     }
 
 
