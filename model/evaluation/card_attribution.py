@@ -127,6 +127,11 @@ def residual_gate_section(meta: dict[str, Any]) -> str:
         rows.append(f"| {label} | {_scores_cell(scores)} |")
     if "pooled_folds_gated" in gate:
         rows.append(f"| the gate below (in sample) | {_scores_cell(gate['pooled_folds_gated'])} |")
+    if "pooled_folds_gated_nested" in gate:
+        rows.append(
+            "| the rule's gate chosen on the other folds, each fold (out of sample) | "
+            f"{_scores_cell(gate['pooled_folds_gated_nested'])} |"
+        )
     checks = gate.get("validation", {})
     validation = "; ".join(f"{name} {_scores_cell(s)}" for name, s in checks.items())
     verdict = (
@@ -142,6 +147,6 @@ def residual_gate_section(meta: dict[str, Any]) -> str:
         f"on {gate.get('selected_on', 'the folds')}. Pooled over those held-out windows, means "
         "over the 15 leads, one value at every lead:\n\n"
         + "\n".join(rows)
-        + f"\n\nThe gate, lead 1 to 15: {values}. On validation (zero start, the network as "
-        f"trained, gated): {validation}. Verdict: {verdict}."
+        + f"\n\nThe gate, lead 1 to 15: {values}. On validation (the guards' check; "
+        f"'network': as trained): {validation}. Verdict: {verdict}."
     )

@@ -102,6 +102,47 @@ def lead_by_lead(pooled: Mapping[float, Any], gate: Sequence[float]) -> Any:
     return out
 
 
+def nested_gate_scores(by_fold: Sequence[Mapping[float, Any]]) -> tuple[Any, list[list[float]]]:
+    """Each fold scored with the gate the rule selects on the other folds (leave one fold out).
+
+    The gate's pooled tables on the folds it was selected on overstate it; this is the
+    out-of-sample estimate of the gated fold networks.
+
+    Args:
+        by_fold: per fold, gate value -> its `model.verification.scores.ScoreAccumulator` (one
+            value at every lead); at least 2 folds.
+
+    Returns:
+        (the pooled accumulator of every fold under its own nested gate, the gates per fold).
+    """
+    from model.verification.scores import ScoreAccumulator
+
+    if len(by_fold) < 2:
+        raise ValueError("a nested estimate needs at least 2 folds")
+    total, gates = None, []
+    for i, own in enumerate(by_fold):
+        others = {value: ScoreAccumulator(N_LEADS) for value in own}
+        for j, fold in enumerate(by_fold):
+            if j != i:
+                for value, acc in fold.items():
+                    others[value].merge(acc)
+        gate = select_gate({value: acc.scores() for value, acc in others.items()})
+        scored = lead_by_lead(own, gate)
+        if total is None:
+            total = scored
+        else:
+            total.merge(scored)
+        gates.append(gate)
+    return total, gates
+
+
+def _nested(by_fold: Sequence[Mapping[float, Any]]) -> dict[str, Any]:
+    if len(by_fold) < 2:
+        return {}
+    scores, gates = nested_gate_scores(by_fold)
+    return {"pooled_folds_gated_nested": summary(scores), "nested_gates": gates}
+
+
 def _means(row: Mapping[str, Any]) -> dict[str, Any]:
     """A `summary` without its lead-by-lead list (what the checkpoint's meta keeps)."""
     return {k: v for k, v in row.items() if "by_lead" not in k}
@@ -141,6 +182,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     events, _views = load_all_views(args.folders, settings, extra_crops=False)
     norm = norm_params_for(settings, events[0].site_id)
     pooled = {value: ScoreAccumulator(N_LEADS) for value in GATE_VALUES}
+    by_fold: list[dict[float, Any]] = []
     folds = []
     for path in args.fold:
         try:
@@ -148,10 +190,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         except ValueError as error:
             parser.error(str(error))
         fold_network = network(path)
+        by_fold.append({})
         for value in GATE_VALUES:
             scores = ScoreAccumulator(N_LEADS)
             accumulate(scores, gated(fold_network, [value] * N_LEADS), data, norm, config.inflow)
             pooled[value].merge(scores)
+            by_fold[-1][value] = scores
         folds.append(
             {"checkpoint": str(path), "fold": meta["held_out"]["fold"], "windows": len(refs)}
         )
@@ -191,6 +235,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         "pooled_folds": {str(v): summary(pooled[v]) for v in GATE_VALUES},
         # in sample for the gate (selected on these tables), beside the uniform values
         "pooled_folds_gated": summary(lead_by_lead(pooled, gate)),
+        # out of sample: each fold under the gate selected on the others
+        **_nested(by_fold),
         "pooled_folds_by_lead": {
             str(v): {
                 "csi_0_5": s["csi"]["0.5"],
@@ -205,8 +251,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         "validation": validation,
         "passes_validation_guards": passes,
     }
-    shown = ("pooled_folds", "pooled_folds_gated", "validation")
-    print(json.dumps({k: results[k] for k in shown}, indent=1))
+    shown = ("pooled_folds", "pooled_folds_gated", "pooled_folds_gated_nested", "validation")
+    print(json.dumps({k: results.get(k) for k in shown}, indent=1))
     print("passes the validation guards:", passes)
     if args.json:
         args.json.write_text(json.dumps(results, indent=1) + "\n")
@@ -217,13 +263,18 @@ def main(argv: Sequence[str] | None = None) -> None:
                 "residual_gate": {
                     "by_lead": gate,
                     "use": passes,
-                    "selected_on": "round-5 fold runs, pooled held-out windows "
-                    + ", ".join(str(p) for p in args.fold),
+                    "selected_on": "the pooled held-out windows of the fold runs "
+                    + ", ".join(f"`{p}`" for p in args.fold),
                     "rule": "training-choices round 6",
                     "pooled_folds": {
                         value: _means(row) for value, row in results["pooled_folds"].items()
                     },
                     "pooled_folds_gated": _means(results["pooled_folds_gated"]),
+                    **(
+                        {"pooled_folds_gated_nested": _means(results["pooled_folds_gated_nested"])}
+                        if "pooled_folds_gated_nested" in results
+                        else {}
+                    ),
                     "validation": {name: _means(row) for name, row in validation.items()},
                 }
             },

@@ -125,6 +125,7 @@ def test_a_held_out_fold_is_never_trained_on_and_is_what_the_fold_scores_read(tm
     assert stored["by_lead"] == gate["gate_by_lead"]
     assert stored["use"] == gate["passes_validation_guards"]
     assert set(gate["validation"]) == {"zero start", "network", "gated"}
+    assert "pooled_folds_gated_nested" not in gate  # one fold: nothing to nest
 
 
 def test_the_card_says_where_the_fold_networks_fall_short_of_their_zero_start():

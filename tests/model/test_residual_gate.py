@@ -111,10 +111,39 @@ def test_the_card_says_what_gate_is_served_and_on_what_it_was_chosen():
         "selected_on": "round-5 fold runs",
         "pooled_folds": {"0.0": scores, "0.5": scores, "1.0": scores},
         "pooled_folds_gated": scores,
+        "pooled_folds_gated_nested": {**scores, "csi_0_5": 0.499},
         "validation": {"zero start": scores, "gated": scores},
     }
     text = residual_gate_section({"residual_gate": gate})
     assert "| 0 (the zero start) | 0.500 / 0.200 / 0.080 / 1.600 |" in text
     assert "lead 1 to 15: 0, 0, 0, 0, 0.5," in text and "**in use**" in text
+    assert "each fold (out of sample) | 0.499 / 0.200 / 0.080 / 1.600 |" in text
     assert "**not in use**" in residual_gate_section({"residual_gate": {**gate, "use": False}})
     assert residual_gate_section({}).startswith("None")
+
+
+def test_the_nested_estimate_scores_each_fold_with_the_gate_chosen_on_the_others():
+    from model.experiments.residual_gate import lead_by_lead, nested_gate_scores
+    from model.verification.scores import ScoreAccumulator
+
+    rng = np.random.default_rng(2)
+    observed = rng.gamma(0.5, 2.0, (3, 15, 12, 12))
+
+    def fold(helps: bool) -> dict:
+        out = {}
+        for value in (0.0, 1.0):
+            acc = ScoreAccumulator(15)
+            # where the network "helps" its change reaches the truth, else a wet bias
+            change = observed * 0.5 if helps else observed * 2.0
+            acc.add(observed * 0.5 + value * change, observed)
+            out[value] = acc
+        return out
+
+    helps, harms = fold(True), fold(False)
+    scores, gates = nested_gate_scores([helps, harms])
+    assert gates == [[0.0] * 15, [1.0] * 15]  # each fold's gate comes from the other
+    expected = lead_by_lead(helps, [0.0] * 15)
+    expected.merge(lead_by_lead(harms, [1.0] * 15))
+    assert scores.scores() == expected.scores()
+    with pytest.raises(ValueError, match="2 folds"):
+        nested_gate_scores([helps])
