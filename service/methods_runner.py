@@ -19,7 +19,11 @@ from model.methods import (
     get_method,
     learned_names,
 )
-from model.verification.probability_calibration import ProbabilityCalibration, load_calibration
+from model.verification.probability_calibration import (
+    ProbabilityCalibration,
+    issue_time_wet_fraction,
+    load_calibration,
+)
 from model.verification.scores import THRESHOLDS_MMH
 from service.settings import InferenceSettings
 
@@ -101,7 +105,7 @@ class MethodRunner:
                 grey, probability = method.probabilities(
                     inputs_grey, n_leads, THRESHOLDS_MMH, self.dbz_bounds, self.zr
                 )
-                probability = self._calibrated(name, probability)
+                probability = self._calibrated(name, probability, inputs_grey)
                 seconds = time.perf_counter() - started
                 version = self.versions[name]
                 outputs.append(
@@ -115,12 +119,16 @@ class MethodRunner:
             )
         return outputs
 
-    def _calibrated(self, name: str, probability: np.ndarray) -> np.ndarray:
-        """``probability`` through the method's shipped reliability calibration, if any."""
+    def _calibrated(
+        self, name: str, probability: np.ndarray, inputs_grey: np.ndarray
+    ) -> np.ndarray:
+        """``probability`` through the method's shipped reliability calibration, if any (by
+        the issue time's regime, read from ``inputs_grey``, where the calibration has one)."""
         calibration = self.calibrations.get(name)
-        return (
-            probability if calibration is None else calibration.apply(probability, THRESHOLDS_MMH)
-        )
+        if calibration is None:
+            return probability
+        wet = issue_time_wet_fraction(inputs_grey, self.dbz_bounds, self.zr)
+        return calibration.apply(probability, THRESHOLDS_MMH, wet)
 
     def run_ensemble(
         self, name: str, method: EnsembleMethod, inputs_grey: np.ndarray, n_leads: int
@@ -133,7 +141,9 @@ class MethodRunner:
         members = method.ensemble(inputs_grey, n_leads)
         grey = ensemble_mean_grey(members, self.dbz_bounds, self.zr)
         rain = grey_to_rain_rate_mmh(members, *self.dbz_bounds, *self.zr)
-        probability = self._calibrated(name, exceedance_probabilities(rain, THRESHOLDS_MMH))
+        probability = self._calibrated(
+            name, exceedance_probabilities(rain, THRESHOLDS_MMH), inputs_grey
+        )
         seconds = time.perf_counter() - started
         return MethodOutput(
             name,

@@ -19,7 +19,11 @@ from model.data.events import Event
 from model.data.split import WindowRef
 from model.methods import EnsembleMethod, NowcastMethod, ProbabilisticMethod
 from model.verification.probabilistic import ProbabilityAccumulator
-from model.verification.probability_calibration import ProbabilityCalibration
+from model.verification.probability_calibration import (
+    ProbabilityCalibration,
+    issue_time_wet_fraction,
+    regime_of,
+)
 from model.verification.scores import (
     THRESHOLDS_MMH,
     ScoreAccumulator,
@@ -143,6 +147,9 @@ class ProbabilisticEvaluation:
     window_observed: list[np.ndarray] = field(default_factory=list)
     window_events: list[str] = field(default_factory=list)
     forecasts: int = 0
+    by_regime: dict[str, ProbabilityAccumulator] = field(default_factory=dict)
+    """The probabilistic counts per issue-time regime (`regime_of`), where known."""
+    forecasts_by_regime: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def start(
@@ -164,15 +171,19 @@ class ProbabilisticEvaluation:
         truth_mmh: np.ndarray,
         members_mmh: np.ndarray | None = None,
         event: str = "",
+        wet_fraction: np.ndarray | None = None,
     ) -> None:
         """One batch: the deterministic forecast (b, L, H, W) and the observation (b, L, H, W)
         in mm/h, the probabilities (b, L, n_thresholds, H, W) and, for an ensemble, its
         members (b, M, L, H, W) in mm/h; each forecast is one window of the bootstrap, and
-        ``event`` (the windows' event) one unit of the bootstrap over events."""
+        ``event`` (the windows' event) one unit of the bootstrap over events. ``wet_fraction``
+        (b,): each forecast's `issue_time_wet_fraction`, for the counts per regime and a
+        calibration by regime."""
         if self.calibration is not None:
-            probability = self.calibration.apply(probability, THRESHOLDS_MMH)
+            probability = self.calibration.apply(probability, THRESHOLDS_MMH, wet_fraction)
         self.deterministic.add(forecast_mmh, truth_mmh)
         pooled = self.probabilistic
+        regimes = regime_of(wet_fraction) if wet_fraction is not None else None
         for b in range(len(truth_mmh)):
             window = ProbabilityAccumulator(pooled.n_leads, pooled.thresholds_mmh, pooled.n_members)
             for k in range(pooled.n_leads):
@@ -182,6 +193,14 @@ class ProbabilisticEvaluation:
                     observed = truth_mmh[b, k]
                     window.add_ensemble(k + 1, members_mmh[b, :, k], observed, probability[b, k])
             pooled.merge(window)
+            if regimes is not None:
+                self.by_regime.setdefault(
+                    regimes[b],
+                    ProbabilityAccumulator(pooled.n_leads, pooled.thresholds_mmh, pooled.n_members),
+                ).merge(window)
+                self.forecasts_by_regime[regimes[b]] = (
+                    self.forecasts_by_regime.get(regimes[b], 0) + 1
+                )
             self.window_counts.append(window.arrays["rel_count"].copy())
             self.window_observed.append(window.arrays["rel_observed"].copy())
             self.window_events.append(event)
@@ -221,6 +240,12 @@ class ProbabilisticEvaluation:
                 for j, t in enumerate(self.probabilistic.thresholds_mmh)
             }
         out["reliability_events"] = len(set(self.window_events))
+        if self.by_regime:
+            out["reliability_by_regime"] = {
+                regime: acc.scores()["reliability"]
+                for regime, acc in sorted(self.by_regime.items())
+            }
+            out["forecasts_by_regime"] = dict(sorted(self.forecasts_by_regime.items()))
         return out
 
 
@@ -244,11 +269,12 @@ def evaluate_ensemble(
     bounds, zr = (norm.dbz_min, norm.dbz_max), (norm.zr_a, norm.zr_b)
     batches = _window_batches(events, norm, in_frames, out_frames, batch_size, windows)
     for inputs, truth, event in batches:
+        wet = issue_time_wet_fraction(inputs, bounds, zr)
         members = method.ensemble(inputs, out_frames)  # (b, M, out, H, W)
         members_mmh = grey_to_mmh(members, norm)
         mean_mmh = grey_to_mmh(ensemble_mean_grey(members, bounds, zr), norm)
         probability = exceedance_probabilities(members_mmh, THRESHOLDS_MMH)
-        result.add_batch(mean_mmh, probability, truth, members_mmh, event)
+        result.add_batch(mean_mmh, probability, truth, members_mmh, event, wet)
     return result
 
 
@@ -269,7 +295,8 @@ def evaluate_probabilities(
     batches = _window_batches(events, norm, in_frames, out_frames, batch_size, windows)
     for inputs, truth, event in batches:
         grey, probability = method.probabilities(inputs, out_frames, THRESHOLDS_MMH, bounds, zr)
-        result.add_batch(grey_to_mmh(grey, norm), probability, truth, event=event)
+        wet = issue_time_wet_fraction(inputs, bounds, zr)
+        result.add_batch(grey_to_mmh(grey, norm), probability, truth, event=event, wet_fraction=wet)
     return result
 
 
