@@ -243,3 +243,25 @@ def test_the_worker_serves_probabilities_through_the_methods_calibration(setting
         calibrated.probability, calibration.apply(raw.probability, raw.thresholds_mmh), atol=1e-6
     )
     np.testing.assert_allclose(calibrated.grey, raw.grey)  # the mean is not touched
+
+
+def test_the_worker_calibrates_each_site_by_its_own_issue_time_regime(settings, monkeypatch):
+    """A calibration by regime: a nearly dry site and a wet one in one batch each take their
+    own tables, chosen from their own inputs."""
+    import service.methods_runner as runner_module
+    from model.verification.probability_calibration import ProbabilityCalibration
+
+    dry = [{"0.5": ([0.0, 1.0], [0.0, 0.5])}] * 15  # halves
+    wet = [{"0.5": ([0.0, 1.0], [0.5, 1.0])}] * 15  # lifts
+    calibration = ProbabilityCalibration("steps", dry, "a test, by regime", wet)
+    inputs = np.zeros((2, 5, 32, 32), dtype=np.float32)
+    inputs[1] = 0.6  # about 7 mm/h everywhere: wet
+    inputs[0, :, :4, :4] = 0.6  # 1.6 % of the cells: dry
+    base = settings.model_copy(update={"methods": ("steps",), "steps_members": 6})
+    monkeypatch.setattr(runner_module, "load_calibration", lambda name: None)
+    raw = MethodRunner(base).run(inputs)[0].probability
+    monkeypatch.setattr(runner_module, "load_calibration", lambda name: calibration)
+    served = MethodRunner(base).run(inputs)[0].probability
+    assert raw is not None and served is not None
+    np.testing.assert_allclose(served[0, :, 0], raw[0, :, 0] * 0.5, atol=1e-6)
+    np.testing.assert_allclose(served[1, :, 0], 0.5 + raw[1, :, 0] * 0.5, atol=1e-6)
