@@ -102,8 +102,33 @@ def lead_by_lead(pooled: Mapping[float, Any], gate: Sequence[float]) -> Any:
     return out
 
 
-def nested_gate_scores(by_fold: Sequence[Mapping[float, Any]]) -> tuple[Any, list[list[float]]]:
-    """Each fold scored with the gate the rule selects on the other folds (leave one fold out).
+def select_uniform_gate(pooled_by_value: Mapping[float, Mapping[str, Any]]) -> list[float]:
+    """An alternative rule, measured for a later round: one value at every lead, among those
+    no worse than the zero start in the 15-lead means of CSI(2), CSI(5) and rain MSE, the one
+    with the highest mean CSI(0.5) + CSI(2); a tie to the smaller value. Fewer choices than
+    `select_gate`'s fifteen, so less noise."""
+    from model.training.lagrangian_validation import mean_csi, mean_rain_mse
+
+    zero = dict(pooled_by_value[0.0])
+    best_value, best_score = 0.0, -np.inf
+    for value in sorted(pooled_by_value):
+        pooled = dict(pooled_by_value[value])
+        if any(mean_csi(pooled, key) < mean_csi(zero, key) for key in GUARDED_MMH):
+            continue
+        if mean_rain_mse(pooled) > mean_rain_mse(zero):
+            continue
+        score = float(np.sum([mean_csi(pooled, key) for key in SELECTED_MMH]))
+        if score > best_score + 1e-9:
+            best_value, best_score = value, score
+    return [best_value] * len(zero["rain_mse"])
+
+
+def nested_gate_scores(
+    by_fold: Sequence[Mapping[float, Any]],
+    select: Callable[[Mapping[float, Mapping[str, Any]]], list[float]] = select_gate,
+) -> tuple[Any, list[list[float]]]:
+    """Each fold scored with the gate ``select`` (the rule) picks on the other folds (leave
+    one fold out).
 
     The gate's pooled tables on the folds it was selected on overstate it; this is the
     out-of-sample estimate of the gated fold networks.
@@ -126,7 +151,7 @@ def nested_gate_scores(by_fold: Sequence[Mapping[float, Any]]) -> tuple[Any, lis
             if j != i:
                 for value, acc in fold.items():
                     others[value].merge(acc)
-        gate = select_gate({value: acc.scores() for value, acc in others.items()})
+        gate = select({value: acc.scores() for value, acc in others.items()})
         scored = lead_by_lead(own, gate)
         if total is None:
             total = scored
@@ -140,7 +165,14 @@ def _nested(by_fold: Sequence[Mapping[float, Any]]) -> dict[str, Any]:
     if len(by_fold) < 2:
         return {}
     scores, gates = nested_gate_scores(by_fold)
-    return {"pooled_folds_gated_nested": summary(scores), "nested_gates": gates}
+    uniform, uniform_gates = nested_gate_scores(by_fold, select_uniform_gate)
+    return {
+        "pooled_folds_gated_nested": summary(scores),
+        "nested_gates": gates,
+        # measured for a later round, not used: one value at every lead
+        "pooled_folds_uniform_nested": summary(uniform),
+        "nested_uniform_gates": [g[0] for g in uniform_gates],
+    }
 
 
 def _means(row: Mapping[str, Any]) -> dict[str, Any]:

@@ -147,3 +147,19 @@ def test_the_nested_estimate_scores_each_fold_with_the_gate_chosen_on_the_others
     assert scores.scores() == expected.scores()
     with pytest.raises(ValueError, match="2 folds"):
         nested_gate_scores([helps])
+
+
+def test_the_uniform_rule_takes_one_value_for_every_lead_on_the_15_lead_means():
+    from model.experiments.residual_gate import select_uniform_gate
+
+    def pooled(csi_0_5: float, csi_5: float, mse: float) -> dict:
+        return _pooled([csi_0_5] * 15, [0.3] * 15, [csi_5] * 15, [mse] * 15)
+
+    candidates = {
+        0.0: pooled(0.5, 0.1, 1.0),
+        0.5: pooled(0.6, 0.1, 1.0),
+        1.0: pooled(0.7, 0.09, 1.0),
+    }
+    assert select_uniform_gate(candidates) == [0.5] * 15  # 1.0 loses at 5 mm/h
+    candidates[0.5] = pooled(0.6, 0.1, 1.1)  # now it raises rain MSE
+    assert select_uniform_gate(candidates) == [0.0] * 15
