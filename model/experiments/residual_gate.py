@@ -36,9 +36,6 @@ from model.experiments.smoothing_baselines import N_LEADS, accumulate, network, 
 GATE_VALUES = (0.0, 0.25, 0.5, 0.75, 1.0)
 """The gate values tried at every lead (0: the zero start; 1: the network as trained)."""
 
-GUARDED_MMH = ("2.0", "5.0")
-"""Thresholds (mm/h, score keys) at which a gated lead may not fall below the zero start."""
-
 SELECTED_MMH = ("0.5", "2.0")
 """Thresholds (mm/h, score keys) whose CSI sum picks among the eligible gate values."""
 
@@ -50,9 +47,12 @@ def _value(values: Sequence[float | None], lead: int) -> float:
 
 def eligible_at(pooled: Mapping[str, Any], zero: Mapping[str, Any], lead: int) -> bool:
     """Whether ``pooled`` scores (`model.verification.scores.ScoreAccumulator.scores`) are no
-    worse than the ``zero`` start's at ``lead`` (0-based): CSI at each `GUARDED_MMH`, and rain
+    worse than the ``zero`` start's at ``lead`` (0-based): CSI at each of the training guards'
+    thresholds (`model.training.lagrangian_train.GUARDED_CSI_MMH`), and rain
     MSE. An undefined CSI on either side (no event at that lead) does not bar a value."""
-    for key in GUARDED_MMH:
+    from model.training.lagrangian_train import GUARDED_CSI_MMH
+
+    for key in GUARDED_CSI_MMH:
         mine, ref = _value(pooled["csi"][key], lead), _value(zero["csi"][key], lead)
         if np.isfinite(mine) and np.isfinite(ref) and mine < ref:
             return False
@@ -102,20 +102,33 @@ def lead_by_lead(pooled: Mapping[float, Any], gate: Sequence[float]) -> Any:
     return out
 
 
-def select_uniform_gate(pooled_by_value: Mapping[float, Mapping[str, Any]]) -> list[float]:
-    """An alternative rule, measured for a later round: one value at every lead, among those
-    no worse than the zero start in the 15-lead means of CSI(2), CSI(5) and rain MSE, the one
-    with the highest mean CSI(0.5) + CSI(2); a tie to the smaller value. Fewer choices than
-    `select_gate`'s fifteen, so less noise."""
+def passes_guards(pooled: Mapping[str, Any], zero: Mapping[str, Any]) -> bool:
+    """Whether ``pooled`` scores pass the training's round-4 guards against the ``zero``
+    start's (`model.training.lagrangian_train.eligible`: 15-lead means of rain MSE no higher,
+    of CSI at 2 and 5 mm/h no lower)."""
+    from model.training.lagrangian_train import GUARDED_CSI_MMH, TrainState, eligible
     from model.training.lagrangian_validation import mean_csi, mean_rain_mse
 
-    zero = dict(pooled_by_value[0.0])
+    reference = dict(zero)
+    state = TrainState(
+        reference_rain_mse=mean_rain_mse(reference),
+        reference_csi={t: mean_csi(reference, t) for t in GUARDED_CSI_MMH},
+    )
+    return eligible(dict(pooled), state)
+
+
+def select_uniform_gate(pooled_by_value: Mapping[float, Mapping[str, Any]]) -> list[float]:
+    """An alternative rule, measured for a later round: one value at every lead, among those
+    that `passes_guards` on the 15-lead means, the one with the highest mean CSI(0.5) +
+    CSI(2); a tie to the smaller value. Fewer choices than `select_gate`'s fifteen, so less
+    noise."""
+    from model.training.lagrangian_validation import mean_csi
+
+    zero = pooled_by_value[0.0]
     best_value, best_score = 0.0, -np.inf
     for value in sorted(pooled_by_value):
         pooled = dict(pooled_by_value[value])
-        if any(mean_csi(pooled, key) < mean_csi(zero, key) for key in GUARDED_MMH):
-            continue
-        if mean_rain_mse(pooled) > mean_rain_mse(zero):
+        if not passes_guards(pooled, zero):
             continue
         score = float(np.sum([mean_csi(pooled, key) for key in SELECTED_MMH]))
         if score > best_score + 1e-9:
@@ -246,21 +259,18 @@ def main(argv: Sequence[str] | None = None) -> None:
             events, windows["validation"], config.in_frames, N_LEADS, args.cache, wet_only=False
         )
     )
-    validation = {}
+    served = network(args.checkpoint)
+    validation, validation_scores = {}, {}
     for name, gate_by_lead in {
         "zero start": [0.0] * N_LEADS,
         "network": [1.0] * N_LEADS,
         "gated": gate,
     }.items():
         scores = ScoreAccumulator(N_LEADS)
-        accumulate(scores, gated(network(args.checkpoint), gate_by_lead), data, norm, config.inflow)
+        accumulate(scores, gated(served, gate_by_lead), data, norm, config.inflow)
         validation[name] = summary(scores)
-    zero, mine = validation["zero start"], validation["gated"]
-    passes = (
-        mine["rain_mse"] <= zero["rain_mse"]
-        and mine["csi_2"] >= zero["csi_2"]
-        and mine["csi_5"] >= zero["csi_5"]
-    )
+        validation_scores[name] = scores.scores()
+    passes = passes_guards(validation_scores["gated"], validation_scores["zero start"])
     results: dict[str, Any] = {
         "gate_values": list(GATE_VALUES),
         "folds": folds,
