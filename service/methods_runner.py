@@ -19,11 +19,7 @@ from model.methods import (
     get_method,
     learned_names,
 )
-from model.verification.probability_calibration import (
-    ProbabilityCalibration,
-    issue_time_wet_fraction,
-    load_calibration,
-)
+from model.verification.probability_calibration import ProbabilityCalibration, load_calibration
 from model.verification.scores import THRESHOLDS_MMH
 from service.settings import InferenceSettings
 
@@ -127,8 +123,8 @@ class MethodRunner:
         calibration = self.calibrations.get(name)
         if calibration is None:
             return probability
-        wet = issue_time_wet_fraction(inputs_grey, self.dbz_bounds, self.zr)
-        return calibration.apply(probability, THRESHOLDS_MMH, wet)
+        labels = calibration.labels_of(inputs_grey, self.dbz_bounds, self.zr)
+        return calibration.apply(probability, THRESHOLDS_MMH, labels)
 
     def run_ensemble(
         self, name: str, method: EnsembleMethod, inputs_grey: np.ndarray, n_leads: int

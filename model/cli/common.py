@@ -15,12 +15,9 @@ def load_events(roots: list[Path]) -> list[Event]:
     """The events under ``roots`` (event folders or their parents), normalised; a usage error
     when there are none."""
     from ingest.settings import get_ingest_settings
-    from model.data.events import event_folders, load_event
+    from model.data.events import load_events as load_named_events
 
-    settings = get_ingest_settings()
-    events = []
-    for folder in event_folders(roots):
-        events.append(load_event(folder, settings, name=f"{folder.parent.name}/{folder.name}"))
+    events = load_named_events(roots, get_ingest_settings())
     if not events:
         raise typer.BadParameter(f"no frames under {[str(r) for r in roots]}")
     return events

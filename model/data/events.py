@@ -113,3 +113,12 @@ def event_folders(roots: list[Path]) -> Iterator[Path]:
             continue
         for child in sorted(p for p in root.iterdir() if p.is_dir()):
             yield from event_folders([child])
+
+
+def load_events(roots: list[Path], settings: IngestSettings) -> list[Event]:
+    """Every event under ``roots`` (`event_folders`), normalised, each named
+    "<parent folder>/<folder>" (unique across networks)."""
+    return [
+        load_event(folder, settings, name=f"{folder.parent.name}/{folder.name}")
+        for folder in event_folders(roots)
+    ]

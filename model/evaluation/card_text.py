@@ -310,8 +310,10 @@ the sample climatology (BSS), ROC area, the CRPS of the ensemble's members (the 
 themselves are not calibrated), each method's probabilities through its reliability
 calibration (`model/calibration/`, fitted per lead and threshold on the training blocks by
 `model.experiments.fit_probability_calibration`, shipped because it lowered the validation
-split's Brier score, `docs/evaluation/probability-calibration-validation.json`, where a
-calibration by the issue time's regime competes with it: `docs/evaluation/probability-regimes.md`),
+split's Brier score, `docs/evaluation/probability-calibration-validation.json`, where
+calibrations by an issue-time regime compete with the pooled one and the lowest Brier score
+wins: `docs/evaluation/probability-regimes.md`; the form in use is named with each method
+below),
 and the reliability diagrams `docs/evaluation/test-csi-reliability.png` (observed frequency
 against forecast probability per bin at 6, 30, 60 and 90 min, each point with its 95 % band:
 the jackknife-t over events where the bin has cases from at least 3 events, else the bootstrap

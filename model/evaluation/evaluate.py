@@ -8,7 +8,7 @@ events or gaps). Grey levels are converted back to rain rate (mm/h) and scored w
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,12 +18,9 @@ from ingest.normalize import NormParams
 from model.data.events import Event
 from model.data.split import WindowRef
 from model.methods import EnsembleMethod, NowcastMethod, ProbabilisticMethod
+from model.verification.issue_regimes import labels_by_regime
 from model.verification.probabilistic import ProbabilityAccumulator
-from model.verification.probability_calibration import (
-    ProbabilityCalibration,
-    issue_time_wet_fraction,
-    regime_of,
-)
+from model.verification.probability_calibration import ProbabilityCalibration
 from model.verification.scores import (
     THRESHOLDS_MMH,
     ScoreAccumulator,
@@ -112,7 +109,7 @@ def evaluate_method(
     return scores, count
 
 
-def _window_batches(
+def window_batches(
     events: Sequence[Event],
     norm: NormParams,
     in_frames: int,
@@ -147,9 +144,10 @@ class ProbabilisticEvaluation:
     window_observed: list[np.ndarray] = field(default_factory=list)
     window_events: list[str] = field(default_factory=list)
     forecasts: int = 0
-    by_regime: dict[str, ProbabilityAccumulator] = field(default_factory=dict)
-    """The probabilistic counts per issue-time regime (`regime_of`), where known."""
-    forecasts_by_regime: dict[str, int] = field(default_factory=dict)
+    by_regime: dict[tuple[str, str], ProbabilityAccumulator] = field(default_factory=dict)
+    """The probabilistic counts per (issue-time regime family, label)
+    (`model.verification.issue_regimes`), where known."""
+    forecasts_by_regime: dict[tuple[str, str], int] = field(default_factory=dict)
 
     @classmethod
     def start(
@@ -171,19 +169,20 @@ class ProbabilisticEvaluation:
         truth_mmh: np.ndarray,
         members_mmh: np.ndarray | None = None,
         event: str = "",
-        wet_fraction: np.ndarray | None = None,
+        regimes: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         """One batch: the deterministic forecast (b, L, H, W) and the observation (b, L, H, W)
         in mm/h, the probabilities (b, L, n_thresholds, H, W) and, for an ensemble, its
         members (b, M, L, H, W) in mm/h; each forecast is one window of the bootstrap, and
-        ``event`` (the windows' event) one unit of the bootstrap over events. ``wet_fraction``
-        (b,): each forecast's `issue_time_wet_fraction`, for the counts per regime and a
-        calibration by regime."""
+        ``event`` (the windows' event) one unit of the bootstrap over events. ``regimes``: each
+        issue-time regime family -> the b forecasts' labels (`labels_by_regime`), for the
+        counts per regime and a calibration by regime."""
+        regimes = regimes or {}
         if self.calibration is not None:
-            probability = self.calibration.apply(probability, THRESHOLDS_MMH, wet_fraction)
+            labels = None if self.calibration.regime is None else regimes[self.calibration.regime]
+            probability = self.calibration.apply(probability, THRESHOLDS_MMH, labels)
         self.deterministic.add(forecast_mmh, truth_mmh)
         pooled = self.probabilistic
-        regimes = regime_of(wet_fraction) if wet_fraction is not None else None
         for b in range(len(truth_mmh)):
             window = ProbabilityAccumulator(pooled.n_leads, pooled.thresholds_mmh, pooled.n_members)
             for k in range(pooled.n_leads):
@@ -193,14 +192,13 @@ class ProbabilisticEvaluation:
                     observed = truth_mmh[b, k]
                     window.add_ensemble(k + 1, members_mmh[b, :, k], observed, probability[b, k])
             pooled.merge(window)
-            if regimes is not None:
+            for family, labels in regimes.items():
+                key = (family, labels[b])
                 self.by_regime.setdefault(
-                    regimes[b],
+                    key,
                     ProbabilityAccumulator(pooled.n_leads, pooled.thresholds_mmh, pooled.n_members),
                 ).merge(window)
-                self.forecasts_by_regime[regimes[b]] = (
-                    self.forecasts_by_regime.get(regimes[b], 0) + 1
-                )
+                self.forecasts_by_regime[key] = self.forecasts_by_regime.get(key, 0) + 1
             self.window_counts.append(window.arrays["rel_count"].copy())
             self.window_observed.append(window.arrays["rel_observed"].copy())
             self.window_events.append(event)
@@ -241,11 +239,13 @@ class ProbabilisticEvaluation:
             }
         out["reliability_events"] = len(set(self.window_events))
         if self.by_regime:
-            out["reliability_by_regime"] = {
-                regime: acc.scores()["reliability"]
-                for regime, acc in sorted(self.by_regime.items())
-            }
-            out["forecasts_by_regime"] = dict(sorted(self.forecasts_by_regime.items()))
+            reliability: dict[str, dict[str, Any]] = {}
+            forecasts: dict[str, dict[str, int]] = {}
+            for (family, label), acc in sorted(self.by_regime.items()):
+                reliability.setdefault(family, {})[label] = acc.scores()["reliability"]
+                forecasts.setdefault(family, {})[label] = self.forecasts_by_regime[family, label]
+            out["reliability_by_regime"] = reliability
+            out["forecasts_by_regime"] = forecasts
         return out
 
 
@@ -267,14 +267,14 @@ def evaluate_ensemble(
 
     result = ProbabilisticEvaluation.start(out_frames, method.n_members, calibration)
     bounds, zr = (norm.dbz_min, norm.dbz_max), (norm.zr_a, norm.zr_b)
-    batches = _window_batches(events, norm, in_frames, out_frames, batch_size, windows)
+    batches = window_batches(events, norm, in_frames, out_frames, batch_size, windows)
     for inputs, truth, event in batches:
-        wet = issue_time_wet_fraction(inputs, bounds, zr)
+        regimes = labels_by_regime(inputs, bounds, zr)
         members = method.ensemble(inputs, out_frames)  # (b, M, out, H, W)
         members_mmh = grey_to_mmh(members, norm)
         mean_mmh = grey_to_mmh(ensemble_mean_grey(members, bounds, zr), norm)
         probability = exceedance_probabilities(members_mmh, THRESHOLDS_MMH)
-        result.add_batch(mean_mmh, probability, truth, members_mmh, event, wet)
+        result.add_batch(mean_mmh, probability, truth, members_mmh, event, regimes)
     return result
 
 
@@ -292,11 +292,11 @@ def evaluate_probabilities(
     probabilities (Brier, reliability, ROC), through ``calibration`` where given."""
     result = ProbabilisticEvaluation.start(out_frames, calibration=calibration)
     bounds, zr = (norm.dbz_min, norm.dbz_max), (norm.zr_a, norm.zr_b)
-    batches = _window_batches(events, norm, in_frames, out_frames, batch_size, windows)
+    batches = window_batches(events, norm, in_frames, out_frames, batch_size, windows)
     for inputs, truth, event in batches:
         grey, probability = method.probabilities(inputs, out_frames, THRESHOLDS_MMH, bounds, zr)
-        wet = issue_time_wet_fraction(inputs, bounds, zr)
-        result.add_batch(grey_to_mmh(grey, norm), probability, truth, event=event, wet_fraction=wet)
+        regimes = labels_by_regime(inputs, bounds, zr)
+        result.add_batch(grey_to_mmh(grey, norm), probability, truth, event=event, regimes=regimes)
     return result
 
 

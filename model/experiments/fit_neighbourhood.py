@@ -32,17 +32,14 @@ def main() -> None:
 
     from ingest.ingestor import norm_params_for
     from ingest.settings import get_ingest_settings
-    from model.data.events import event_folders, load_event
+    from model.data.events import load_events
     from model.data.split import split_windows
     from model.methods import get_method
     from model.methods.neighbourhood import neighbourhood_probabilities
     from model.verification.scores import grey_to_mmh
 
     settings = get_ingest_settings()
-    events = [
-        load_event(folder, settings, name=f"{folder.parent.name}/{folder.name}")
-        for folder in event_folders(args.roots)
-    ]
+    events = load_events(args.roots, settings)
     norm = norm_params_for(settings, events[0].site_id)
     windows = split_windows(events, 5, 15, 30)[0][args.split]
     network = get_method("convlstm")

@@ -1,7 +1,7 @@
 """Fit a probabilistic method's reliability calibration from its training-block evaluation.
 
     nowcast evaluate ../shared/data/radar --method steps --split train --raw --json train.json
-    python -m model.experiments.fit_probability_calibration train.json [--by-regime]
+    python -m model.experiments.fit_probability_calibration train.json [--by-regime NAME]
 
 writes ``model/calibration/<method>.json`` (`model.verification.probability_calibration`),
 which the inference worker and ``nowcast evaluate`` (unless ``--raw``) then apply. Only the
@@ -21,18 +21,16 @@ def main() -> None:
     parser.add_argument("--out-dir", type=Path, default=None)
     parser.add_argument(
         "--by-regime",
-        action="store_true",
-        help="one set of tables for dry and one for wet issue times (the report's "
-        "reliability_by_regime)",
+        metavar="NAME",
+        default=None,
+        help="one set of tables per label of this issue-time regime family "
+        "(model.verification.issue_regimes: wet-fraction, new-echoes), from the report's "
+        "reliability_by_regime",
     )
     args = parser.parse_args()
 
-    from model.verification.probability_calibration import (
-        CALIBRATION_DIR,
-        WET_REGIME_FRACTION,
-        WET_REGIME_MMH,
-        fit_calibration,
-    )
+    from model.verification.issue_regimes import get_regime
+    from model.verification.probability_calibration import CALIBRATION_DIR, fit_calibration
 
     report = json.loads(args.report.read_text())
     if "train" not in str(report.get("split", "")):
@@ -40,14 +38,16 @@ def main() -> None:
     if report.get("probability_calibration", "none").startswith("none") is False:
         raise SystemExit(f"{args.report} scored calibrated probabilities: evaluate with --raw")
     fitted_on = f"training blocks: {report['forecasts']} forecasts ({report['split']})"
-    if args.by_regime:
-        counts = report["probabilistic"].get("forecasts_by_regime", {})
-        fitted_on += (
-            f", by issue-time regime (wet: >= {WET_REGIME_FRACTION:.0%} of the last input at or "
-            f"above {WET_REGIME_MMH:g} mm/h; forecasts {counts})"
-        )
     try:
-        calibration = fit_calibration(report, fitted_on, by_regime=args.by_regime)
+        if args.by_regime:
+            family = get_regime(args.by_regime)
+            counts = report["probabilistic"].get("forecasts_by_regime", {}).get(family.name, {})
+            per_label = ", ".join(f"{label} {n}" for label, n in counts.items())
+            fitted_on += (
+                f", by issue-time regime {family.name} ({family.description}; forecasts: "
+                f"{per_label})"
+            )
+        calibration = fit_calibration(report, fitted_on, regime=args.by_regime)
     except ValueError as error:
         raise SystemExit(f"{args.report}: {error}") from error
     folder = args.out_dir or CALIBRATION_DIR

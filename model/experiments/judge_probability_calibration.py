@@ -11,9 +11,10 @@ split's Brier score, the mean over 0.5 and 2 mm/h and the 15 leads.
         --record docs/evaluation/probability-calibration-validation.json
 
 prints the verdict and records it under the method's name; the exit status is 0 either way
-(remove the method's calibration file when the verdict is "not shipped"). With ``--by-regime
-BY_REGIME.json`` (the validation split calibrated by issue-time regime, `fit_probability_calibration
---by-regime`) the pooled and the by-regime forms compete: the lower Brier score wins (``form``).
+(remove the method's calibration file when the verdict is "not shipped"). With ``--form
+NAME=FILE`` (repeatable: the validation split under another form of the calibration, e.g.
+by an issue-time regime, `fit_probability_calibration --by-regime`) the forms compete with
+the pooled one: the lowest Brier score wins (``form``).
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ import numpy as np
 THRESHOLDS = ("0.5", "2.0")
 RULE = (
     "ship a method's calibration only where it lowers the validation split's Brier score "
-    "(mean over 0.5 and 2 mm/h and the 15 leads); where a calibration by issue-time regime "
-    "was fitted too, the form (pooled or by regime) with the lower validation Brier score"
+    "(mean over 0.5 and 2 mm/h and the 15 leads); where other forms were fitted too (e.g. by "
+    "an issue-time regime), the form with the lowest validation Brier score"
 )
 
 
@@ -53,15 +54,21 @@ def main() -> None:
     parser.add_argument("calibrated", type=Path, help="the same, calibrated")
     parser.add_argument("--record", type=Path, required=True, help="JSON of the verdicts")
     parser.add_argument(
-        "--by-regime",
-        type=Path,
-        default=None,
-        help="the same, calibrated by issue-time regime: the form with the lower Brier wins",
+        "--form",
+        action="append",
+        default=[],
+        metavar="NAME=FILE",
+        help="the same, calibrated in another form (repeatable): the lowest Brier wins",
     )
     args = parser.parse_args()
     raw, calibrated = (json.loads(p.read_text()) for p in (args.raw, args.calibrated))
-    by_regime = json.loads(args.by_regime.read_text()) if args.by_regime else None
-    reports = [(raw, True), (calibrated, False)] + ([(by_regime, False)] if by_regime else [])
+    forms: dict[str, dict[str, Any]] = {}
+    for spec in args.form:
+        name, sep, path = spec.partition("=")
+        if not sep or not name or name == "pooled":
+            raise SystemExit(f"--form {spec!r}: give NAME=FILE, NAME not 'pooled'")
+        forms[name] = json.loads(Path(path).read_text())
+    reports = [(raw, True), (calibrated, False)] + [(report, False) for report in forms.values()]
     for report, expected in reports:
         if not str(report.get("split", "")).startswith("validation"):
             raise SystemExit("both evaluations must be of the validation split")
@@ -70,12 +77,13 @@ def main() -> None:
     if len({report["method"] for report, _ in reports}) > 1:
         raise SystemExit("the evaluations are of different methods")
     entry: dict[str, Any] = {"raw": summary(raw), "calibrated": summary(calibrated)}
-    best = entry["calibrated"]
-    if by_regime is not None:
-        entry["calibrated_by_regime"] = summary(by_regime)
-        if entry["calibrated_by_regime"]["brier_mean"] < best["brier_mean"]:
-            best = entry["calibrated_by_regime"]
-        entry["form"] = "by regime" if best is entry["calibrated_by_regime"] else "pooled"
+    best_name, best = "pooled", entry["calibrated"]
+    if forms:
+        entry["forms"] = {name: summary(report) for name, report in forms.items()}
+        for name, scores in entry["forms"].items():
+            if scores["brier_mean"] < best["brier_mean"]:
+                best_name, best = name, scores
+        entry["form"] = best_name
     entry["shipped"] = best["brier_mean"] < entry["raw"]["brier_mean"]
     record = json.loads(args.record.read_text()) if args.record.exists() else {}
     record["rule"] = RULE
@@ -84,9 +92,10 @@ def main() -> None:
     args.record.write_text(json.dumps(record, indent=2) + "\n")
     verdict = "shipped" if entry["shipped"] else "not shipped"
     if "form" in entry:
-        verdict += (
-            f" ({entry['form']}; by regime {entry['calibrated_by_regime']['brier_mean']:.5f})"
+        others = "; ".join(
+            f"{name} {scores['brier_mean']:.5f}" for name, scores in entry["forms"].items()
         )
+        verdict += f" ({entry['form']}; {others})"
     print(
         f"{raw['method']}: Brier {entry['raw']['brier_mean']:.5f} raw, "
         f"{entry['calibrated']['brier_mean']:.5f} calibrated: {verdict}"

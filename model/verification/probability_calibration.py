@@ -9,11 +9,11 @@ first and last (`ProbabilityCalibration.apply`), so it never reorders two foreca
 lead and threshold. Operational post-processing calibrates the same way (the Met
 Office's IMPROVER: reliability tables).
 
-A calibration may hold a second set of tables for wet issue times (``wet_points``): the
-frequency with which rain appears where a method forecasts none differs by an order of
-magnitude between windows whose last input is nearly dry and windows with widespread rain
+A calibration may hold a second set of tables for one issue-time regime (``regime_points``,
+`model.verification.issue_regimes`): the frequency with which rain appears where a method
+forecasts none differs by an order of magnitude between issue times
 (docs/evaluation/probability-regimes.md). Each forecast then takes the tables of its regime,
-chosen by `issue_time_wet_fraction` of its own inputs (`regime_of`).
+read from its own inputs (`ProbabilityCalibration.labels_of`).
 
 Shipped per method as ``model/calibration/<method>.json``; a method without one is served
 uncalibrated (`load_calibration` returns None).
@@ -22,6 +22,7 @@ uncalibrated (`load_calibration` returns None).
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,86 +30,80 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from model.verification.issue_regimes import get_regime
 from model.verification.scores import threshold_key
 
 CALIBRATION_DIR = Path(__file__).resolve().parents[1] / "calibration"
 MIN_BIN_CASES = 100
 
-WET_REGIME_MMH = 0.5
-"""Rain rate (mm/h) a cell of the last input must reach to count as wet for the regime."""
-
-WET_REGIME_FRACTION = 0.05
-"""Share of the last input's covered cells at or above `WET_REGIME_MMH` from which an issue
-time is "wet" (below: "dry")."""
-
-REGIMES = ("dry", "wet")
-
 Tables = list[dict[str, tuple[list[float], list[float]]]]
 """Per lead (0-based), threshold key -> (forecast probabilities, calibrated probabilities)."""
-
-
-def issue_time_wet_fraction(
-    inputs_grey: NDArray[np.floating], dbz_bounds: tuple[float, float], zr: tuple[float, float]
-) -> NDArray[np.float64]:
-    """(B, in_frames, H, W) grey inputs -> (B,) share of the last frame's covered cells (NaN:
-    outside coverage, left out) at or above `WET_REGIME_MMH`; 0 where no cell is covered."""
-    from core.conversion import grey_to_rain_rate_mmh
-
-    last = np.asarray(inputs_grey, dtype=np.float32)[:, -1]
-    covered = np.isfinite(last)
-    rain = grey_to_rain_rate_mmh(np.nan_to_num(last, nan=0.0), *dbz_bounds, *zr)
-    wet = (rain >= WET_REGIME_MMH) & covered
-    n_covered = covered.reshape(len(last), -1).sum(axis=1)
-    return np.where(
-        n_covered > 0, wet.reshape(len(last), -1).sum(axis=1) / np.maximum(n_covered, 1), 0.0
-    )
-
-
-def regime_of(wet_fraction: NDArray[np.floating]) -> list[str]:
-    """The regime ("dry" or "wet") of each forecast from its issue-time wet fraction."""
-    return ["wet" if f >= WET_REGIME_FRACTION else "dry" for f in np.asarray(wet_fraction)]
 
 
 @dataclass(frozen=True)
 class ProbabilityCalibration:
     """``points[lead][threshold key]`` = (forecast probabilities, calibrated probabilities),
-    both non-decreasing, for 1-based leads ``1..n_leads``; with ``wet_points`` (the same for
-    wet issue times, `regime_of`) ``points`` are the dry issue times' tables."""
+    both non-decreasing, for 1-based leads ``1..n_leads``. With ``regime`` (a family of
+    `model.verification.issue_regimes`), ``regime_points`` are the tables of its active label
+    (e.g. "initiating") and ``points`` those of the other."""
 
     method: str
     points: Tables
     fitted_on: str
-    wet_points: Tables | None = None
+    regime: str | None = None
+    regime_points: Tables | None = None
+
+    def __post_init__(self) -> None:
+        if (self.regime is None) != (self.regime_points is None):
+            raise ValueError(
+                f"{self.method}: a calibration by regime needs both its name and tables"
+            )
+        if self.regime is not None:
+            get_regime(self.regime)
 
     @property
     def by_regime(self) -> bool:
         """Whether the tables depend on the issue time's regime (`apply` then needs it)."""
-        return self.wet_points is not None
+        return self.regime is not None
+
+    def labels_of(
+        self,
+        inputs_grey: NDArray[np.floating],
+        dbz_bounds: tuple[float, float],
+        zr: tuple[float, float],
+    ) -> list[str] | None:
+        """Each forecast's label in this calibration's regime family, from its (B, in_frames,
+        H, W) grey inputs; None for a pooled calibration."""
+        return (
+            None if self.regime is None else get_regime(self.regime).of(inputs_grey, dbz_bounds, zr)
+        )
 
     def apply(
         self,
         probability: NDArray[np.floating],
         thresholds_mmh: tuple[float, ...],
-        wet_fraction: NDArray[np.floating] | None = None,
+        regime_labels: Sequence[str] | None = None,
     ) -> NDArray[np.float32]:
         """(B, n_leads, n_thresholds, H, W) probabilities -> calibrated, same shape; a
         threshold without a table is left as it is. ``thresholds_mmh`` ascending: a higher
         threshold is then never more likely than a lower one at a cell (the tables are fitted
         apart, so the calibrated values are capped by the lower threshold's).
-        ``wet_fraction``: (B,) `issue_time_wet_fraction` of each forecast's inputs, needed
-        (ValueError without it) when the calibration is `by_regime`."""
+        ``regime_labels``: (B,) each forecast's label in the calibration's family
+        (`labels_of`), needed (ValueError without it) when the calibration is `by_regime`."""
         p = np.asarray(probability, dtype=np.float32)
-        if not self.by_regime:
+        if self.regime is None or self.regime_points is None:
             return _apply_tables(p, thresholds_mmh, self.points)
-        if wet_fraction is None or len(wet_fraction) != len(p):
+        labels = get_regime(self.regime).labels
+        if regime_labels is None or len(regime_labels) != len(p):
             raise ValueError(
-                f"{self.method}: the calibration depends on the issue time's regime: give "
-                f"each of the {len(p)} forecasts its inputs' wet fraction"
+                f"{self.method}: the calibration depends on the issue time's {self.regime} "
+                f"regime: give each of the {len(p)} forecasts its label"
             )
         out = np.empty_like(p)
-        for b, regime in enumerate(regime_of(wet_fraction)):
-            tables = self.wet_points if regime == "wet" else self.points
-            assert tables is not None  # by_regime
+        for b, label in enumerate(regime_labels):
+            if label not in labels:
+                raise ValueError(f"{self.method}: {label!r} is not a {self.regime} regime {labels}")
+            tables = self.regime_points if label == labels[1] else self.points
             out[b] = _apply_tables(p[b], thresholds_mmh, tables)
         return out
 
@@ -118,29 +113,28 @@ class ProbabilityCalibration:
             "fitted_on": self.fitted_on,
             "points": self.points,
         }
-        if self.wet_points is not None:
-            data["wet_points"] = self.wet_points
-            data["wet_from_fraction"] = WET_REGIME_FRACTION
-            data["wet_mmh"] = WET_REGIME_MMH
+        if self.regime is not None:
+            family = get_regime(self.regime)
+            data["regime"] = self.regime
+            data["regime_labels"] = list(family.labels)
+            data["regime_parameters"] = family.parameters
+            data["regime_points"] = self.regime_points
         return json.dumps(data, indent=1)
 
     @classmethod
     def from_json(cls, text: str) -> ProbabilityCalibration:
         data = json.loads(text)
-        if "wet_points" in data and (
-            data.get("wet_from_fraction") != WET_REGIME_FRACTION
-            or data.get("wet_mmh") != WET_REGIME_MMH
-        ):
-            raise ValueError(
-                f"{data['method']}: calibration regimes drawn at another wet fraction or rain "
-                "rate than this code's"
-            )
-        wet = data.get("wet_points")
+        method = str(data["method"])
+        regime = data.get("regime")
+        if regime is not None:
+            get_regime(regime).check_parameters(data.get("regime_parameters", {}), method)
+        by_regime = data.get("regime_points")
         return cls(
-            str(data["method"]),
-            _tables(data["points"], data["method"]),
+            method,
+            _tables(data["points"], method),
             str(data["fitted_on"]),
-            None if wet is None else _tables(wet, data["method"]),
+            regime,
+            None if by_regime is None else _tables(by_regime, method),
         )
 
 
@@ -173,24 +167,26 @@ def _apply_tables(
 
 
 def fit_calibration(
-    report: dict[str, Any], fitted_on: str, by_regime: bool = False
+    report: dict[str, Any], fitted_on: str, regime: str | None = None
 ) -> ProbabilityCalibration:
     """The calibration of a ``nowcast evaluate`` report's method from its reliability bins
     (``report["probabilistic"]["reliability"]``); bins with fewer than `MIN_BIN_CASES` cases
-    are left out. ``by_regime``: one set of tables per issue-time regime, from
+    are left out. ``regime``: one set of tables per label of that issue-time family, from
     ``reliability_by_regime``; a lead and threshold too thin in a regime takes the pooled
     table."""
     probabilistic = report["probabilistic"]
     pooled = _fit_tables(probabilistic["reliability"])
-    if not by_regime:
+    if regime is None:
         return ProbabilityCalibration(str(report["method"]), pooled, fitted_on)
-    if "reliability_by_regime" not in probabilistic:
-        raise ValueError("the report has no reliability per regime: evaluate it again")
-    dry, wet = (
-        _with_fallback(_fit_tables(probabilistic["reliability_by_regime"][r]), pooled)
-        for r in REGIMES
+    family = get_regime(regime)
+    by_label = probabilistic.get("reliability_by_regime", {}).get(regime)
+    if by_label is None:
+        raise ValueError(f"the report has no reliability per {regime} regime: evaluate it again")
+    inactive, active = (
+        _with_fallback(_fit_tables(by_label[label]), pooled) if label in by_label else pooled
+        for label in family.labels
     )
-    return ProbabilityCalibration(str(report["method"]), dry, fitted_on, wet)
+    return ProbabilityCalibration(str(report["method"]), inactive, fitted_on, regime, active)
 
 
 def _with_fallback(tables: Tables, pooled: Tables) -> Tables:

@@ -63,11 +63,12 @@ def forecast_to_geojson(
 
 def rain_area(mask: np.ndarray, georef: GridGeoref) -> tuple[dict[str, Any], float]:
     """(GeoJSON MultiPolygon in lon/lat, area in km2) of the True cells of ``mask`` (ny, nx)."""
+    import shapely
     from rasterio import features
     from rasterio.transform import Affine
     from shapely.geometry import MultiPolygon, mapping, shape
     from shapely.geometry.polygon import orient
-    from shapely.ops import transform, unary_union
+    from shapely.ops import unary_union
 
     cells = np.ascontiguousarray(mask, dtype=np.uint8)
     if not cells.any():
@@ -82,7 +83,9 @@ def rain_area(mask: np.ndarray, georef: GridGeoref) -> tuple[dict[str, Any], flo
     area_km2 = merged.area / 1e6
     simplified = merged.simplify(min(abs(georef.dx_m), abs(georef.dy_m)) / 2)
     transformer = to_lonlat(georef.crs_wkt)
-    lonlat = transform(lambda x, y, z=None: transformer.transform(x, y), simplified)
+    lonlat = shapely.transform(
+        simplified, lambda xy: np.column_stack(transformer.transform(xy[:, 0], xy[:, 1]))
+    )
     parts = list(lonlat.geoms) if hasattr(lonlat, "geoms") else [lonlat]
     oriented = MultiPolygon([orient(p, sign=1.0) for p in parts if not p.is_empty])
     return mapping(oriented), area_km2

@@ -178,12 +178,12 @@ def test_evaluate_scores_an_ensemble_probabilistically_and_compare_draws_its_rel
         scores
     )
     assert abs(sum(scores["rank_histogram"][0]) - 1.0) < 1e-9
-    # the reliability per issue-time regime adds up to the pooled one
-    assert sum(scores["forecasts_by_regime"].values()) == 3
-    counts = [
-        np.asarray(regime["0.5"][0]["count"]) for regime in scores["reliability_by_regime"].values()
-    ]
-    assert (sum(counts) == np.asarray(scores["reliability"]["0.5"][0]["count"])).all()
+    # in each issue-time regime family, the reliability per label adds up to the pooled one
+    assert set(scores["reliability_by_regime"]) == {"wet-fraction", "new-echoes"}
+    for family, by_label in scores["reliability_by_regime"].items():
+        assert sum(scores["forecasts_by_regime"][family].values()) == 3
+        counts = [np.asarray(label["0.5"][0]["count"]) for label in by_label.values()]
+        assert (sum(counts) == np.asarray(scores["reliability"]["0.5"][0]["count"])).all()
     assert all(v is None or v <= 1.0 for v in scores["brier_skill"]["0.5"])
     assert report["csi"]["0.5"][0] is not None  # the mean, scored deterministically
     assert "| 6 |" in probabilistic_section([report])  # the card's table, lead by lead

@@ -67,8 +67,9 @@ def test_a_higher_threshold_never_becomes_more_likely_than_a_lower_one():
 
 
 def _regime_report() -> dict:
-    """Pooled bins observed as forecast; dry issue times observe half, wet ones double (capped)
-    at 2 mm/h; the dry regime has too few cases at 0.5 mm/h to fit (the pooled table stays)."""
+    """Pooled bins observed as forecast; by wet fraction, dry issue times observe half, wet
+    ones double (capped) at 2 mm/h; the dry regime has too few cases at 0.5 mm/h to fit (the
+    pooled table stays)."""
     report = _report(lambda p: p)
     pooled = report["probabilistic"]["reliability"]["2.0"][0]
     dry = {**pooled, "observed_frequency": [0.5 * p for p in pooled["forecast_probability"]]}
@@ -79,42 +80,42 @@ def _regime_report() -> dict:
     thin = {**pooled, "count": [10] * 10}
     report["probabilistic"]["reliability"]["0.5"] = [pooled]
     report["probabilistic"]["reliability_by_regime"] = {
-        "dry": {"0.5": [thin], "2.0": [dry]},
-        "wet": {"0.5": [pooled], "2.0": [wet]},
+        "wet-fraction": {
+            "dry": {"0.5": [thin], "2.0": [dry]},
+            "wet": {"0.5": [pooled], "2.0": [wet]},
+        }
     }
     return report
 
 
 def test_a_calibration_by_regime_calibrates_each_forecast_by_its_own_issue_time(tmp_path):
-    from model.verification.probability_calibration import issue_time_wet_fraction, regime_of
-
-    calibration = fit_calibration(_regime_report(), "test", by_regime=True)
-    assert calibration.by_regime
+    calibration = fit_calibration(_regime_report(), "test", regime="wet-fraction")
+    assert calibration.by_regime and calibration.regime == "wet-fraction"
     # the dry regime's thin 0.5 mm/h table falls back to the pooled one
     assert calibration.points[0]["0.5"] == fit_calibration(_regime_report(), "t").points[0]["0.5"]
     probability = np.full((2, 1, 2, 1, 1), 0.45, dtype=np.float32)  # (B, L, T, H, W)
-    out = calibration.apply(probability, (0.5, 2.0), np.array([0.0, 0.2]))
+    out = calibration.apply(probability, (0.5, 2.0), ["dry", "wet"])
     np.testing.assert_allclose(out[0, 0, 1], 0.225, atol=1e-6)  # dry: half at 2 mm/h
     np.testing.assert_allclose(out[1, 0, 1], 0.45, atol=1e-6)  # wet: double, capped by 0.5 mm/h's
-    with pytest.raises(ValueError, match="wet fraction"):
+    with pytest.raises(ValueError, match="give each of the 2 forecasts its label"):
         calibration.apply(probability, (0.5, 2.0))
+    with pytest.raises(ValueError, match="'initiating' is not a wet-fraction regime"):
+        calibration.apply(probability, (0.5, 2.0), ["dry", "initiating"])
     again = ProbabilityCalibration.from_json(calibration.to_json())
     assert again == calibration
-    moved = calibration.to_json().replace('"wet_from_fraction": 0.05', '"wet_from_fraction": 0.1')
-    with pytest.raises(ValueError, match="another wet fraction"):
+    moved = calibration.to_json().replace('"wet_fraction": 0.05', '"wet_fraction": 0.1')
+    with pytest.raises(ValueError, match="fit the calibration again"):
         ProbabilityCalibration.from_json(moved)
-    # the regime of an issue time: its last input's share of covered cells at >= 0.5 mm/h
+    # the labels come from the forecasts' own inputs
     bounds, zr = (-10.0, 70.0), (200.0, 1.6)
-    inputs = np.zeros((3, 5, 10, 10), dtype=np.float32)
-    inputs[1, -1, :2] = 0.5  # 20 % of the cells at 30 dBZ (about 2.7 mm/h)
-    inputs[1, 0] = 0.5  # an earlier input does not count
-    inputs[2, -1, :, :] = np.nan
-    inputs[2, -1, 0, 0] = 0.5  # the only covered cell is wet
-    wet = issue_time_wet_fraction(inputs, bounds, zr)
-    np.testing.assert_allclose(wet, [0.0, 0.2, 1.0])
-    assert regime_of(wet) == ["dry", "wet", "wet"]
-    with pytest.raises(ValueError, match="evaluate it again"):
-        fit_calibration(_report(lambda p: p), "test", by_regime=True)
+    inputs = np.zeros((2, 5, 10, 10), dtype=np.float32)
+    inputs[1, -1] = 0.5  # about 2.7 mm/h everywhere
+    assert calibration.labels_of(inputs, bounds, zr) == ["dry", "wet"]
+    assert fit_calibration(_regime_report(), "t").labels_of(inputs, bounds, zr) is None
+    with pytest.raises(ValueError, match="no reliability per new-echoes regime"):
+        fit_calibration(_regime_report(), "test", regime="new-echoes")
+    with pytest.raises(ValueError, match="unknown issue-time regime"):
+        fit_calibration(_regime_report(), "test", regime="moon-phase")
 
 
 def test_the_judge_ships_the_form_with_the_lower_validation_brier_score(tmp_path):
@@ -141,21 +142,24 @@ def test_the_judge_ships_the_form_with_the_lower_validation_brier_score(tmp_path
         ("raw", 0.06, "none (raw probabilities)"),
         ("pooled", 0.04, "training blocks"),
         ("regime", 0.03, "training blocks, by issue-time regime"),
+        ("other", 0.035, "training blocks, by another regime"),
     ):
         files[name] = tmp_path / f"{name}.json"
         files[name].write_text(json.dumps(report(brier, calibration)))
     record = tmp_path / "record.json"
     command = [
         sys.executable, "-m", "model.experiments.judge_probability_calibration",
-        str(files["raw"]), str(files["pooled"]), "--by-regime", str(files["regime"]),
+        str(files["raw"]), str(files["pooled"]), "--form", f"new-echoes={files['regime']}",
+        "--form", f"wet-fraction={files['other']}",
         "--record", str(record),
     ]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     entry = json.loads(record.read_text())["methods"]["m"]
-    assert entry["shipped"] and entry["form"] == "by regime"
-    assert "(by regime; by regime 0.03000)" in done.stdout
-    files["regime"].write_text(json.dumps(report(0.05, "training blocks, by regime")))
+    assert entry["shipped"] and entry["form"] == "new-echoes"
+    assert "(new-echoes; new-echoes 0.03000; wet-fraction 0.03500)" in done.stdout
+    for name in ("regime", "other"):
+        files[name].write_text(json.dumps(report(0.05, "training blocks, by regime")))
     done = subprocess.run(command, capture_output=True, text=True, timeout=120)
     entry = json.loads(record.read_text())["methods"]["m"]
     assert entry["shipped"] and entry["form"] == "pooled"

@@ -253,7 +253,7 @@ def test_the_worker_calibrates_each_site_by_its_own_issue_time_regime(settings, 
 
     dry = [{"0.5": ([0.0, 1.0], [0.0, 0.5])}] * 15  # halves
     wet = [{"0.5": ([0.0, 1.0], [0.5, 1.0])}] * 15  # lifts
-    calibration = ProbabilityCalibration("steps", dry, "a test, by regime", wet)
+    calibration = ProbabilityCalibration("steps", dry, "a test, by regime", "wet-fraction", wet)
     inputs = np.zeros((2, 5, 32, 32), dtype=np.float32)
     inputs[1] = 0.6  # about 7 mm/h everywhere: wet
     inputs[0, :, :4, :4] = 0.6  # 1.6 % of the cells: dry
