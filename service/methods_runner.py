@@ -75,7 +75,7 @@ class MethodRunner:
             calibration = load_calibration(name)
             if calibration is not None:
                 self.calibrations[name] = calibration
-                self.versions[name] += "-calibrated"
+                self.versions[name] += f"-calibrated-{calibration.version}"
             device = getattr(method, "device", None)
             if device is not None:
                 self.device = str(device)

@@ -62,6 +62,14 @@ class ProbabilityCalibration:
             get_regime(self.regime)
 
     @property
+    def version(self) -> str:
+        """8 hex digits of the SHA-256 of the tables and their regime: the served forecasts'
+        version names it, so a refitted calibration is told apart."""
+        import hashlib
+
+        return hashlib.sha256(self.to_json().encode()).hexdigest()[:8]
+
+    @property
     def by_regime(self) -> bool:
         """Whether the tables depend on the issue time's regime (`apply` then needs it)."""
         return self.regime is not None

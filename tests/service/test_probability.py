@@ -237,7 +237,9 @@ def test_the_worker_serves_probabilities_through_the_methods_calibration(setting
     )
     runner = MethodRunner(base)
     calibrated = runner.run(inputs)[1]
-    assert runner.versions["steps"].endswith("-calibrated")
+    assert runner.versions["steps"].endswith(f"-calibrated-{calibration.version}")
+    refitted = ProbabilityCalibration("steps", [{"0.5": ([0.05, 0.95], [0.1, 0.7])}] * 15, "b")
+    assert refitted.version != calibration.version  # a refit is a new version
     assert raw.probability is not None and calibrated.probability is not None
     np.testing.assert_allclose(
         calibrated.probability, calibration.apply(raw.probability, raw.thresholds_mmh), atol=1e-6
