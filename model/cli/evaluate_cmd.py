@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from ingest.normalize import NormParams
     from model.data.events import Event
     from model.methods import NowcastMethod
+    from model.verification.scores import ScoreAccumulator
 
 log = logging.getLogger(__name__)
 
@@ -182,12 +183,15 @@ def evaluate(
         probabilistic = evaluate_probabilities(
             nowcaster, events, norm, windows=windows, calibration=calibration
         )
+    by_event: dict[str, ScoreAccumulator] = {}
     if probabilistic is not None:
         scores, count = probabilistic.deterministic, probabilistic.forecasts
+        by_event = probabilistic.deterministic_by_event
     else:
-        scores, count = evaluate_method(nowcaster, events, norm, windows=windows)
+        scores, count = evaluate_method(nowcaster, events, norm, windows=windows, by_event=by_event)
     label = f"{method}-raw" if method in learned_names() and not calibrated else method
     result = report(label, scores, count, events)
+    result["counts_by_event"] = {name: acc.to_dict() for name, acc in sorted(by_event.items())}
     if probabilistic is not None:
         result["probabilistic"] = probabilistic.scores()
         result["ensemble_members"] = probabilistic.probabilistic.n_members

@@ -51,7 +51,9 @@ def collect_forecasts(
 ) -> tuple[list[WindowRef], np.ndarray, np.ndarray]:
     """``(refs, forecast, truth)``: grey (N, out, H, W) float32 of ``windows``, in refs order."""
     refs = sorted(windows, key=lambda w: w.event_index)  # iter_forecasts goes event by event
-    pairs = list(iter_forecasts(method, events, in_frames, out_frames, windows=refs))
+    pairs = [
+        (f, t) for _, f, t in iter_forecasts(method, events, in_frames, out_frames, windows=refs)
+    ]
     if not pairs:
         raise ValueError("no window to forecast")
     forecast = np.concatenate([f for f, _ in pairs]).astype(np.float32, copy=False)

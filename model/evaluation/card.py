@@ -145,6 +145,74 @@ def skill_target(reports: list[dict[str, Any]], threshold: str = "0.5") -> str:
     )
 
 
+def target_uncertainty(reports: list[dict[str, Any]]) -> str:
+    """How sure the skill target's comparisons are: convlstm minus extrapolation (and minus
+    S-PROG at 0.5 mm/h) on the same test windows, each with its 95 % jackknife-t interval
+    over the test events (`model.verification.paired`), and how many events hold the rain
+    each score rests on; from the reports' per-event counts."""
+    from model.verification.paired import (
+        counts_by_event,
+        mean_csi,
+        mean_rain_mse,
+        observed_cells_by_event,
+        paired_difference,
+    )
+
+    by_method = {r["method"]: counts_by_event(r) for r in reports}
+    mine = by_method.get("convlstm")
+    if mine is None or by_method.get("extrapolation") is None:
+        return "Not assessed: the test reports lack per-event counts (evaluate them again)."
+    comparisons = [
+        ("extrapolation", f"mean CSI({t:g})", mean_csi(str(t)), str(t)) for t in (0.5, 2.0, 5.0)
+    ] + [
+        ("extrapolation", "mean rain MSE ((mm/h)^2)", mean_rain_mse, None),
+        ("sprog", "mean CSI(0.5)", mean_csi("0.5"), "0.5"),
+    ]
+    rows, shares = [], []
+    for other, label, statistic, threshold in comparisons:
+        theirs = by_method.get(other)
+        if theirs is None:
+            continue
+        diff = paired_difference(mine, theirs, statistic)
+        wet = "all" if threshold is None else _wet_events(observed_cells_by_event(mine, threshold))
+        if diff["low"] is not None:
+            interval = f"{diff['low']:+.3f} to {diff['high']:+.3f}"
+        else:
+            interval = "n/a (undefined without one of the events)"
+        rows.append(f"| {label} | `{other}` | {_signed(diff['difference'])} | {interval} | {wet} |")
+    for threshold in ("0.5", "2.0", "5.0"):
+        cells = observed_cells_by_event(mine, threshold)
+        total = sum(cells.values())
+        if total:
+            most = max(cells.values())
+            shares.append(f"{most / total:.1%} of the cells at {float(threshold):g} mm/h")
+    where = ""
+    if shares:
+        name = max(observed_cells_by_event(mine, "0.5").items(), key=lambda item: item[1])[0]
+        where = (
+            f" Observed rain per event: `{name}` holds {', '.join(shares)} (over all leads), "
+            "so the test split's verdict rests mostly on that event's block, and no interval "
+            "over events can be narrow."
+        )
+    return (
+        "How sure these comparisons are: convlstm minus the other method on the same test "
+        f"windows, with the 95 % interval of the delete-one-event jackknife-t over the "
+        f"{len(mine)} test events (the windows of one event are not independent; "
+        "`model.verification.paired`). An interval that straddles 0 means these events cannot "
+        f"tell the two apart.{where}\n\n"
+        "| score | against | convlstm minus it | 95 % interval | events with rain at the "
+        "threshold |\n| --- | --- | --- | --- | --- |\n" + "\n".join(rows)
+    )
+
+
+def _wet_events(cells: dict[str, int]) -> str:
+    return f"{sum(1 for n in cells.values() if n > 0)} of {len(cells)}"
+
+
+def _signed(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:+.3f}"
+
+
 def observed_events(reports: list[dict[str, Any]], threshold: str = "0.5") -> str:
     """Where the test split's observed events are (from the evaluation's counts)."""
     for r in reports:

@@ -17,6 +17,7 @@ from model.evaluation.card import (
     probabilistic_section,
     score_table,
     skill_target,
+    target_uncertainty,
     training_runs,
 )
 from model.evaluation.card_attribution import (
@@ -330,6 +331,8 @@ has no 2 x 2 checkerboard (no depth-to-space; tested on the network's output).
 
 ## Skill target
 {skill_target(reports)}
+
+{target_uncertainty(reports)}
 
 ### Where the gain comes from
 {attribution_section(attribution)}

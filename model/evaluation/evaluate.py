@@ -70,8 +70,9 @@ def iter_forecasts(
     out_frames: int = 15,
     batch_size: int = 8,
     windows: Sequence[WindowRef] | None = None,
-) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """``(forecast, truth)`` grey (b, out, H, W) per batch of windows, in window order.
+) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+    """``(event name, forecast, truth)``, grey (b, out, H, W), per batch of windows of one
+    event, in window order.
 
     Over every window of every event, or only over ``windows`` (e.g. one split's).
     """
@@ -83,7 +84,7 @@ def iter_forecasts(
             truth = np.stack(
                 [event.grey[s + in_frames : s + in_frames + out_frames] for s in chunk]
             )
-            yield forecast, truth
+            yield event.name, forecast, truth
 
 
 def evaluate_method(
@@ -94,17 +95,24 @@ def evaluate_method(
     out_frames: int = 15,
     batch_size: int = 8,
     windows: Sequence[WindowRef] | None = None,
+    by_event: dict[str, ScoreAccumulator] | None = None,
 ) -> tuple[ScoreAccumulator, int]:
     """Pooled scores of ``method`` and the forecast count.
 
     Over every window of every event, or only over ``windows`` (e.g. one split's).
+    ``by_event``: filled with each event's own counts (event name -> accumulator), from which
+    `model.verification.paired` draws the uncertainty of a difference between methods.
     """
     scores = ScoreAccumulator(out_frames)
     count = 0
-    for forecast, truth in iter_forecasts(
+    for event, forecast, truth in iter_forecasts(
         method, events, in_frames, out_frames, batch_size, windows
     ):
-        scores.add(grey_to_mmh(forecast, norm), grey_to_mmh(truth, norm))
+        batch = ScoreAccumulator(out_frames)
+        batch.add(grey_to_mmh(forecast, norm), grey_to_mmh(truth, norm))
+        scores.merge(batch)
+        if by_event is not None:
+            by_event.setdefault(event, ScoreAccumulator(out_frames)).merge(batch)
         count += len(forecast)
     return scores, count
 
@@ -148,6 +156,8 @@ class ProbabilisticEvaluation:
     """The probabilistic counts per (issue-time regime family, label)
     (`model.verification.issue_regimes`), where known."""
     forecasts_by_regime: dict[tuple[str, str], int] = field(default_factory=dict)
+    deterministic_by_event: dict[str, ScoreAccumulator] = field(default_factory=dict)
+    """The deterministic output's counts per event (`evaluate_method`'s ``by_event``)."""
 
     @classmethod
     def start(
@@ -181,7 +191,12 @@ class ProbabilisticEvaluation:
         if self.calibration is not None:
             labels = None if self.calibration.regime is None else regimes[self.calibration.regime]
             probability = self.calibration.apply(probability, THRESHOLDS_MMH, labels)
-        self.deterministic.add(forecast_mmh, truth_mmh)
+        batch = ScoreAccumulator(self.deterministic.n_leads)
+        batch.add(forecast_mmh, truth_mmh)
+        self.deterministic.merge(batch)
+        self.deterministic_by_event.setdefault(
+            event, ScoreAccumulator(self.deterministic.n_leads)
+        ).merge(batch)
         pooled = self.probabilistic
         for b in range(len(truth_mmh)):
             window = ProbabilityAccumulator(pooled.n_leads, pooled.thresholds_mmh, pooled.n_members)

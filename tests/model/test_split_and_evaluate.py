@@ -160,6 +160,11 @@ def test_evaluate_cli_writes_json_plot_and_strip(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     data = json.loads(out_json.read_text())
     assert set(data) >= REQUIRED_KEYS and data["forecasts"] == 3
+    # the per-event counts (one event here) add up to the pooled ones
+    assert list(data["counts_by_event"]) == [data["events"][0]["name"]]
+    hits = np.asarray(data["counts_by_event"][data["events"][0]["name"]]["hits"])  # (lead, t)
+    for j, key in enumerate(data["counts"]["hits"]):
+        assert hits[:, j].tolist() == data["counts"]["hits"][key]
     assert out_png.stat().st_size > 10_000 and strip.stat().st_size > 10_000
     compare = subprocess.run(
         [
