@@ -189,7 +189,9 @@ class ProbabilisticEvaluation:
         counts per regime and a calibration by regime."""
         regimes = regimes or {}
         if self.calibration is not None:
-            labels = None if self.calibration.regime is None else regimes[self.calibration.regime]
+            labels = (
+                None if self.calibration.regime is None else regimes.get(self.calibration.regime)
+            )
             probability = self.calibration.apply(probability, THRESHOLDS_MMH, labels)
         batch = ScoreAccumulator(self.deterministic.n_leads)
         batch.add(forecast_mmh, truth_mmh)
