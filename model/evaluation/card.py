@@ -168,7 +168,8 @@ def target_uncertainty(reports: list[dict[str, Any]]) -> str:
         ("extrapolation", "mean rain MSE ((mm/h)^2)", mean_rain_mse, None),
         ("sprog", "mean CSI(0.5)", mean_csi("0.5"), "0.5"),
     ]
-    rows, shares = [], []
+    rows: list[str] = []
+    shares: list[tuple[str, float, str]] = []  # (event, its share of the cells, text)
     for other, label, statistic, threshold in comparisons:
         theirs = by_method.get(other)
         if theirs is None:
@@ -180,20 +181,27 @@ def target_uncertainty(reports: list[dict[str, Any]]) -> str:
         else:
             interval = "n/a (undefined without one of the events)"
         rows.append(f"| {label} | `{other}` | {_signed(diff['difference'])} | {interval} | {wet} |")
-    for threshold in ("0.5", "2.0", "5.0"):
-        cells = observed_cells_by_event(mine, threshold)
+    for threshold in ("0.5", "2", "5"):
+        cells = observed_cells_by_event(mine, str(float(threshold)))
         total = sum(cells.values())
         if total:
-            most = max(cells.values())
-            shares.append(f"{most / total:.1%} of the cells at {float(threshold):g} mm/h")
+            name, most = max(cells.items(), key=lambda item: item[1])
+            shares.append((name, most / total, f"`{name}` {most / total:.0%} at {threshold} mm/h"))
     where = ""
     if shares:
-        name = max(observed_cells_by_event(mine, "0.5").items(), key=lambda item: item[1])[0]
         where = (
-            f" Observed rain per event: `{name}` holds {', '.join(shares)} (over all leads), "
-            "so the test split's verdict rests mostly on that event's block, and no interval "
-            "over events can be narrow."
+            " The event holding most of the observed rain cells (over all leads): "
+            + ", ".join(text for _, _, text in shares)
+            + "."
         )
+        if (
+            len({name for name, _, _ in shares}) == 1
+            and min(share for _, share, _ in shares) >= 0.5
+        ):
+            where += (
+                " So the verdict rests mostly on one event, and no interval over events can "
+                "be narrow."
+            )
     return (
         "How sure these comparisons are: convlstm minus the other method on the same test "
         f"windows, with the 95 % interval of the delete-one-event jackknife-t over the "
@@ -206,6 +214,8 @@ def target_uncertainty(reports: list[dict[str, Any]]) -> str:
 
 
 def _wet_events(cells: dict[str, int]) -> str:
+    if not cells:
+        return "n/a"
     return f"{sum(1 for n in cells.values() if n > 0)} of {len(cells)}"
 
 

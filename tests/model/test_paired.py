@@ -87,7 +87,15 @@ def test_the_card_tabulates_each_comparison_or_says_why_not():
     assert "over the 5 test events" in text
     assert "| mean CSI(0.5) | `extrapolation` | +0." in text and "| 5 of 5 |" in text
     share = 21 / sum(17 + i for i in range(5))  # e4's hits + misses over all events
-    assert f"`e4` holds {share:.1%} of the cells at 0.5 mm/h" in text
+    assert f"`e4` {share:.0%} at 0.5 mm/h" in text and "rests mostly on one event" not in text
     assert "| mean rain MSE ((mm/h)^2) | `extrapolation` | +0.000 | +0.000 to +0.000 |" in text
     assert "`sprog`" not in text  # not evaluated: not compared
     assert "Not assessed" in target_uncertainty([{"method": "convlstm"}])
+    # one event holding nearly all the rain: said plainly
+    tables = {
+        f"e{i}": _acc(90 if i == 0 else 0, 5 if i == 0 else 1, 5).to_dict() for i in range(5)
+    }
+    one = [{"method": m, "counts_by_event": tables} for m in ("convlstm", "extrapolation")]
+    share = 95 / (95 + 4)  # e0's observed cells against every event's
+    expected = f"`e0` {share:.0%} at 0.5 mm/h. So the verdict rests mostly on one event"
+    assert expected in target_uncertainty(one)
