@@ -219,12 +219,38 @@ def _compare(reports_json: list[Path], plot: Path | None) -> None:
     reports = [json.loads(p.read_text()) for p in reports_json]
     plot_scores(reports, plot)
     typer.echo(f"wrote {plot}")
+    _echo_differences(reports)
     if any("probabilistic" in r for r in reports):
         from model.evaluation.plots import plot_reliability
 
         diagram = plot.with_name(f"{plot.stem}-reliability{plot.suffix}")
         plot_reliability(reports, diagram)
         typer.echo(f"wrote {diagram} (reliability diagrams)")
+
+
+def _echo_differences(reports: list[dict[str, object]]) -> None:
+    """Each report after the first minus the first, with the 95 % jackknife-t interval over
+    the events (`model.verification.paired`), where both kept per-event counts."""
+    from model.verification.paired import compare_reports
+
+    first = reports[0]
+    for other in reports[1:]:
+        try:
+            rows = compare_reports(other, first)
+        except ValueError as exc:
+            typer.echo(f"{other['method']} minus {first['method']}: not compared ({exc})")
+            continue
+        for row in rows:
+            value = "n/a" if row["difference"] is None else f"{row['difference']:+.4f}"
+            interval = (
+                "no interval (fewer than 3 events, or undefined without one)"
+                if row["low"] is None
+                else f"95 % {row['low']:+.4f} to {row['high']:+.4f}"
+            )
+            typer.echo(
+                f"{other['method']} minus {first['method']}, {row['score']}: {value}, "
+                f"{interval} over {row['events']} events"
+            )
 
 
 def _write_outputs(

@@ -150,37 +150,32 @@ def target_uncertainty(reports: list[dict[str, Any]]) -> str:
     S-PROG at 0.5 mm/h) on the same test windows, each with its 95 % jackknife-t interval
     over the test events (`model.verification.paired`), and how many events hold the rain
     each score rests on; from the reports' per-event counts."""
-    from model.verification.paired import (
-        counts_by_event,
-        mean_csi,
-        mean_rain_mse,
-        observed_cells_by_event,
-        paired_difference,
-    )
+    from model.verification.paired import compare_reports, counts_by_event, observed_cells_by_event
 
-    by_method = {r["method"]: counts_by_event(r) for r in reports}
-    mine = by_method.get("convlstm")
-    if mine is None or by_method.get("extrapolation") is None:
+    by_name = {r["method"]: r for r in reports}
+    mine = counts_by_event(by_name.get("convlstm", {}))
+    if mine is None or counts_by_event(by_name.get("extrapolation", {})) is None:
         return "Not assessed: the test reports lack per-event counts (evaluate them again)."
     comparisons = [
-        ("extrapolation", f"mean CSI({t:g})", mean_csi(str(t)), str(t)) for t in (0.5, 2.0, 5.0)
-    ] + [
-        ("extrapolation", "mean rain MSE ((mm/h)^2)", mean_rain_mse, None),
-        ("sprog", "mean CSI(0.5)", mean_csi("0.5"), "0.5"),
+        ("extrapolation", compare_reports(by_name["convlstm"], by_name["extrapolation"]))
     ]
+    if counts_by_event(by_name.get("sprog", {})) is not None:
+        comparisons.append(("sprog", compare_reports(by_name["convlstm"], by_name["sprog"])[:1]))
     rows: list[str] = []
     shares: list[tuple[str, float, str]] = []  # (event, its share of the cells, text)
-    for other, label, statistic, threshold in comparisons:
-        theirs = by_method.get(other)
-        if theirs is None:
-            continue
-        diff = paired_difference(mine, theirs, statistic)
-        wet = "all" if threshold is None else _wet_events(observed_cells_by_event(mine, threshold))
-        if diff["low"] is not None:
-            interval = f"{diff['low']:+.3f} to {diff['high']:+.3f}"
-        else:
-            interval = "n/a (undefined without one of the events)"
-        rows.append(f"| {label} | `{other}` | {_signed(diff['difference'])} | {interval} | {wet} |")
+    for other, differences in comparisons:
+        for row in differences:
+            threshold = row["threshold"]
+            cells = None if threshold is None else observed_cells_by_event(mine, threshold)
+            wet = "all" if cells is None else _wet_events(cells)
+            if row["low"] is not None:
+                interval = f"{row['low']:+.3f} to {row['high']:+.3f}"
+            else:
+                interval = "n/a (undefined without one of the events)"
+            rows.append(
+                f"| {row['score']} | `{other}` | {_signed(row['difference'])} | {interval} "
+                f"| {wet} |"
+            )
     for threshold in ("0.5", "2", "5"):
         cells = observed_cells_by_event(mine, str(float(threshold)))
         total = sum(cells.values())

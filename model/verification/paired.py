@@ -111,3 +111,26 @@ def observed_cells_by_event(
             j = keys.index(threshold)
             out[name] = int(acc.hits[:, j].sum() + acc.misses[:, j].sum())
     return out
+
+
+def compare_reports(
+    a: Mapping[str, Any], b: Mapping[str, Any], thresholds: tuple[str, ...] = ("0.5", "2.0", "5.0")
+) -> list[dict[str, Any]]:
+    """Report A minus report B on their per-event counts, one row per score: {score ("mean
+    CSI(0.5)", ..., "mean rain MSE ((mm/h)^2)"), threshold (its key, None for the MSE), and
+    `paired_difference`'s difference, low, high, events}. ValueError where either lacks
+    per-event counts or they hold different events."""
+    a_events, b_events = counts_by_event(a), counts_by_event(b)
+    if a_events is None or b_events is None:
+        raise ValueError("both reports need per-event counts (evaluate them again)")
+    rows = [
+        {
+            "score": f"mean CSI({float(t):g})",
+            "threshold": t,
+            **paired_difference(a_events, b_events, mean_csi(t)),
+        }
+        for t in thresholds
+    ]
+    mse = paired_difference(a_events, b_events, mean_rain_mse)
+    rows.append({"score": "mean rain MSE ((mm/h)^2)", "threshold": None, **mse})
+    return rows

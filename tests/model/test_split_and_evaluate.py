@@ -183,6 +183,12 @@ def test_evaluate_cli_writes_json_plot_and_strip(tmp_path):
         timeout=120,
     )
     assert compare.returncode == 0, compare.stderr[-2000:]
+    # the second report minus the first, on the same windows: nothing, and one event gives
+    # no interval
+    assert (
+        "persistence minus persistence, mean CSI(0.5): +0.0000, no interval (fewer than 3 "
+        "events, or undefined without one) over 1 events" in compare.stdout
+    )
     wrong = subprocess.run(
         [sys.executable, "-m", "service.cli", "evaluate", str(feed), "--method", "nope"],
         capture_output=True,
