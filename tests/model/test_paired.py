@@ -92,9 +92,7 @@ def test_the_card_tabulates_each_comparison_or_says_why_not():
     assert "`sprog`" not in text  # not evaluated: not compared
     assert "Not assessed" in target_uncertainty([{"method": "convlstm"}])
     # one event holding nearly all the rain: said plainly
-    tables = {
-        f"e{i}": _acc(90 if i == 0 else 0, 5 if i == 0 else 1, 5).to_dict() for i in range(5)
-    }
+    tables = {f"e{i}": _acc(90 if i == 0 else 0, 5 if i == 0 else 1, 5).to_dict() for i in range(5)}
     one = [{"method": m, "counts_by_event": tables} for m in ("convlstm", "extrapolation")]
     share = 95 / (95 + 4)  # e0's observed cells against every event's
     expected = f"`e0` {share:.0%} at 0.5 mm/h. So the verdict rests mostly on one event"
