@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -76,10 +76,32 @@ def held_out_set(
     return meta, config, refs, data
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def centre_events(folders: list[Path]) -> tuple[list[Any], Any]:
+    """The events under ``folders`` as the fold runs saw them (centre crops, no extra crops),
+    and the normaliser of their first site."""
     from ingest.ingestor import norm_params_for
     from ingest.settings import get_ingest_settings
     from model.training.lagrangian_run import load_all_views
+
+    settings = get_ingest_settings()
+    events, _views = load_all_views(folders, settings, extra_crops=False)
+    return events, norm_params_for(settings, events[0].site_id)
+
+
+def held_out_sets(
+    events: list[Any], checkpoints: list[Path], cache: Path, parser: argparse.ArgumentParser
+) -> Iterator[tuple[Path, dict[str, Any], Any, list[Any], Any]]:
+    """`held_out_set` of each fold checkpoint in turn, as ``(path, meta, config, refs,
+    data)``, one in memory at a time; a checkpoint that is not a fold run is a usage error."""
+    for path in checkpoints:
+        try:
+            meta, config, refs, data = held_out_set(events, path, cache)
+        except ValueError as error:
+            parser.error(str(error))
+        yield path, meta, config, refs, data
+
+
+def main(argv: Sequence[str] | None = None) -> None:
     from model.verification.scores import ScoreAccumulator
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -89,16 +111,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
 
-    settings = get_ingest_settings()
-    events, _views = load_all_views(args.folders, settings, extra_crops=False)
-    norm = norm_params_for(settings, events[0].site_id)
+    events, norm = centre_events(args.folders)
     pooled = {name: ScoreAccumulator(N_LEADS) for name in (NETWORK, ZERO_START, EXTRAPOLATION)}
     folds = []
-    for path in args.checkpoint:
-        try:
-            meta, config, refs, data = held_out_set(events, path, args.cache)
-        except ValueError as error:
-            parser.error(str(error))
+    for path, meta, config, refs, data in held_out_sets(
+        events, args.checkpoint, args.cache, parser
+    ):
         held_out = meta["held_out"]
         names = set(held_out["events"])
         fold_scores = {}

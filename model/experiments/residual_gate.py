@@ -204,13 +204,10 @@ def gated(forecast: Callable[[np.ndarray], np.ndarray], gate: Sequence[float]) -
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    from ingest.ingestor import norm_params_for
-    from ingest.settings import get_ingest_settings
     from model.data.split import split_windows
-    from model.experiments.fold_scores import held_out_set
+    from model.experiments.fold_scores import centre_events, held_out_sets
     from model.nets.checkpoint import load_checkpoint, update_meta
     from model.training.lagrangian_data import lagrangian_windows
-    from model.training.lagrangian_run import load_all_views
     from model.training.lagrangian_validation import validation_set
     from model.verification.scores import ScoreAccumulator
 
@@ -223,17 +220,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--write-meta", action="store_true")
     args = parser.parse_args(argv)
 
-    settings = get_ingest_settings()
-    events, _views = load_all_views(args.folders, settings, extra_crops=False)
-    norm = norm_params_for(settings, events[0].site_id)
+    events, norm = centre_events(args.folders)
     pooled = {value: ScoreAccumulator(N_LEADS) for value in GATE_VALUES}
     by_fold: list[dict[float, Any]] = []
     folds = []
-    for path in args.fold:
-        try:
-            meta, config, refs, data = held_out_set(events, path, args.cache)
-        except ValueError as error:
-            parser.error(str(error))
+    for path, meta, config, refs, data in held_out_sets(events, args.fold, args.cache, parser):
         fold_network = network(path)
         by_fold.append({})
         for value in GATE_VALUES:
