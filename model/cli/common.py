@@ -21,3 +21,18 @@ def load_events(roots: list[Path]) -> list[Event]:
     if not events:
         raise typer.BadParameter(f"no frames under {[str(r) for r in roots]}")
     return events
+
+
+def load_views_or_events(roots: list[Path], crops: bool) -> list[Event]:
+    """`load_events`, or with ``crops`` every view of each event (`model.data.views`: the
+    centre crop and the 330 x 330 crops of a large grid, each an event named
+    "<event>@r<row>c<col>"); a usage error when there are none."""
+    if not crops:
+        return load_events(roots)
+    from ingest.settings import get_ingest_settings
+    from model.data.views import load_all_views
+
+    try:
+        return load_all_views(roots, get_ingest_settings(), extra_crops=True)[1]
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from model.cli.common import load_events
+from model.cli.common import load_events, load_views_or_events
 from model.paths import DEFAULT_CHECKPOINT
 
 if TYPE_CHECKING:
@@ -129,6 +129,14 @@ def evaluate(
         ),
     ] = "all",
     block_frames: Annotated[int, typer.Option("--block-frames", min=20)] = 30,
+    crops: Annotated[
+        bool,
+        typer.Option(
+            "--crops",
+            help="Score every 330 x 330 crop of a large grid as an event of its own (with "
+            "--split all: for events never trained on).",
+        ),
+    ] = False,
     strip: Annotated[Path | None, typer.Option("--strip", help="Forecast strip PNG.")] = None,
     strip_time: Annotated[
         str | None, typer.Option("--strip-time", help="Issue time for --strip (ISO, UTC).")
@@ -161,7 +169,12 @@ def evaluate(
         nowcaster = get_method(method, **options)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
-    events = load_events(folders)
+    if crops and split != "all":
+        raise typer.BadParameter(
+            "--crops scores the crops of events never trained on: use it with --split all "
+            "(training crops of the split's events share their blocks' frames)"
+        )
+    events = load_views_or_events(folders, crops)
     norm = norm_params_for(get_ingest_settings(), events[0].site_id)
     windows = None
     if split != "all":

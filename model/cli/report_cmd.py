@@ -57,6 +57,16 @@ def model_card(
             dir_okay=False,
         ),
     ] = None,
+    independent: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--independent",
+            help="evaluate --crops --json output on radar no training or choice has seen "
+            "(repeatable, one per method).",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
 ) -> None:
     """Write the model card from the checkpoint's metadata and evaluation JSONs."""
     from model.evaluation.card_text import render_card
@@ -88,6 +98,7 @@ def model_card(
         others,
         json.loads(attribution.read_text()) if attribution else None,
         json.loads(cross_validation.read_text()) if cross_validation else None,
+        [json.loads(p.read_text()) for p in independent or []],
     )
     out.write_text(text)
     typer.echo(f"wrote {out}")

@@ -24,7 +24,7 @@ def _mean(values: list[float | None]) -> str:
     return f"{sum(defined) / len(defined):.3f}" if defined else "n/a"
 
 
-def _cell(value: float | None) -> str:
+def format_cell(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
@@ -76,15 +76,15 @@ def score_table(reports: list[dict[str, Any]], threshold: str = "0.5") -> str:
     lines += [header, "| --- |" + " --- |" * len(reports)]
     for k, lead in enumerate(reports[0]["lead_minutes"]):
         cells = [
-            f"{_cell(r['csi'][threshold][k])} / {_cell(r['far'][threshold][k])} / "
-            f"{_cell(r['pod'][threshold][k])}"
+            f"{format_cell(r['csi'][threshold][k])} / {format_cell(r['far'][threshold][k])} / "
+            f"{format_cell(r['pod'][threshold][k])}"
             for r in reports
         ]
         lines.append(f"| {lead:g} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def _mean_value(values: list[float | None]) -> float | None:
+def mean_defined(values: list[float | None]) -> float | None:
     defined = [v for v in values if v is not None]
     return sum(defined) / len(defined) if defined else None
 
@@ -99,7 +99,7 @@ def skill_target(reports: list[dict[str, Any]], threshold: str = "0.5") -> str:
     model, extrapolation, persistence = (
         by_method[m]["csi"][threshold] for m in ("convlstm", "extrapolation", "persistence")
     )
-    c, e = _mean_value(model), _mean_value(extrapolation)
+    c, e = mean_defined(model), mean_defined(extrapolation)
     if c is None or e is None or e == 0:
         return "Not assessed: CSI undefined."
     leads = by_method["convlstm"]["lead_minutes"]
@@ -110,20 +110,20 @@ def skill_target(reports: list[dict[str, Any]], threshold: str = "0.5") -> str:
     ]
     checks = [c >= 1.10 * e, not behind]
     sprog = by_method.get("sprog")
-    s = _mean_value(sprog["csi"][threshold]) if sprog else None
+    s = mean_defined(sprog["csi"][threshold]) if sprog else None
     against_sprog = ""
     if s is not None:
         checks.append(c >= s)
         against_sprog = f"; S-PROG {s:.3f}, so it is {'at or above' if c >= s else 'below'} S-PROG"
     others = []
     for other in ("2.0", "5.0"):
-        mine_o = _mean_value(by_method["convlstm"]["csi"].get(other, []))
-        theirs_o = _mean_value(by_method["extrapolation"]["csi"].get(other, []))
+        mine_o = mean_defined(by_method["convlstm"]["csi"].get(other, []))
+        theirs_o = mean_defined(by_method["extrapolation"]["csi"].get(other, []))
         if mine_o is not None and theirs_o is not None:
             checks.append(mine_o >= theirs_o)
             others.append(f"CSI({float(other):g}) {mine_o:.3f} against {theirs_o:.3f}")
     mse, mse_e = (
-        _mean_value(by_method[m].get("rain_mse", [])) for m in ("convlstm", "extrapolation")
+        mean_defined(by_method[m].get("rain_mse", [])) for m in ("convlstm", "extrapolation")
     )
     if mse is not None and mse_e is not None:
         checks.append(mse <= mse_e)
@@ -145,17 +145,17 @@ def skill_target(reports: list[dict[str, Any]], threshold: str = "0.5") -> str:
     )
 
 
-def target_uncertainty(reports: list[dict[str, Any]]) -> str:
+def target_uncertainty(reports: list[dict[str, Any]], split: str = "test") -> str:
     """How sure the skill target's comparisons are: convlstm minus extrapolation (and minus
-    S-PROG at 0.5 mm/h) on the same test windows, each with its 95 % jackknife-t interval
-    over the test events (`model.verification.paired`), and how many events hold the rain
+    S-PROG at 0.5 mm/h) on the same ``split``'s windows, each with its 95 % jackknife-t interval
+    over the reports' events (`model.verification.paired`), and how many events hold the rain
     each score rests on; from the reports' per-event counts."""
     from model.verification.paired import compare_reports, counts_by_event, observed_cells_by_event
 
     by_name = {r["method"]: r for r in reports}
     mine = counts_by_event(by_name.get("convlstm", {}))
     if mine is None or counts_by_event(by_name.get("extrapolation", {})) is None:
-        return "Not assessed: the test reports lack per-event counts (evaluate them again)."
+        return f"Not assessed: the {split} reports lack per-event counts (evaluate them again)."
     comparisons = [
         ("extrapolation", compare_reports(by_name["convlstm"], by_name["extrapolation"]))
     ]
@@ -198,9 +198,9 @@ def target_uncertainty(reports: list[dict[str, Any]]) -> str:
                 "be narrow."
             )
     return (
-        "How sure these comparisons are: convlstm minus the other method on the same test "
-        f"windows, with the 95 % interval of the delete-one-event jackknife-t over the "
-        f"{len(mine)} test events (the windows of one event are not independent; "
+        "How sure these comparisons are: convlstm minus the other method on the same "
+        f"{split} windows, with the 95 % interval of the delete-one-event jackknife-t over the "
+        f"{len(mine)} {split} events (the windows of one event are not independent; "
         "`model.verification.paired`). An interval that straddles 0 means these events cannot "
         f"tell the two apart.{where}\n\n"
         "| score | against | convlstm minus it | 95 % interval | events with rain at the "
@@ -248,14 +248,14 @@ def training_runs(logs: dict[str, list[dict[str, Any]]]) -> str:
             by_score = max(rows, key=lambda r: r["validation_score"])
             lines.append(
                 f"| `{name}` | {len(rows)} | (selected by CSI) "
-                f"| {_cell(by_score['validation_csi_0_5'])} (step {by_score['step']}) |"
+                f"| {format_cell(by_score['validation_csi_0_5'])} (step {by_score['step']}) |"
             )
             continue
         by_loss = min(rows, key=lambda r: r["validation_loss"])
         by_csi = max(rows, key=lambda r: r.get("validation_csi_0_5") or 0.0)
         lines.append(
             f"| `{name}` | {len(rows)} | {by_loss['validation_loss']:.4f} ({by_loss['epoch']}) "
-            f"| {_cell(by_csi.get('validation_csi_0_5'))} ({by_csi['epoch']}) |"
+            f"| {format_cell(by_csi.get('validation_csi_0_5'))} ({by_csi['epoch']}) |"
         )
     return "\n".join(lines)
 
@@ -272,12 +272,12 @@ def calibration_section(meta: dict[str, Any]) -> str:
         raw, fitted = part["raw"], part["calibrated"]
         return (
             f"| {name} | {part['windows']} | {part['observed_event_cells']:,} "
-            f"| {_cell(raw['mean_csi'])} ({raw['defined_leads']}) "
-            f"| {_cell(fitted['mean_csi'])} ({fitted['defined_leads']}) "
+            f"| {format_cell(raw['mean_csi'])} ({raw['defined_leads']}) "
+            f"| {format_cell(fitted['mean_csi'])} ({fitted['defined_leads']}) "
             f"| {part['leads_with_observed_events'] or 'none'} "
-            f"| {_cell(part['mean_csi_raw'])} | {_cell(part['mean_csi_calibrated'])} "
-            f"| {_cell(part.get('mean_rain_mse_raw'))} "
-            f"| {_cell(part.get('mean_rain_mse_calibrated'))} |"
+            f"| {format_cell(part['mean_csi_raw'])} | {format_cell(part['mean_csi_calibrated'])} "
+            f"| {format_cell(part.get('mean_rain_mse_raw'))} "
+            f"| {format_cell(part.get('mean_rain_mse_calibrated'))} |"
         )
 
     return f"""Per-lead probability matching (quantile mapping) of the network's grey levels onto
@@ -379,7 +379,7 @@ def other_networks(others: list[dict[str, Any]]) -> str:
         loss = (meta.get("validation") or {}).get("loss")
         lines.append(
             f"| `{other['name']}` | {shape} | {other['params']:,} | {origin} | {training} "
-            f"| {meta.get('epoch')} ({meta.get('samples_seen')}) | {_cell(loss)} |"
+            f"| {meta.get('epoch')} ({meta.get('samples_seen')}) | {format_cell(loss)} |"
         )
     return "\n".join(lines)
 
@@ -457,7 +457,7 @@ with cases from at least 3 events (`model.evaluation.evaluate.JUDGED_MIN_EVENTS`
 from before it have only the bootstrap over events, which is judged instead."""
 
 
-def _reliability_text(scores: dict[str, Any]) -> tuple[str, bool]:
+def reliability_text(scores: dict[str, Any]) -> tuple[str, bool]:
     """The card's sentence on reliability at 0.5 and 2 mm/h, and whether it passes."""
     parts, passes = [], True
     events = scores.get("reliability_events")
@@ -500,12 +500,12 @@ def probabilistic_section(reports: list[dict[str, Any]]) -> str:
                 scores["roc_area"]["2.0"][k],
                 crps[k],
             ]
-            rows.append(f"| {minutes:g} | " + " | ".join(_cell(v) for v in cells) + " |")
+            rows.append(f"| {minutes:g} | " + " | ".join(format_cell(v) for v in cells) + " |")
         positive = {
             t: all(v is not None and v > 0 for v in scores["brier_skill"][t])
             for t in ("0.5", "2.0")
         }
-        reliability, consistent = _reliability_text(scores)
+        reliability, consistent = reliability_text(scores)
         members = rep.get("ensemble_members")
         source = f"{members} members" if members else "neighbourhood probabilities"
         calibration = rep.get("probability_calibration", "none (raw probabilities)")

@@ -25,6 +25,7 @@ from model.evaluation.card_attribution import (
     cross_validation_section,
     residual_gate_section,
 )
+from model.evaluation.card_independent import independent_check
 from model.nets.lagrangian_net import BLUR_SIGMAS_CELLS
 
 
@@ -256,11 +257,13 @@ def render_card(
     others: list[dict[str, Any]] | None = None,
     attribution: dict[str, dict[str, Any]] | None = None,
     cross_validation: dict[str, Any] | None = None,
+    independent: list[dict[str, Any]] | None = None,
 ) -> str:
     """The card's Markdown; ``logs``: training log name -> its rows; ``others``: the family's
     other networks (`model.evaluation.card.other_networks`). ``trained_on`` names the hardware when
     the checkpoint does not; ``attribution``: `model.experiments.smoothing_baselines`' result;
-    ``cross_validation``: `model.experiments.fold_scores`' result."""
+    ``cross_validation``: `model.experiments.fold_scores`' result; ``independent``: evaluation
+    reports on radar never trained on nor chosen by (`model.evaluation.card_independent`)."""
     data = meta.get("training_data", {})
     hardware = meta.get("hardware") or trained_on or "not recorded"
     return f"""# Model card: the Lagrangian ConvLSTM (`convlstm`)
@@ -342,6 +345,9 @@ has no 2 x 2 checkerboard (no depth-to-space; tested on the network's output).
 
 ### The residual gate, selected on the folds
 {residual_gate_section(meta)}
+
+## An independent check: radar no choice has seen
+{independent_check(independent or [])}
 
 ## Commands
 ```bash

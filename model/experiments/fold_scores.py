@@ -81,7 +81,7 @@ def centre_events(folders: list[Path]) -> tuple[list[Any], Any]:
     and the normaliser of their first site."""
     from ingest.ingestor import norm_params_for
     from ingest.settings import get_ingest_settings
-    from model.training.lagrangian_run import load_all_views
+    from model.data.views import load_all_views
 
     settings = get_ingest_settings()
     events, _views = load_all_views(folders, settings, extra_crops=False)

@@ -106,8 +106,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     from ingest.ingestor import norm_params_for
     from ingest.settings import get_ingest_settings
     from model.data.split import split_windows
+    from model.data.views import load_all_views
     from model.training.lagrangian_data import lagrangian_windows
-    from model.training.lagrangian_run import load_all_views
     from model.training.lagrangian_validation import validation_set
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

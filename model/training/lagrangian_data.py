@@ -1,11 +1,11 @@
 """Training windows of the Lagrangian ConvLSTM: more views of the radar we have, moved with the
 rain once and cached on disk.
 
-- Views: besides the centre crop the service sees, 330 x 330 crops at other positions of the
-  large grids (FMI 1226 x 760, KNMI 765 x 700, DPC 1400 x 1200; BOM 512 x 512), each normalised
-  by the ingest chain (`ingest.normalize.normalise_dbz`) into a further 100 x 100 sequence of the
-  same valid times. A view belongs to its event's time blocks: only views of training blocks
-  reach training, so no crop of a validation or test frame is ever trained on.
+- Views (`model.data.views`): besides the centre crop the service sees, 330 x 330 crops at other
+  positions of the large grids (FMI 1226 x 760, KNMI 765 x 700, DPC 1400 x 1200; BOM 512 x 512),
+  each a further 100 x 100 sequence of the same valid times. A view belongs to its event's time
+  blocks: only views of training blocks reach training, so no crop of a validation or test
+  frame is ever trained on.
 - Windows: for each window of a view, the motion field of its inputs (`model.advection.motion`), the
   inputs and targets in Lagrangian coordinates and the targets' "inside" mask
   (`model.advection.lagrangian`), as float16/bool arrays in one ``.npz`` per view under the cache
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import math
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -29,18 +28,13 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from ingest.ingestor import norm_params_for
-from ingest.normalize import normalise_dbz
-from ingest.settings import IngestSettings
 from model.advection.lagrangian import lagrangian_inputs, lagrangian_targets
 from model.advection.motion import motion_field
-from model.data.events import Event, cadence_min, read_fields
+from model.data.events import Event
 from model.data.split import WET_GREYS, WindowRef
+from model.data.views import base_event
 
 log = logging.getLogger(__name__)
-
-MIN_COVERED = 0.5
-"""A crop whose radar coverage (non-NaN share) is below this is not a view."""
 
 RAIN_GREY = WET_GREYS[-1]
 """About 0.5 mm/h: a training window needs a cell at or above it."""
@@ -62,66 +56,6 @@ class LagrangianWindows:
     inside: NDArray[np.bool_]
     velocity: NDArray[np.float32]
     observed: NDArray[np.float16]
-
-
-def crop_origins(shape: tuple[int, int], size: int) -> list[tuple[int, int]]:
-    """Top-left corners of ``size`` squares spread over a grid of ``shape``, about a crop apart.
-
-    Along each axis ``ceil(span / size) + 1`` evenly spaced places from 0 to the far edge (one
-    place when the grid is exactly a crop wide). The centre crop is not among them unless a
-    place happens to fall there.
-    """
-    places = []
-    for cells in shape:
-        span = cells - size
-        count = 1 if span <= 0 else math.ceil(span / size) + 1
-        places.append(sorted({round(i * span / max(count - 1, 1)) for i in range(count)}))
-    return [(r, c) for r in places[0] for c in places[1]]
-
-
-def load_views(
-    folder: Path, settings: IngestSettings, name: str, extra_crops: bool = True
-) -> list[Event]:
-    """The centre-crop event of ``folder`` (named ``name``) and, with ``extra_crops``, one
-    event per off-centre crop with enough coverage (named ``name@r<row>c<col>``).
-
-    Reads each file once; unreadable files are skipped with a warning, as `load_event` does.
-    """
-    fields = read_fields(folder, settings)
-    site_id = fields[0].site_id
-    params = norm_params_for(settings, site_id)
-    times = tuple(f.valid_time for f in fields)
-    cadence = cadence_min(folder, times, settings, site_id)
-    shape = fields[0].dbz.shape
-    margin = params.disk_radius_cells
-    size = params.crop_cells + 2 * margin
-    grids = [("", None)] + (
-        [(f"@r{r}c{c}", (r, c)) for r, c in crop_origins(shape, size)] if extra_crops else []
-    )
-    events = []
-    centre = ((shape[0] - size) // 2, (shape[1] - size) // 2)
-    for suffix, origin in grids:
-        if origin == centre or (origin is not None and min(shape) < size):
-            continue
-        grey, covered = [], []
-        for f in fields:
-            dbz = f.dbz if origin is None else _crop(f.dbz, origin, size)
-            frame, share = normalise_dbz(dbz, params)
-            grey.append(frame)
-            covered.append(share)
-        if origin is not None and float(np.mean(covered)) < MIN_COVERED:
-            continue
-        events.append(Event(name + suffix, site_id, times, np.stack(grey), cadence, params.version))
-    return events
-
-
-def _crop(dbz: NDArray[np.float32], origin: tuple[int, int], size: int) -> NDArray[np.float32]:
-    return dbz[origin[0] : origin[0] + size, origin[1] : origin[1] + size]
-
-
-def base_event(view_name: str) -> str:
-    """The event a view was cropped from (the view's own name for a centre crop)."""
-    return view_name.split("@", 1)[0]
 
 
 def is_wet(inputs_grey: np.ndarray, targets_grey: np.ndarray) -> bool:

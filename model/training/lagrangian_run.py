@@ -9,12 +9,13 @@ from pathlib import Path
 from typing import Any
 
 from ingest.settings import IngestSettings
-from model.data.events import Event, describe_events, event_folders
+from model.data.events import Event, describe_events
 from model.data.split import split_windows, training_event_folds
+from model.data.views import load_all_views
 from model.nets.architectures import build_model
 from model.nets.checkpoint import load_checkpoint
 from model.nets.config import NetworkConfig
-from model.training.lagrangian_data import lagrangian_windows, load_views, training_refs
+from model.training.lagrangian_data import lagrangian_windows, training_refs
 from model.training.lagrangian_train import (
     LagrangianTrainConfig,
     StopFlag,
@@ -33,21 +34,6 @@ class RunPaths:
     checkpoint: Path
     resumable: Path
     cache: Path
-
-
-def load_all_views(
-    roots: list[Path], settings: IngestSettings, extra_crops: bool
-) -> tuple[list[Event], list[Event]]:
-    """(centre-crop events, every view incl. the centre crops) of the event folders."""
-    centres, views = [], []
-    for folder in event_folders(roots):
-        name = f"{folder.parent.name}/{folder.name}"
-        event_views = load_views(folder, settings, name, extra_crops)
-        centres.append(event_views[0])
-        views.extend(event_views)
-    if not centres:
-        raise ValueError(f"no frames under {[str(r) for r in roots]}")
-    return centres, views
 
 
 def describe(

@@ -18,12 +18,13 @@ from ingest.cf_writer import write_synthetic_feed
 from model.advection.lagrangian import lagrangian_inputs, lagrangian_targets, to_eulerian
 from model.advection.motion import motion_field
 from model.data.split import WindowRef
+from model.data.views import crop_origins
 from model.methods import get_method
 from model.nets.architectures import build_model, default_config
 from model.nets.checkpoint import load_checkpoint, save_checkpoint
 from model.nets.config import NetworkConfig
 from model.nets.lagrangian_net import LagrangianForecaster
-from model.training.lagrangian_data import LagrangianWindows, crop_origins, lagrangian_windows
+from model.training.lagrangian_data import LagrangianWindows, lagrangian_windows
 from model.training.lagrangian_losses import soft_csi_loss
 from model.training.lagrangian_train import (
     LagrangianTrainConfig,

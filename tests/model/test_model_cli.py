@@ -7,11 +7,12 @@ import json
 import numpy as np
 
 from ingest.cf_writer import write_synthetic_feed
+from model.data.views import crop_origins
 from model.methods import get_method
 from model.nets.architectures import build_model
 from model.nets.checkpoint import save_checkpoint
 from model.nets.config import NetworkConfig
-from tests.model.helpers import run_cli
+from tests.model.helpers import SMALL_GRID_ENV, run_cli
 
 TINY = NetworkConfig(frame_cells=32, hidden_channels=(4, 4))  # the paper's Eulerian network
 TINY_LAGRANGIAN = NetworkConfig(frame_cells=32, hidden_channels=(4, 4), architecture="convlstm")
@@ -59,10 +60,15 @@ def test_convlstm_method_runs_a_checkpoint_and_the_card_tabulates_it(tmp_path):
         str(card),
         "--command",
         "nowcast evaluate ...",
+        "--independent",
+        str(tmp_path / "c.json"),
     )
     assert result.returncode == 0, result.stderr[-2000:]
     text = card.read_text()
     assert "| convlstm | 2 |" in text and "nowcast evaluate ..." in text
+    independent = text.split("## An independent check", 1)[1].split("\n## ", 1)[0]
+    assert "| convlstm | 2 | " in independent  # its row, beside the baselines it was given
+    assert "Not assessed: the convlstm, extrapolation and persistence" in independent
 
 
 def test_calibrate_fits_on_the_train_blocks_and_rewrites_the_checkpoint(tmp_path):
@@ -193,3 +199,50 @@ def test_evaluate_scores_an_ensemble_probabilistically_and_compare_draws_its_rel
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert (tmp_path / "c-reliability.png").stat().st_size > 10_000
+
+
+def test_evaluate_scores_every_crop_of_a_large_grid_as_an_event_of_its_own(tmp_path):
+    """`nowcast evaluate --crops`: the centre crop and each crop of the grid at the training
+    views' places (`crop_origins`) is one event of the report, with its own counts; the
+    training split's blocks cannot be asked for with it."""
+    feed = tmp_path / "composite"
+    write_synthetic_feed(feed, 20, site_id="s-1", shape=(72, 150), seed=3)
+    out = tmp_path / "crops.json"
+    result = run_cli(
+        "evaluate", str(feed), "--method", "persistence", "--crops", "--json", str(out)
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(out.read_text())
+    names = [e["name"] for e in report["events"]]
+    size = int(SMALL_GRID_ENV["NOWCAST_CROP_CELLS"]) + 2 * int(
+        SMALL_GRID_ENV["NOWCAST_DISK_RADIUS_CELLS"]
+    )  # run_cli's grid: 64-cell crops, 3-cell disk
+    centre = ((72 - size) // 2, (150 - size) // 2)
+    expected = [f"r{r}c{c}" for r, c in crop_origins((72, 150), size) if (r, c) != centre]
+    assert names[0].endswith("/composite") and len(expected) >= 2
+    assert [n.split("@", 1)[1] for n in names[1:]] == expected
+    assert report["forecasts"] == len(names)  # 20 frames: one window per crop
+    assert set(report["counts_by_event"]) == set(names)
+
+    refused = run_cli("evaluate", str(feed), "--crops", "--split", "test")
+    assert refused.returncode != 0 and "--split all" in refused.stderr.replace("│", " ")
+
+    # the card's independent check reads such reports: the target and its intervals over crops
+    from model.evaluation.card_independent import independent_check
+
+    checkpoint = tmp_path / "tiny.safetensors"
+    save_checkpoint(checkpoint, build_model(TINY_LAGRANGIAN), TINY_LAGRANGIAN, {})
+    reports = [report]
+    for method, extra in (("extrapolation", []), ("convlstm", ["--checkpoint", str(checkpoint)])):
+        path = tmp_path / f"{method}.json"
+        result = run_cli(
+            "evaluate", str(feed), "--method", method, "--crops", "--json", str(path), *extra
+        )
+        assert result.returncode == 0, result.stderr[-2000:]
+        reports.append(json.loads(path.read_text()))
+    text = independent_check(reports)
+    assert f"`{names[0]}`, scored" in text  # the composite the crops were cut from
+    assert f"on {len(names)} crops" in text and f"| extrapolation | {len(names)} | " in text
+    assert "| 1.000 |" in text  # extrapolation against itself
+    assert "Target: convlstm mean CSI" in text  # the skill target, read on these windows
+    assert f"jackknife-t over the {len(names)} independent events" in text

@@ -215,7 +215,7 @@ def test_with_five_events_the_jackknife_band_holds_its_level_where_the_bootstrap
 
 
 def test_the_card_judges_reliability_over_events_and_names_both_bands():
-    from model.evaluation.card import _reliability_text, reliability_summary
+    from model.evaluation.card import reliability_summary, reliability_text
 
     def points(p: float, o: float) -> dict:
         return {"forecast_probability": [p], "observed_frequency": [o], "count": [500]}
@@ -234,9 +234,9 @@ def test_the_card_judges_reliability_over_events_and_names_both_bands():
     assert reliability_summary(scores, "0.5")[:2] == (0, 3)
     assert reliability_summary(scores, "0.5", "reliability_band_events")[:2] == (2, 2)
     both = {key: {**value, "2.0": value["0.5"]} for key, value in scores.items()}
-    assert _reliability_text({**both, "reliability_events": 5})[1]  # 2 of 2 judged bins inside
+    assert reliability_text({**both, "reliability_events": 5})[1]  # 2 of 2 judged bins inside
     both["reliability_band_events"]["2.0"] = [{"low": [0.4], "high": [0.45]}] * 3
-    text, passes = _reliability_text({**both, "reliability_events": 5})
+    text, passes = reliability_text({**both, "reliability_events": 5})
     assert not passes and "over the 5 events in 0 of 3" in text
     # with the jackknife-t band over events the card judges by it, and names all three
     wide = [
@@ -245,11 +245,11 @@ def test_the_card_judges_reliability_over_events_and_names_both_bands():
         {"low": [0.6], "high": [0.9]},
     ]
     judged = {**both, "reliability_band_events_t": {"0.5": wide, "2.0": wide}}
-    text, passes = _reliability_text({**judged, "reliability_events": 5})
+    text, passes = reliability_text({**judged, "reliability_events": 5})
     assert passes and "jackknife-t band over them in 3 of 3 (judged)" in text
     assert "bootstrap band over the 5 events in 0 of 3" in text
     judged["reliability_band_events_t"]["2.0"] = [{"low": [0.35], "high": [0.45]}] * 3
-    assert not _reliability_text({**judged, "reliability_events": 5})[1]
+    assert not reliability_text({**judged, "reliability_events": 5})[1]
 
 
 def test_the_reliability_diagram_draws_the_judged_band_and_falls_back_bin_by_bin():
