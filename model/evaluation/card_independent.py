@@ -57,9 +57,9 @@ def _probabilistic_lines(reports: list[dict[str, Any]]) -> list[str]:
 
 def independent_check(reports: list[dict[str, Any]]) -> str:
     """Markdown: what the independent radar is, each method's means over the leads (CSI at
-    0.5, 2 and 5 mm/h, rain MSE), the skill target read there, the paired intervals over its
-    crops, and the probabilistic methods' skill and reliability there; an explanation where
-    no report was given."""
+    0.5, 2 and 5 mm/h, rain MSE) and CSI(0.5) by lead, the skill target read there, the
+    paired intervals over its crops, and the probabilistic methods' skill and reliability
+    there; an explanation where no report was given."""
     if not reports:
         return (
             "Not given (`nowcast model-card --independent JSON`, from `nowcast evaluate "
@@ -75,6 +75,12 @@ def independent_check(reports: list[dict[str, Any]]) -> str:
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     rows += [_scores_row(r, e) for r in reports]
+    rows += ["", "CSI(0.5) by lead:", ""]
+    rows += ["| lead (min) | " + " | ".join(r["method"] for r in reports) + " |"]
+    rows += ["| --- |" + " --- |" * len(reports)]
+    for k, minutes in enumerate(leads):
+        cells = " | ".join(format_cell(r["csi"]["0.5"][k]) for r in reports)
+        rows.append(f"| {minutes:g} | {cells} |")
     probabilistic = _probabilistic_lines(reports)
     return (
         f"Radar that played no part in training, validation, the gate, the calibrations or "
@@ -89,7 +95,7 @@ def independent_check(reports: list[dict[str, Any]]) -> str:
         + "\n\nThe skill target read on these windows: "
         + skill_target(reports)
         + "\n\n"
-        + target_uncertainty(reports, split="independent")
+        + target_uncertainty(reports, split="independent-check")
         + "\n\nThe crops are regions of one composite over the same hours, not independent "
         "events: the intervals treat them as independent, so they understate how much "
         "another day could differ."

@@ -244,5 +244,7 @@ def test_evaluate_scores_every_crop_of_a_large_grid_as_an_event_of_its_own(tmp_p
     assert f"`{names[0]}`, scored" in text  # the composite the crops were cut from
     assert f"on {len(names)} crops" in text and f"| extrapolation | {len(names)} | " in text
     assert "| 1.000 |" in text  # extrapolation against itself
+    assert "CSI(0.5) by lead:" in text
+    assert all(f"\n| {m:g} | " in text for m in report["lead_minutes"])
     assert "Target: convlstm mean CSI" in text  # the skill target, read on these windows
-    assert f"jackknife-t over the {len(names)} independent events" in text
+    assert f"jackknife-t over the {len(names)} independent-check events" in text
