@@ -62,6 +62,14 @@ class SiteConfig(BaseModel):
         description="The grid (rows, cols) every frame of the site must have; None: the grid "
         "of its first frame.",
     )
+    default_method: str | None = Field(
+        default=None,
+        pattern=r"^[a-z][a-z0-9-]{0,63}$",
+        description="The nowcast method this site's forecast requests get without method=; "
+        "None: convlstm. One the worker runs (NOWCAST_METHODS). For a feed at a cadence the "
+        "learned models were not trained at (5 to 10 minutes), e.g. a 15-minute composite, "
+        "sprog verifies better (the model card's independent check).",
+    )
 
 
 class SubscriberConfig(BaseModel):

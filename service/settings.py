@@ -138,6 +138,12 @@ class Settings(IngestSettings, InferenceSettings, PublishSettings):
                     f"subscriber {subscriber.name!r} asks for method {subscriber.method!r}, "
                     f"which the worker does not run {list(self.methods)}"
                 )
+        for site_id, site in self.sites.items():
+            if site.default_method is not None and site.default_method not in self.methods:
+                raise ValueError(
+                    f"site {site_id!r} defaults to method {site.default_method!r}, which the "
+                    f"worker does not run {list(self.methods)}"
+                )
         if self.publish_method not in self.methods:
             raise ValueError(
                 f"publish_method {self.publish_method!r} is not among the methods the worker "

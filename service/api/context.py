@@ -24,6 +24,10 @@ from service.settings import Settings
 from service.status_store import StatusStore
 from service.verification_store import VerificationStore
 
+DEFAULT_METHOD = "convlstm"
+"""The method a forecast request gets when neither it nor its site's ``default_method`` names
+one."""
+
 RENDER_CACHE_ENTRIES = 256
 FORMAT_MEDIA_TYPES = {
     "json": "application/json",
@@ -85,7 +89,12 @@ class ApiContext:
         return site_statuses(self.redis, self.settings)
 
     # -- forecasts -------------------------------------------------------------------------
-    def require_method(self, method: str) -> str:
+    def require_method(self, method: str | None, site_id: str | None = None) -> str:
+        """``method`` (any case) if the service runs it, else 422; none given: ``site_id``'s
+        ``default_method``, else ``DEFAULT_METHOD``."""
+        if method is None:
+            site = self.settings.site(site_id) if site_id is not None else None
+            method = (site.default_method if site else None) or DEFAULT_METHOD
         name = method.lower()
         if name not in self.settings.methods:
             raise HTTPException(

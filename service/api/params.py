@@ -13,10 +13,11 @@ from service.api.context import FORMAT_MEDIA_TYPES, ApiContext, context
 
 SiteId = Annotated[str, Path(pattern=SITE_ID_PATTERN, description="Radar site id.")]
 MethodName = Annotated[
-    str,
+    str | None,
     Query(
         description="Nowcast method, one of those the service runs (NOWCAST_METHODS; "
-        "GET /v1/verification lists them)"
+        "GET /v1/verification lists them); none: the site's default_method "
+        "(NOWCAST_SITES), else convlstm"
     ),
 ]
 Format = Literal["json", "netcdf", "png", "gif", "geojson", "geotiff"]

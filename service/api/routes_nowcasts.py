@@ -107,7 +107,7 @@ def latest_nowcast(
     request: Request,
     ctx: Ctx,
     site: SiteId,
-    method: MethodName = "convlstm",
+    method: MethodName = None,
     format: Annotated[Format | None, Query(description=_FORMAT_DOC)] = None,
     stride: Annotated[int, Query(ge=1, le=50, description="JSON: keep every n-th cell.")] = 1,
     frames: Annotated[bool, Query(description="JSON: include the frames.")] = True,
@@ -115,7 +115,7 @@ def latest_nowcast(
     product: ProductParam = "rain",
     threshold: ThresholdParam = None,
 ) -> Response:
-    forecast = ctx.forecast(site, ctx.require_method(method), None)
+    forecast = ctx.forecast(site, ctx.require_method(method, site), None)
     fmt = negotiate_format(request, format)
     return _nowcast_response(ctx, forecast, fmt, stride, frames, lead, product, threshold)
 
@@ -133,9 +133,9 @@ def latest_point(
     col: Annotated[int | None, Query(ge=0, description="Grid column.")] = None,
     lat: Annotated[float | None, Query(ge=-90, le=90, description="Latitude, deg N.")] = None,
     lon: Annotated[float | None, Query(ge=-180, le=180, description="Longitude, deg E.")] = None,
-    method: MethodName = "convlstm",
+    method: MethodName = None,
 ) -> schemas.PointSeries:
-    forecast = ctx.forecast(site, ctx.require_method(method), None)
+    forecast = ctx.forecast(site, ctx.require_method(method, site), None)
     row, col = _cell(forecast, row, col, lat, lon)
     rain = forecast.conversion.rain_mmh(forecast.grey[:, row, col])
     cell_lat = cell_lon = None
@@ -192,7 +192,7 @@ def past_nowcast(
     ctx: Ctx,
     site: SiteId,
     issue_time: datetime,
-    method: MethodName = "convlstm",
+    method: MethodName = None,
     format: Annotated[Format | None, Query(description=_FORMAT_DOC)] = None,
     stride: Annotated[int, Query(ge=1, le=50)] = 1,
     frames: bool = True,
@@ -200,6 +200,6 @@ def past_nowcast(
     product: ProductParam = "rain",
     threshold: ThresholdParam = None,
 ) -> Response:
-    forecast = ctx.forecast(site, ctx.require_method(method), utc(issue_time))
+    forecast = ctx.forecast(site, ctx.require_method(method, site), utc(issue_time))
     fmt = negotiate_format(request, format)
     return _nowcast_response(ctx, forecast, fmt, stride, frames, lead, product, threshold)

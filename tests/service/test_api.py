@@ -225,3 +225,45 @@ def test_health_readiness_and_metrics(service, settings, redis_conn, feed):
         'site="synth-01",threshold_mmh="0.5"}',
     ):
         assert name in text, name
+
+
+def test_a_site_serves_its_default_method_when_a_request_names_none(
+    settings, redis_conn, runner, feed, tmp_path
+):
+    """NOWCAST_SITES' ``default_method`` (e.g. sprog for a 15-minute composite): forecast
+    requests without method= get it for that site; method= still picks any method; a default
+    the worker does not run is refused at start-up."""
+    from core.settings import SiteConfig
+    from tests.service.helpers import service_settings
+
+    site_default = service_settings(
+        tmp_path / "var",
+        settings.checkpoints["convlstm"],
+        sites={SITE: SiteConfig(default_method="extrapolation")},
+    )
+    worker = InferenceWorker(site_default, redis_conn, runner, consumer="site-default")
+    _ingest(site_default, redis_conn, feed[:6])
+    _drain(worker)
+    with serving(create_app(site_default, redis_conn)) as base_url:
+        url = f"{base_url}/v1/sites/{SITE}/nowcast/latest"
+        assert httpx.get(url, params={"frames": "false"}).json()["method"] == "extrapolation"
+        chosen = httpx.get(url, params={"frames": "false", "method": "convlstm"}).json()
+        assert chosen["method"] == "convlstm"
+        by_default = np.asarray(
+            httpx.get(f"{url}/point", params={"row": 3, "col": 4}).json()["rain_mmh"]
+        )
+        extrapolated = httpx.get(
+            f"{url}/point", params={"row": 3, "col": 4, "method": "extrapolation"}
+        ).json()["rain_mmh"]
+        np.testing.assert_array_equal(by_default, extrapolated)
+    with serving(create_app(settings, redis_conn)) as base_url:  # no site default: convlstm
+        latest = httpx.get(f"{base_url}/v1/sites/{SITE}/nowcast/latest", params={"frames": "false"})
+        assert latest.json()["method"] == "convlstm"
+
+    with pytest.raises(ValueError, match="defaults to method 'sprog', which the worker does not"):
+        service_settings(
+            tmp_path / "other",
+            settings.checkpoints["convlstm"],
+            methods=("convlstm", "extrapolation"),
+            sites={SITE: SiteConfig(default_method="sprog")},
+        )
