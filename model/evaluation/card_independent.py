@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from model.data.views import base_event
 from model.evaluation.card import (
     format_cell,
     mean_defined,
@@ -17,8 +18,25 @@ from model.evaluation.card import (
 
 def _base_events(report: dict[str, Any]) -> list[str]:
     """The events the report's crops were cut from, in order."""
-    names = [e["name"].split("@", 1)[0] for e in report.get("events", [])]
-    return list(dict.fromkeys(names))
+    return list(dict.fromkeys(base_event(e["name"]) for e in report.get("events", [])))
+
+
+def _cadence_text(cadences_min: list[float], trained_min: list[float]) -> str:
+    """Whether the check's cadences lie within those the networks were trained at."""
+    if not trained_min:
+        return "the checkpoint does not record the cadences it was trained at"
+    low, high = min(trained_min), max(trained_min)
+    trained = f"{low:g} to {high:g} minutes" if low != high else f"{low:g} minutes"
+    outside = [c for c in cadences_min if not low <= c <= high]
+    if not outside:
+        return f"within the cadences the networks were trained at ({trained})"
+    longer = all(c > high for c in outside)
+    shorter = all(c < low for c in outside)
+    size = "a longer step than" if longer else "a shorter step than" if shorter else "unlike"
+    return (
+        f"the networks step one radar cycle per lead, so here each lead is {size} any they "
+        f"were trained at ({trained})"
+    )
 
 
 def _scores_row(report: dict[str, Any], extrapolation_csi: float | None) -> str:
@@ -55,11 +73,14 @@ def _probabilistic_lines(reports: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def independent_check(reports: list[dict[str, Any]]) -> str:
+def independent_check(
+    reports: list[dict[str, Any]], trained_cadences_min: list[float] | None = None
+) -> str:
     """Markdown: what the independent radar is, each method's means over the leads (CSI at
     0.5, 2 and 5 mm/h, rain MSE) and CSI(0.5) by lead, the skill target read there, the
     paired intervals over its crops, and the probabilistic methods' skill and reliability
-    there; an explanation where no report was given."""
+    there; ``trained_cadences_min``: the cadences of the checkpoint's training events, to say
+    whether the check's lie among them; an explanation where no report was given."""
     if not reports:
         return (
             "Not given (`nowcast model-card --independent JSON`, from `nowcast evaluate "
@@ -67,6 +88,8 @@ def independent_check(reports: list[dict[str, Any]]) -> str:
         )
     first = reports[0]
     leads = first["lead_minutes"]
+    bases = _base_events(first)
+    cadences = sorted({float(c) for c in first.get("cadences_min", [])})
     by_method = {r["method"]: r for r in reports}
     extrapolation = by_method.get("extrapolation")
     e = mean_defined(extrapolation["csi"]["0.5"]) if extrapolation else None
@@ -84,21 +107,21 @@ def independent_check(reports: list[dict[str, Any]]) -> str:
     probabilistic = _probabilistic_lines(reports)
     return (
         f"Radar that played no part in training, validation, the gate, the calibrations or "
-        f"any choice of this card: {', '.join(f'`{n}`' for n in _base_events(first))}, "
+        f"any choice of this card: {', '.join(f'`{n}`' for n in bases)}, "
         f"scored by `nowcast evaluate --crops` on {len(first.get('events', []))} crops "
-        f"(the centre crop and the training views' places over the composite, each an event "
-        f"of its own), {first['forecasts']} forecasts, every window. Its cadence gives leads "
-        f"of {leads[0]:g} to {leads[-1]:g} minutes: the networks step one radar cycle per "
-        "lead, so here each lead is a longer step than any they were trained on (5 to 10 "
-        "minutes). Means over the 15 leads:\n\n"
+        f"(the centre crop and the training views' places over each grid, each an event "
+        f"of its own), {first['forecasts']} forecasts, every window. Leads of "
+        f"{leads[0]:g} to {leads[-1]:g} minutes: "
+        + _cadence_text(cadences, trained_cadences_min or [])
+        + ". Means over the 15 leads:\n\n"
         + "\n".join(rows)
         + "\n\nThe skill target read on these windows: "
         + skill_target(reports)
         + "\n\n"
         + target_uncertainty(reports, split="independent-check")
-        + "\n\nThe crops are regions of one composite over the same hours, not independent "
-        "events: the intervals treat them as independent, so they understate how much "
-        "another day could differ."
+        + f"\n\nThe crops are regions of {len(bases)} event(s) over the same hours, not "
+        "independent events: the intervals treat them as independent, so they understate how "
+        "much another day could differ."
         + (
             "\n\nProbabilities on these windows:\n" + "\n".join(probabilistic)
             if probabilistic

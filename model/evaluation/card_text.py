@@ -246,6 +246,11 @@ At 5 mm/h:
 {observed_events(reports)}"""
 
 
+def _trained_cadences(data: dict[str, Any]) -> list[float]:
+    """The cadences (minutes) of the checkpoint's training events."""
+    return sorted({float(e["cadence_min"]) for e in data.get("events", []) if "cadence_min" in e})
+
+
 def render_card(
     meta: dict[str, Any],
     config: dict[str, Any],
@@ -347,7 +352,7 @@ has no 2 x 2 checkerboard (no depth-to-space; tested on the network's output).
 {residual_gate_section(meta)}
 
 ## An independent check: radar no choice has seen
-{independent_check(independent or [])}
+{independent_check(independent or [], _trained_cadences(data))}
 
 ## Commands
 ```bash

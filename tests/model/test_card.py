@@ -89,3 +89,15 @@ def test_the_card_attributes_the_gain_to_the_inflow_and_the_network_split_by_spl
     assert row in text
     assert "| `model/checkpoints/convlstm.safetensors` | - | 0.640 / 0.320 / 0.100 / 1.23 |" in text
     assert attribution_section(None).startswith("Not measured")
+
+
+def test_the_independent_check_says_whether_its_cadence_was_trained_at():
+    from model.evaluation.card_independent import _cadence_text
+
+    assert _cadence_text([6.0], [5.0, 6.0, 10.0]).startswith("within the cadences")
+    assert "a longer step than any they were trained at (5 to 10 minutes)" in _cadence_text(
+        [15.0], [5.0, 6.0, 10.0]
+    )
+    assert "a shorter step than any they were trained at (5 minutes)" in _cadence_text([2.5], [5.0])
+    assert "unlike any" in _cadence_text([2.5, 15.0], [5.0, 10.0])
+    assert "does not record" in _cadence_text([15.0], [])
