@@ -225,6 +225,11 @@ LIMITS = """\
   edge, and it draws smooth bands along the motion there (visible in the strips).
 - The test split holds 55 windows from 5 events; its scores are dominated by the wettest
   (see the observed-cell counts): another split could move them by several hundredths.
+- A lead is one radar cycle. The network, its residual gate and the probability calibrations
+  learned one behaviour per lead at the training events' cadences; at another cadence each
+  lead reads what was learned for another time ahead. Where the independent check's cadence
+  lies outside them, its figures show what that costs. Set such a site's `default_method`
+  (`NOWCAST_SITES`) to the method that verifies best there.
 """
 
 
