@@ -283,6 +283,7 @@ class InferenceWorker(StreamWorker):
         metrics = process_metrics()
         by_shape: dict[tuple[int, ...], list[ReadyInput]] = {}
         for item in ready:
+            self.runner.untrained_cadence(item.site_id, item.cadence_min)
             by_shape.setdefault(item.grey.shape, []).append(item)
         for items in by_shape.values():
             batch = np.stack([item.grey for item in items])

@@ -12,6 +12,7 @@ import numpy as np
 
 from core.conversion import grey_to_rain_rate_mmh
 from core.files import file_digest
+from model.data.events import trained_cadences_min
 from model.methods import (
     EnsembleMethod,
     NowcastMethod,
@@ -56,6 +57,8 @@ class MethodRunner:
         self.device = "cpu"
         self.dbz_bounds = (settings.dbz_min, settings.dbz_max)
         self.calibrations: dict[str, ProbabilityCalibration] = {}
+        self.trained_cadences_min: dict[str, tuple[float, ...]] = {}
+        self._cadence_warned: set[tuple[str, str]] = set()
         self.zr = (settings.zr_a, settings.zr_b)
         for name in settings.methods:
             options: dict[str, Any] = settings.method_options(name)
@@ -71,6 +74,9 @@ class MethodRunner:
                 self.versions[name] = f"{name}-{file_digest(Path(checkpoint))}"
             method = get_method(name, **options)
             self.methods[name] = method
+            cadences = trained_cadences_min(getattr(method, "meta", None))
+            if cadences:
+                self.trained_cadences_min[name] = cadences
             self.versions.setdefault(name, getattr(method, "version", name))
             calibration = load_calibration(name)
             if calibration is not None:
@@ -88,6 +94,30 @@ class MethodRunner:
             if name in self.versions:
                 return self.versions[name]
         return next(iter(self.versions.values()), "none")
+
+    def untrained_cadence(self, site_id: str, cadence_min: float) -> list[str]:
+        """The learned methods whose training events' cadences (minutes) do not span
+        ``cadence_min``: a lead is one radar cycle, so there each lead reads what was learned
+        for another time ahead (the model card's independent check measures the cost). Warns
+        once per (site, method), naming the remedy."""
+        outside = []
+        for name, cadences in self.trained_cadences_min.items():
+            if min(cadences) <= cadence_min <= max(cadences):
+                continue
+            outside.append(name)
+            if (site_id, name) not in self._cadence_warned:
+                self._cadence_warned.add((site_id, name))
+                log.warning(
+                    "site=%s cadence %g min lies outside the %g-%g min %s was trained at: its "
+                    "leads are steps it never learned; verify it against sprog and "
+                    "extrapolation, or set the site's default_method (NOWCAST_SITES)",
+                    site_id,
+                    cadence_min,
+                    min(cadences),
+                    max(cadences),
+                    name,
+                )
+        return outside
 
     def run(self, inputs_grey: np.ndarray, n_leads: int = N_LEADS) -> list[MethodOutput]:
         """inputs_grey (B, 5, H, W) float32 -> one `MethodOutput` per method."""

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -81,6 +82,13 @@ def describe_events(events: list[Event]) -> list[dict[str, object]]:
         }
         for e in events
     ]
+
+
+def trained_cadences_min(meta: dict[str, Any] | None) -> tuple[float, ...]:
+    """The cadences (minutes) of a checkpoint's training events, from its metadata
+    (``training_data.events``, as `describe_events` wrote them); () where it records none."""
+    events = ((meta or {}).get("training_data") or {}).get("events") or []
+    return tuple(sorted({float(e["cadence_min"]) for e in events if "cadence_min" in e}))
 
 
 def load_event(folder: Path, settings: IngestSettings, name: str | None = None) -> Event:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from model.data.events import trained_cadences_min
 from model.evaluation.card import (
     SOURCES,
     calibration_section,
@@ -251,11 +252,6 @@ At 5 mm/h:
 {observed_events(reports)}"""
 
 
-def _trained_cadences(data: dict[str, Any]) -> list[float]:
-    """The cadences (minutes) of the checkpoint's training events."""
-    return sorted({float(e["cadence_min"]) for e in data.get("events", []) if "cadence_min" in e})
-
-
 def render_card(
     meta: dict[str, Any],
     config: dict[str, Any],
@@ -357,7 +353,7 @@ has no 2 x 2 checkerboard (no depth-to-space; tested on the network's output).
 {residual_gate_section(meta)}
 
 ## An independent check: radar no choice has seen
-{independent_check(independent or [], _trained_cadences(data))}
+{independent_check(independent or [], list(trained_cadences_min(meta)))}
 
 ## Commands
 ```bash

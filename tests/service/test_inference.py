@@ -262,3 +262,34 @@ def test_metrics_show_the_inference_backlog_and_its_age(settings, redis_conn, ru
     assert backlog()[0] == 3  # one delivered but not acknowledged, two not delivered
     _drain(worker)
     assert backlog() == (0.0, 0.0)
+
+
+def test_a_site_at_a_cadence_the_network_never_trained_at_is_warned_once(
+    settings, redis_conn, feed, tmp_path, caplog
+):
+    """The checkpoint records its training events' cadences; a site whose cadence lies outside
+    them (here a 6-minute feed, a network trained at 10 and 15 minutes) is forecast as usual
+    and warned of once, naming the remedy; the methods that were trained there are not."""
+    from model.nets.checkpoint import load_checkpoint, save_checkpoint
+    from tests.service.helpers import service_settings
+
+    model, config, _ = load_checkpoint(settings.checkpoints["convlstm"])
+    trained_slow = tmp_path / "slow.safetensors"
+    events = [{"name": "a", "cadence_min": 10.0}, {"name": "b", "cadence_min": 15.0}]
+    save_checkpoint(trained_slow, model, config, {"training_data": {"events": events}})
+    slow = service_settings(tmp_path / "var", trained_slow, methods=("convlstm", "persistence"))
+    runner = MethodRunner(slow)
+    assert runner.trained_cadences_min == {"convlstm": (10.0, 15.0)}
+    assert runner.untrained_cadence("elsewhere", 12.5) == []
+
+    caplog.set_level("WARNING", logger="service.methods_runner")
+    _ingest(slow, redis_conn, feed[:7])
+    worker = InferenceWorker(slow, redis_conn, runner, consumer="slow")
+    _drain(worker)
+    assert len(worker.forecasts.issue_times("synth-01", "convlstm")) == 3  # still forecast
+    warnings = [r.getMessage() for r in caplog.records if "outside" in r.getMessage()]
+    assert warnings == [
+        "site=synth-01 cadence 6 min lies outside the 10-15 min convlstm was trained at: its "
+        "leads are steps it never learned; verify it against sprog and extrapolation, or set "
+        "the site's default_method (NOWCAST_SITES)"
+    ]
