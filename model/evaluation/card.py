@@ -480,6 +480,14 @@ def reliability_text(scores: dict[str, Any]) -> tuple[str, bool]:
     return "; ".join(parts), passes
 
 
+def brier_skill_positive(scores: dict[str, Any]) -> dict[str, bool]:
+    """Whether the Brier skill is positive at every lead, at 0.5 and at 2 mm/h (the
+    probability issue's criterion), from a report's ``probabilistic`` scores."""
+    return {
+        t: all(v is not None and v > 0 for v in scores["brier_skill"][t]) for t in ("0.5", "2.0")
+    }
+
+
 def probabilistic_section(reports: list[dict[str, Any]]) -> str:
     """Per lead Brier skill and ROC area at 0.5 and 2 mm/h, CRPS, and how reliable, for the
     reports with probabilities."""
@@ -501,10 +509,7 @@ def probabilistic_section(reports: list[dict[str, Any]]) -> str:
                 crps[k],
             ]
             rows.append(f"| {minutes:g} | " + " | ".join(format_cell(v) for v in cells) + " |")
-        positive = {
-            t: all(v is not None and v > 0 for v in scores["brier_skill"][t])
-            for t in ("0.5", "2.0")
-        }
+        positive = brier_skill_positive(scores)
         reliability, consistent = reliability_text(scores)
         members = rep.get("ensemble_members")
         source = f"{members} members" if members else "neighbourhood probabilities"

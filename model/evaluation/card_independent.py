@@ -8,6 +8,7 @@ from typing import Any
 
 from model.data.views import base_event
 from model.evaluation.card import (
+    brier_skill_positive,
     format_cell,
     mean_defined,
     reliability_text,
@@ -59,7 +60,7 @@ def _probabilistic_lines(reports: list[dict[str, Any]]) -> list[str]:
         if not scores:
             continue
         bss = scores["brier_skill"]
-        positive = {t: all(v is not None and v > 0 for v in bss[t]) for t in ("0.5", "2.0")}
+        positive = brier_skill_positive(scores)
         reliability, consistent = reliability_text(scores)
         first, last = (format_cell(bss["0.5"][k]) for k in (0, -1))
         first_2, last_2 = (format_cell(bss["2.0"][k]) for k in (0, -1))
