@@ -11,6 +11,10 @@ from numpy.typing import NDArray
 
 from core.georef import GridGeoref
 
+MAX_GRID_CELLS = 4096 * 4096
+"""The largest radar grid read, in cells; checked from the file's metadata before any data is
+read, so a small compressed file cannot expand into gigabytes (a decompression bomb)."""
+
 
 class RejectReason(StrEnum):
     """Why a frame went to quarantine; the value is the short code used in counters."""
@@ -26,6 +30,7 @@ class RejectReason(StrEnum):
     ALL_NAN = "all_nan"
     WRONG_GRID = "wrong_grid"
     FUTURE_TIME = "future_time"
+    PAST_TIME = "past_time"
     DUPLICATE = "duplicate"
     CONFLICT = "conflict"
     INTERNAL_ERROR = "internal_error"
@@ -56,6 +61,7 @@ class RadarField:
     source_units: str
     accumulation_min: float | None = None  # only for precipitation_amount
     georef: GridGeoref | None = None  # where the (H, W) grid lies; None: grid indices only
+    cells_beyond_bounds: int = 0  # cells beyond the physical bounds, read as nodata (NaN)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ EVENTS_STREAM = f"{PREFIX}:events:frames"  # new frame events for the inference 
 INCOMING_STREAM = f"{PREFIX}:ingest:incoming"  # frames pushed by other processes
 INCOMING_GROUP = "ingest"
 COUNTS = f"{PREFIX}:ingest:counts"  # hash: accepted, quarantined:<reason>, ...
+CELLS_BEYOND_BOUNDS = f"{PREFIX}:ingest:cells-beyond-bounds"  # integer: cells read as nodata
 SEEN_FILES = f"{PREFIX}:ingest:seen-files"  # set of "path|size|mtime_ns" already processed
 HEALTH = f"{PREFIX}:health:ingest"
 

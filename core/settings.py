@@ -57,6 +57,23 @@ class SiteConfig(BaseModel):
         gt=0,
         description="This site's frame cadence in minutes; None: inferred from its window.",
     )
+    cell_km: float | None = Field(
+        default=None,
+        gt=0,
+        le=100,
+        description="This site's grid cell size in km; set, the frame is brought to the "
+        "network's input by cell size, not by cell count: the crop and the disk filter keep "
+        "the paper's extent in km (crop_cells and disk_radius_cells at 1 km cells), and a grid "
+        "smaller than that crop is padded as outside coverage (e.g. 3.75 for TAASRAD19's "
+        "64 x 64 cells). None: by cell count, the paper's way.",
+    )
+    no_echo_dbz: float | None = Field(
+        default=None,
+        ge=-100,
+        le=80,
+        description="Reflectivity at or below this is no echo (grey 0): an archive's code "
+        "for it (0 for TAASRAD19). None: every value is read as measured.",
+    )
     grid_shape: tuple[int, int] | None = Field(
         default=None,
         description="The grid (rows, cols) every frame of the site must have; None: the grid "
@@ -130,6 +147,12 @@ class CoreSettings(BaseSettings):
         default=40,
         description="Frames kept in each site's rolling window in Redis, the newest by valid "
         "time; a frame older than a full window is archived only.",
+    )
+    window_max_span_min: Annotated[float, Field(ge=60, le=30 * 1440)] = Field(
+        default=7 * 1440.0,
+        description="A frame older than the site's newest by more than this many minutes is "
+        "archived only, never windowed: a stray date (a frame of 1970) cannot enter a "
+        "running site's window.",
     )
     dbz_min: float = Field(
         default=-10.0,

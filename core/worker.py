@@ -2,7 +2,10 @@
 
 `StreamWorker.run` loops until a stop is requested: a heartbeat (a Redis key with one TTL,
 `HEARTBEAT_TTL_S`, that health checks and readiness read), then one pass of the worker's own
-work (`work_once`); Redis going away is logged and waited out with a doubling back-off
+work (`work_once`). While a pass runs (an inference batch may take minutes) a beater thread
+renews the heartbeat every third of its TTL, up to ``max_busy_s``: a pass stuck longer than
+that stops beating, so a hung worker reads as dead while a busy one reads as alive. Redis going
+away is logged and waited out with a doubling back-off
 (`core.redis_conn.ReconnectBackoff`), never fatal. `read_group` reads a stream through a
 consumer group the way every worker here does (pending entries, a dead consumer's claimed
 after an idle time, then new ones; acknowledging is the worker's, after the work).
@@ -16,6 +19,7 @@ a warm stop (the item in hand finishes, nothing is lost) and, if the process is 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -52,6 +56,9 @@ class StreamWorker:
     """
 
     name = "worker"
+    heartbeat_ttl_s: float = HEARTBEAT_TTL_S
+    max_busy_s: float = 20 * 60.0
+    """Longest pass of `work_once` that the beater thread keeps the heartbeat alive for."""
 
     def __init__(
         self, connection: redis.Redis, settings: CoreSettings, consumer: str | None = None
@@ -60,6 +67,7 @@ class StreamWorker:
         self.settings = settings
         self.consumer = consumer or default_consumer()
         self.stop_event = threading.Event()
+        self._busy_since: float | None = None  # time.monotonic() of the pass in hand
 
     # -- what a worker gives ---------------------------------------------------------------
     def work_once(self, block_ms: int) -> int:
@@ -81,7 +89,8 @@ class StreamWorker:
         self.stop_event.set()
 
     def heartbeat(self) -> None:
-        self.redis.set(self.heartbeat_key(), self.heartbeat_state(), ex=HEARTBEAT_TTL_S)
+        ttl_ms = max(1, round(self.heartbeat_ttl_s * 1000))
+        self.redis.set(self.heartbeat_key(), self.heartbeat_state(), px=ttl_ms)
 
     def run(self) -> None:
         """Heartbeat and work until `request_stop`; a Redis outage is waited out."""
@@ -89,17 +98,38 @@ class StreamWorker:
         backoff = ReconnectBackoff(
             self.settings.poll_interval_s, self.settings.redis_reconnect_max_s
         )
+        loop_done = threading.Event()
+        beater = threading.Thread(
+            target=self._beat_while_busy, args=(loop_done,), name=f"{self.name}-beat", daemon=True
+        )
+        beater.start()
         log.info("%s worker %s started", self.name, self.consumer)
-        while not self.stopping:
-            try:
-                self.heartbeat()
-                self.work_once(block_ms)
-                backoff.reset()
-            except redis.ConnectionError as exc:
-                delay_s = backoff.next_delay_s()
-                log.error("redis unavailable (%s); retrying in %.1fs", exc, delay_s)
-                self.stop_event.wait(delay_s)
+        try:
+            while not self.stopping:
+                try:
+                    self.heartbeat()
+                    self._busy_since = time.monotonic()
+                    self.work_once(block_ms)
+                    backoff.reset()
+                except redis.ConnectionError as exc:
+                    delay_s = backoff.next_delay_s()
+                    log.error("redis unavailable (%s); retrying in %.1fs", exc, delay_s)
+                    self.stop_event.wait(delay_s)
+                finally:
+                    self._busy_since = None
+        finally:
+            loop_done.set()
+            beater.join(timeout=5)
         log.info("%s worker %s stopped", self.name, self.consumer)
+
+    def _beat_while_busy(self, loop_done: threading.Event) -> None:
+        """Renew the heartbeat during a long pass, up to ``max_busy_s`` of it (a thread)."""
+        while not loop_done.wait(self.heartbeat_ttl_s / 3):
+            busy_since = self._busy_since
+            if busy_since is None or time.monotonic() - busy_since > self.max_busy_s:
+                continue
+            with contextlib.suppress(redis.RedisError):  # the main loop reports an outage
+                self.heartbeat()
 
     def read_group(
         self, stream: str, group: str, claim_idle_ms: int, count: int, block_ms: int | None

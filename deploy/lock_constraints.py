@@ -42,12 +42,18 @@ def closure(requirements: list[Requirement]) -> dict[str, str]:
     evaluated for this interpreter and the requested extras)."""
     installed = {canonical(d.metadata["Name"]): d for d in md.distributions()}
     pins: dict[str, str] = {}
-    stack = [(req, frozenset(req.extras)) for req in requirements]
+    # a marker is judged once, where the requirement is found: a sub-requirement's marker
+    # (``extra == "standard"``) holds for its parent's extras, not for an empty extra
+    stack = [
+        (req, frozenset(req.extras))
+        for req in requirements
+        if not (req.marker and not req.marker.evaluate({"extra": ""}))
+    ]
     seen: set[tuple[str, frozenset[str]]] = set()
     while stack:
         req, extras = stack.pop()
         name = canonical(req.name)
-        if (name, extras) in seen or (req.marker and not req.marker.evaluate({"extra": ""})):
+        if (name, extras) in seen:
             continue
         seen.add((name, extras))
         dist = installed.get(name)

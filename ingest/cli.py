@@ -74,9 +74,17 @@ def push(
     from ingest.worker import push_frame
 
     settings = _settings()
+    limit = settings.max_frame_bytes
+    too_large = [p for p in files if p.stat().st_size > limit]
+    if too_large:  # checked before reading: a huge file never reaches the stream
+        raise typer.BadParameter(
+            f"{', '.join(map(str, too_large))}: larger than the frame limit of {limit} bytes "
+            "(NOWCAST_MAX_FRAME_BYTES)"
+        )
     with open_redis(settings) as connection:
         for path in files:
-            typer.echo(f"{path}: {push_frame(connection, path.read_bytes(), path.name, site)}")
+            entry = push_frame(connection, path.read_bytes(), path.name, site, max_bytes=limit)
+            typer.echo(f"{path}: {entry}")
 
 
 def synth(

@@ -21,13 +21,18 @@ from core.frame import Frame, FrameRejected, RadarField, RejectReason
 from core.georef import GridGeoref
 from ingest.archive import Archive, ArchiveOutcome
 from ingest.mask_store import MaskStore
-from ingest.normalize import NormParams, normalise_dbz, target_georef
+from ingest.normalize import PAPER_CELL_KM, NormParams, normalise_dbz, target_georef
 from ingest.quarantine import Quarantine
 from ingest.reader import read_radar_bytes
 from ingest.settings import IngestSettings
 from ingest.window import InsertOutcome, WindowStore
 
 log = logging.getLogger(__name__)
+
+CELLS_BEYOND_BOUNDS = "cells_beyond_bounds"
+"""The site's count of accepted frames' cells read as nodata because they lay beyond the
+physical bounds (`ingest.reader.RAIN_RATE_MAX_MMH`, `DBZ_PHYSICAL`); all sites' total in
+`core.keys.CELLS_BEYOND_BOUNDS`."""
 
 
 class ArchiveUnavailable(RuntimeError):
@@ -48,16 +53,28 @@ class IngestResult:
 
 
 def norm_params_for(settings: IngestSettings, site_id: str) -> NormParams:
-    """Global normalisation parameters with the site's overrides applied."""
+    """Global normalisation parameters with the site's overrides applied.
+
+    A site with ``cell_km`` is normalised by cell size: the crop and the disk keep their
+    extent in km (``crop_cells`` and ``disk_radius_cells`` at `PAPER_CELL_KM` cells), and a
+    smaller grid is padded as outside coverage.
+    """
     site = settings.site(site_id)
+    crop_cells = site.crop_cells or settings.crop_cells
+    disk_radius_cells = settings.disk_radius_cells
+    if site.cell_km is not None:
+        crop_cells = max(8, round(crop_cells * PAPER_CELL_KM / site.cell_km))
+        disk_radius_cells = round(disk_radius_cells * PAPER_CELL_KM / site.cell_km)
     return NormParams(
         dbz_min=settings.dbz_min,
         dbz_max=settings.dbz_max,
         zr_a=settings.zr_a,
         zr_b=settings.zr_b,
-        crop_cells=site.crop_cells or settings.crop_cells,
+        crop_cells=crop_cells,
         target_cells=site.target_cells or settings.target_cells,
-        disk_radius_cells=settings.disk_radius_cells,
+        disk_radius_cells=disk_radius_cells,
+        pad_to_crop=site.cell_km is not None,
+        no_echo_dbz=site.no_echo_dbz,
     )
 
 
@@ -74,7 +91,7 @@ class Ingestor:
         self.redis = connection
         self.archive = Archive(settings.archive_path)
         self.quarantine = Quarantine(settings.quarantine_path)
-        self.window = WindowStore(connection, settings.window_frames, settings.events_stream_maxlen)
+        self.window = WindowStore.from_settings(connection, settings)
         self.masks = MaskStore(connection, settings.masks_path)
         self._now = now
 
@@ -151,6 +168,18 @@ class Ingestor:
         self._record_site(field, frame, georef)
         outcome = "archived_only" if placed is InsertOutcome.TOO_OLD else "accepted"
         self._count(field.site_id, outcome)
+        if field.cells_beyond_bounds:
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.incrby(keys.CELLS_BEYOND_BOUNDS, field.cells_beyond_bounds)
+            pipe.hincrby(
+                keys.site_counts(field.site_id), CELLS_BEYOND_BOUNDS, field.cells_beyond_bounds
+            )
+            pipe.execute()
+            log.warning(
+                "%s: %d cells beyond the physical bounds read as nodata",
+                source,
+                field.cells_beyond_bounds,
+            )
         return IngestResult(outcome, source, field.site_id, field.valid_time)
 
     def normalise(self, field: RadarField) -> Frame:
@@ -176,12 +205,19 @@ class Ingestor:
         )
 
     def _check_time(self, field: RadarField) -> None:
-        limit = self._now() + timedelta(minutes=self.settings.max_future_min)
-        if field.valid_time > limit:
+        now = self._now()
+        if field.valid_time > now + timedelta(minutes=self.settings.max_future_min):
             raise FrameRejected(
                 RejectReason.FUTURE_TIME,
                 f"valid time {field.valid_time:%Y-%m-%dT%H:%M:%SZ} is more than "
                 f"{self.settings.max_future_min:g} min in the future",
+            )
+        max_age = self.settings.max_age_min
+        if max_age is not None and field.valid_time < now - timedelta(minutes=max_age):
+            raise FrameRejected(
+                RejectReason.PAST_TIME,
+                f"valid time {field.valid_time:%Y-%m-%dT%H:%M:%SZ} is more than {max_age:g} min "
+                "before the clock (max_age_min, for a live feed)",
             )
 
     def _check_grid(self, field: RadarField) -> None:

@@ -24,6 +24,9 @@ from core.conversion import Float32Array, dbz_to_grey
 from core.georef import GridGeoref
 
 NORMALISATION_SCHEME = 1  # bump when the algorithm (not its parameters) changes
+PAPER_CELL_KM = 1.0
+"""The radar cell size the paper's counts are in: a 330 km crop, a 10 km disk, 100 cells of
+3.3 km. A site with ``cell_km`` keeps these extents (`ingest.ingestor.norm_params_for`)."""
 
 
 @dataclass(frozen=True)
@@ -37,11 +40,22 @@ class NormParams:
     crop_cells: int = 330
     target_cells: int = 100
     disk_radius_cells: int = 10
+    pad_to_crop: bool = False
+    """A grid smaller than the crop is padded with NaN (outside coverage) to the crop's size,
+    centred, instead of refused: a coarse grid brought to the input by its cell size."""
+    no_echo_dbz: float | None = None
+    """Reflectivity at or below this is no echo (grey 0): an archive's code for "no echo"
+    (TAASRAD19 stores 0 dBZ for it). None: every value is read as measured."""
 
     @property
     def version(self) -> str:
-        """Stable id of scheme + parameters, e.g. ``n1-3fa2c91b`` (mask version kept apart)."""
-        fields = {k: float(v) if isinstance(v, float | int) else v for k, v in asdict(self).items()}
+        """Stable id of scheme + parameters, e.g. ``n1-3fa2c91b`` (mask version kept apart);
+        the options at their defaults leave it as it was before they existed."""
+        fields = {
+            k: float(v) if isinstance(v, float | int) and not isinstance(v, bool) else v
+            for k, v in asdict(self).items()
+            if not (k == "pad_to_crop" and v is False) and not (k == "no_echo_dbz" and v is None)
+        }
         blob = json.dumps(fields, sort_keys=True).encode()
         return f"n{NORMALISATION_SCHEME}-{hashlib.sha256(blob).hexdigest()[:8]}"
 
@@ -56,6 +70,15 @@ def crop_origin(h: int, w: int, size: int) -> tuple[int, int]:
 def target_georef(georef: GridGeoref, params: NormParams) -> GridGeoref:
     """Where the cells of the normalised (target, target) grid lie: the centre crop of the
     file's grid, resized (edges aligned, as `resize`)."""
+    size = params.crop_cells
+    if params.pad_to_crop and (georef.ny < size or georef.nx < size):
+        # the NaN padding of `pad_to`: the crop starts before the grid's first cell
+        pad_rows, pad_cols = max(size - georef.ny, 0), max(size - georef.nx, 0)
+        padded = georef.cropped(-(pad_rows // 2), -(pad_cols // 2), georef.ny + pad_rows,
+                                georef.nx + pad_cols)  # fmt: skip
+        top, left = crop_origin(padded.ny, padded.nx, size)
+        crop = padded.cropped(top, left, size, size)
+        return crop.resized(params.target_cells, params.target_cells)
     top, left = crop_origin(georef.ny, georef.nx, params.crop_cells)
     crop = georef.cropped(top, left, params.crop_cells, params.crop_cells)
     return crop.resized(params.target_cells, params.target_cells)
@@ -76,6 +99,16 @@ def centre_crop(field: NDArray[np.floating], size: int, margin: int = 0) -> Floa
     if any(p for pair in pad for p in pair):
         window = np.pad(window, pad, mode="reflect")
     return window
+
+
+def pad_to(field: NDArray[np.floating], size: int) -> NDArray[np.floating]:
+    """(H, W) field padded with NaN, centred, to at least (size, size)."""
+    h, w = field.shape
+    rows, cols = max(size - h, 0), max(size - w, 0)
+    if not rows and not cols:
+        return field
+    pad = ((rows // 2, rows - rows // 2), (cols // 2, cols - cols // 2))
+    return np.pad(field.astype(np.float32), pad, constant_values=np.nan)
 
 
 @lru_cache(maxsize=8)
@@ -142,7 +175,12 @@ def normalise_dbz(
     Returns the grey frame and the covered (non-NaN) fraction of the centre crop.
     """
     margin = params.disk_radius_cells
-    crop = centre_crop(np.asarray(dbz), params.crop_cells, margin=margin)
+    dbz = np.asarray(dbz)
+    if params.no_echo_dbz is not None:
+        dbz = np.where(dbz <= params.no_echo_dbz, -np.inf, dbz)  # NaN stays NaN
+    if params.pad_to_crop:
+        dbz = pad_to(dbz, params.crop_cells)
+    crop = centre_crop(dbz, params.crop_cells, margin=margin)
     grey = dbz_to_grey(crop, params.dbz_min, params.dbz_max)
     filtered, covered_fraction = disk_filter(grey, params.disk_radius_cells)
     out = resize(filtered, params.target_cells)

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from core.frame import FrameRejected, RejectReason
+from core.frame import MAX_GRID_CELLS, FrameRejected, RejectReason
 from core.georef import GridGeoref
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -105,6 +105,7 @@ def read_odim(raw: bytes, name: str) -> OdimProduct:
                 "products are read (not polar volumes or scans)",
             )
         quantity, path, what = _find_data(h5)
+        _check_size(h5[path].shape, path)  # from the metadata, before reading any data
         values = _physical(h5[path][...], what, path)
         valid_time = _valid_time(root_what, what)
         accumulation_min = _interval_min(what) if quantity == "ACRR" else None
@@ -144,23 +145,47 @@ def _find_data(h5: object) -> tuple[str, str, dict[str, object]]:
     )
 
 
+def _check_size(shape: tuple[int, ...], path: str) -> None:
+    """Refuse a dataset that is not one 2-D grid of at most `MAX_GRID_CELLS` cells."""
+    if len(shape) != 2 or min(shape) < 2:
+        raise FrameRejected(RejectReason.BAD_SHAPE, f"{path} has shape {shape}")
+    if shape[0] * shape[1] > MAX_GRID_CELLS:
+        raise FrameRejected(
+            RejectReason.BAD_SHAPE,
+            f"{path} grid {shape[0]} x {shape[1]} exceeds {MAX_GRID_CELLS:,} cells",
+        )
+
+
 def _physical(raw_values: np.ndarray, what: dict[str, object], path: str) -> NDArray[np.float32]:
-    """gain * raw + offset; ``nodata`` -> NaN; ``undetect`` -> no rain (0 or `NO_ECHO_DBZ`)."""
-    if raw_values.ndim != 2 or min(raw_values.shape) < 2:
-        raise FrameRejected(RejectReason.BAD_SHAPE, f"{path} has shape {raw_values.shape}")
+    """gain * raw + offset; ``nodata`` -> NaN; ``undetect`` -> no rain (0 or `NO_ECHO_DBZ`).
+
+    ODIM_H5 requires all four attributes: without ``gain``/``offset`` raw counts would be read
+    as physical values, and without ``nodata``/``undetect`` uncovered cells as rain, so such a
+    product is refused.
+    """
+    absent = [k for k in ("gain", "offset", "nodata", "undetect") if k not in what]
+    if absent:
+        raise FrameRejected(
+            RejectReason.BAD_VALUES,
+            f"{path}: what/{', what/'.join(absent)} missing (ODIM_H5 requires gain, offset, "
+            "nodata and undetect to read the data)",
+        )
     try:
-        gain, offset = float(what.get("gain", 1.0)), float(what.get("offset", 0.0))  # type: ignore[arg-type]
+        gain, offset = float(what["gain"]), float(what["offset"])  # type: ignore[arg-type]
+        nodata, undetect = float(what["nodata"]), float(what["undetect"])  # type: ignore[arg-type]
     except (TypeError, ValueError) as exc:
-        raise FrameRejected(RejectReason.BAD_VALUES, f"{path}: bad gain/offset ({exc})") from exc
+        raise FrameRejected(
+            RejectReason.BAD_VALUES, f"{path}: bad gain/offset/nodata/undetect ({exc})"
+        ) from exc
     if not (np.isfinite(gain) and np.isfinite(offset)) or gain == 0.0:
         raise FrameRejected(RejectReason.BAD_VALUES, f"{path}: gain {gain}, offset {offset}")
-    values = raw_values.astype(np.float64) * gain + offset
     quantity = _text(what.get("quantity", ""))
     no_echo = NO_ECHO_DBZ if quantity in ("DBZH", "TH") else 0.0
-    for key, fill in (("undetect", no_echo), ("nodata", np.nan)):
-        if key in what:
-            values = np.where(raw_values == what[key], fill, values)
-    return values.astype(np.float32)
+    with np.errstate(over="ignore"):  # an absurd gain gives inf, which the reader refuses
+        values = (raw_values.astype(np.float64) * gain + offset).astype(np.float32)
+    values[raw_values == undetect] = no_echo
+    values[raw_values == nodata] = np.nan
+    return values
 
 
 def _valid_time(root_what: dict[str, object], what: dict[str, object]) -> datetime:

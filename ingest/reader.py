@@ -15,8 +15,9 @@ from typing import Any
 
 import netCDF4
 import numpy as np
+from numpy.typing import NDArray
 
-from core.frame import FrameRejected, RadarField, RejectReason
+from core.frame import MAX_GRID_CELLS, FrameRejected, RadarField, RejectReason
 from core.settings import SITE_ID_PATTERN
 from ingest.cf_georef import cf_georef
 from ingest.hdf5_lock import HDF5_LOCK
@@ -25,8 +26,14 @@ from ingest.quantities import Quantity, get_quantity, quantity_names
 
 FRAME_SUFFIXES = (".nc", ".nc4", ".netcdf", ".h5", ".hdf5", ".hdf")
 """File suffixes of radar frames: CF-NetCDF and ODIM_H5 (HDF5)."""
-MAX_GRID_CELLS = 4096 * 4096  # refuse absurd grids before loading them into memory
-DBZ_PLAUSIBLE = (-100.0, 120.0)
+DBZ_PHYSICAL = (-100.0, 80.0)
+"""Reflectivity a weather radar can measure, dBZ: beyond it a cell is no echo of weather."""
+RAIN_RATE_MAX_MMH = 300.0
+"""Largest physical rain rate, mm/h (the world's 1-hour record is about 305 mm); a rain
+amount is judged by its mean rate over its interval."""
+BEYOND_BOUNDS_MAX_FRACTION = 0.01
+"""Cells beyond the physical bounds are read as nodata (NaN) and counted; more than this
+fraction of the observed cells and the frame is refused (bad_values)."""
 # Real feeds carry a few slightly negative cells (BOM's bias correction gives -0.1 mm on single
 # cells): up to this fraction of the observed cells they are read as 0 mm; more is a bad frame.
 NEGATIVE_RAIN_MAX_FRACTION = 0.01
@@ -80,39 +87,60 @@ def _attr(var: netCDF4.Variable | netCDF4.Dataset, key: str) -> Any:
 
 
 def _read_dataset(ds: netCDF4.Dataset, site_id: str | None, zr: tuple[float, float]) -> RadarField:
-    name, quantity = _find_precipitation(ds)
+    name = precipitation_variable(ds)
     var = ds.variables[name]
-    units = str(_attr(var, "units") or "")
-    if units not in quantity.units:
-        raise FrameRejected(
-            RejectReason.WRONG_UNITS,
-            f"{name} ({quantity.standard_name}) has units {units!r}; "
-            f"expected one of {sorted(quantity.units)}",
-        )
     shape = tuple(n for n in var.shape if n != 1)
     if len(shape) != 2 or min(shape) < 2:
         raise FrameRejected(RejectReason.BAD_SHAPE, f"{name} has shape {var.shape}, need (y, x)")
     if shape[0] * shape[1] > MAX_GRID_CELLS:
         raise FrameRejected(RejectReason.BAD_SHAPE, f"{name} grid {shape} is too large")
     valid_time = _valid_time(ds)
-    accumulation_min = _accumulation_min(ds, valid_time) if quantity.needs_interval else None
     # CF decoding (_FillValue, missing_value, valid range, scale_factor, add_offset) by netCDF4
     decoded = var[...]
     values = np.ma.filled(decoded.astype(np.float32), np.nan).reshape(shape)
+    return field_from_values(ds, name, values, valid_time, site_id, zr)
+
+
+def precipitation_variable(ds: netCDF4.Dataset) -> str:
+    """The name of the file's precipitation variable; `FrameRejected` when none is found or
+    its units are not its quantity's."""
+    name, quantity = _find_precipitation(ds)
+    units = str(_attr(ds.variables[name], "units") or "")
+    if units not in quantity.units:
+        raise FrameRejected(
+            RejectReason.WRONG_UNITS,
+            f"{name} ({quantity.standard_name}) has units {units!r}; "
+            f"expected one of {sorted(quantity.units)}",
+        )
+    return name
+
+
+def field_from_values(
+    ds: netCDF4.Dataset,
+    name: str,
+    values: NDArray[np.float32],
+    valid_time: datetime,
+    site_id: str | None,
+    zr: tuple[float, float],
+) -> RadarField:
+    """The `RadarField` of one (H, W) grid of the CF-decoded variable ``name`` of ``ds``
+    (NaN outside coverage), valid at ``valid_time``: checked, bounded and brought to dBZ.
+    ``values`` is changed in place (cells beyond the physical bounds become NaN)."""
+    quantity = get_quantity(str(_attr(ds.variables[name], "standard_name")))
+    accumulation_min = _accumulation_min(ds, valid_time) if quantity.needs_interval else None
     _check_values(values, quantity, name)
+    beyond = _mask_beyond_bounds(values, quantity, accumulation_min, name)
     if quantity.is_rain:
-        values = np.maximum(
-            values, np.float32(0.0)
-        )  # the few tolerated negative cells read as 0 mm
-    dbz = quantity.to_dbz(values, accumulation_min, zr[0], zr[1])
+        values = np.maximum(values, np.float32(0.0))  # the few tolerated negative cells: 0 mm
     return RadarField(
         site_id=site_id or _site_id(ds),
         valid_time=valid_time,
-        dbz=dbz,
+        dbz=quantity.to_dbz(values, accumulation_min, zr[0], zr[1]),
         quantity=quantity.standard_name,
-        source_units=units,
+        source_units=str(_attr(ds.variables[name], "units")),
         accumulation_min=accumulation_min,
-        georef=cf_georef(ds, var),
+        georef=cf_georef(ds, ds.variables[name]),
+        cells_beyond_bounds=beyond,
     )
 
 
@@ -125,10 +153,10 @@ def _read_odim(raw: bytes, name: str, site_id: str | None, zr: tuple[float, floa
     except Exception as exc:  # a corrupt chunk or attribute fails only when read
         raise FrameRejected(RejectReason.UNREADABLE, f"cannot read ODIM data: {exc}") from exc
     quantity = get_quantity(product.standard_name)
-    values = product.values
-    if values.shape[0] * values.shape[1] > MAX_GRID_CELLS:
-        raise FrameRejected(RejectReason.BAD_SHAPE, f"ODIM grid {values.shape} is too large")
-    _check_values(values, quantity, f"ODIM {product.standard_name}")
+    values = product.values  # its size was checked before reading (`ingest.odim`)
+    name = f"ODIM {product.standard_name}"
+    _check_values(values, quantity, name)
+    beyond = _mask_beyond_bounds(values, quantity, product.accumulation_min, name)
     if quantity.is_rain:
         values = np.maximum(values, np.float32(0.0))
     if site_id is None:
@@ -145,6 +173,7 @@ def _read_odim(raw: bytes, name: str, site_id: str | None, zr: tuple[float, floa
         source_units=product.units,
         accumulation_min=product.accumulation_min,
         georef=product.georef,
+        cells_beyond_bounds=beyond,
     )
 
 
@@ -177,6 +206,8 @@ def _time_variable(ds: netCDF4.Dataset) -> netCDF4.Variable | None:
 def _decode_time(var: netCDF4.Variable) -> datetime | None:
     """The single time a CF time variable holds, in UTC; None when it is not one such time."""
     units = _attr(var, "units")
+    if var.size != 1:  # checked before reading: a time axis is no single valid time
+        return None
     values = np.ma.filled(np.ma.asarray(var[...], dtype=np.float64), np.nan).ravel()
     if not isinstance(units, str) or values.size != 1 or not np.isfinite(values[0]):
         return None
@@ -232,7 +263,7 @@ def _check_values(values: np.ndarray, quantity: Quantity, name: str) -> None:
         raise FrameRejected(RejectReason.ALL_NAN, f"{name} has no observed cell (all NaN)")
     if np.isinf(values).any():
         raise FrameRejected(RejectReason.BAD_VALUES, f"{name} holds infinite values")
-    lowest, highest = float(values[finite].min()), float(values[finite].max())
+    lowest = float(values[finite].min())
     if quantity.is_rain and lowest < 0:
         negative_fraction = float((values[finite] < 0).mean())
         if negative_fraction > NEGATIVE_RAIN_MAX_FRACTION:
@@ -240,11 +271,37 @@ def _check_values(values: np.ndarray, quantity: Quantity, name: str) -> None:
                 RejectReason.BAD_VALUES,
                 f"{name} has negative rain on {negative_fraction:.1%} of cells (min {lowest})",
             )
-    if not quantity.is_rain and not DBZ_PLAUSIBLE[0] <= lowest <= highest <= DBZ_PLAUSIBLE[1]:
+
+
+def _mask_beyond_bounds(
+    values: np.ndarray, quantity: Quantity, accumulation_min: float | None, name: str
+) -> int:
+    """Set the cells of ``values`` (H, W) beyond the physical bounds to NaN, in place; how many.
+
+    Rain: above `RAIN_RATE_MAX_MMH` (an amount by its mean rate over ``accumulation_min``);
+    reflectivity: outside `DBZ_PHYSICAL`. A frame with more than `BEYOND_BOUNDS_MAX_FRACTION`
+    of its observed cells beyond them is refused: it is no radar's measurement.
+    """
+    finite = np.isfinite(values)
+    if quantity.is_rain:
+        per_hour = 60.0 / accumulation_min if accumulation_min else 1.0
+        beyond = finite & (values * per_hour > RAIN_RATE_MAX_MMH)
+        bound = f"above {RAIN_RATE_MAX_MMH:g} mm/h"
+    else:
+        beyond = finite & ((values < DBZ_PHYSICAL[0]) | (values > DBZ_PHYSICAL[1]))
+        bound = f"outside {DBZ_PHYSICAL[0]:g}..{DBZ_PHYSICAL[1]:g} dBZ"
+    count = int(beyond.sum())
+    if count == 0:
+        return 0
+    fraction = count / int(finite.sum())
+    if fraction > BEYOND_BOUNDS_MAX_FRACTION:
         raise FrameRejected(
             RejectReason.BAD_VALUES,
-            f"{name} spans {lowest}..{highest} dBZ, outside {DBZ_PLAUSIBLE}",
+            f"{name}: {fraction:.1%} of the observed cells are {bound} (max "
+            f"{float(values[finite].max()):.4g}); not a radar measurement",
         )
+    values[beyond] = np.nan
+    return count
 
 
 def slugify_site_id(raw: str) -> str:

@@ -22,6 +22,13 @@ class IngestSettings(CoreSettings):
         description="A frame valid more than this many minutes ahead of the clock is "
         "quarantined (future_time).",
     )
+    max_age_min: Annotated[float, Field(gt=0)] | None = Field(
+        default=None,
+        description="For a live feed: a frame valid more than this many minutes before the "
+        "clock is quarantined (past_time). None (the default) takes frames of any age, as "
+        "replays and archives need; a site's window is bounded by window_max_span_min "
+        "either way.",
+    )
     max_frame_bytes: Annotated[int, Field(ge=1024)] = Field(
         default=64 * 1024 * 1024,
         description="Largest raw frame accepted, in bytes, from a file, the stream or an "

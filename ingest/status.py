@@ -21,7 +21,7 @@ class SiteStatus:
 
 
 def site_statuses(connection: redis.Redis, settings: IngestSettings) -> list[SiteStatus]:
-    store = WindowStore(connection, settings.window_frames, settings.events_stream_maxlen)
+    store = WindowStore.from_settings(connection, settings)
     out = []
     for site_id in store.sites():
         meta = {
@@ -51,12 +51,12 @@ def format_statuses(statuses: list[SiteStatus], totals: dict[str, int]) -> str:
         cadence = f"{w.cadence_min:g} min" if w.cadence_min else "-"
         mask = s.mask_version or "none (unmasked)"
         lines.append(
-            f"{w.site_id:<22}{w.count:>7}  {newest:<18}{cadence:>9}{len(w.missing):>6}  {mask}"
+            f"{w.site_id:<22}{w.count:>7}  {newest:<18}{cadence:>9}{w.missing_count:>6}  {mask}"
         )
     for s in statuses:
         if s.window.missing:
-            shown = ", ".join(t.strftime("%Y-%m-%dT%H:%MZ") for t in s.window.missing[:6])
-            more = " ..." if len(s.window.missing) > 6 else ""
+            shown = ", ".join(t.strftime("%Y-%m-%dT%H:%MZ") for t in s.window.missing[-6:])
+            more = " ..." if s.window.missing_count > 6 else ""
             lines.append(f"  {s.window.site_id} missing: {shown}{more}")
     lines.append("totals: " + ", ".join(f"{k}={v}" for k, v in sorted(totals.items())))
     return "\n".join(lines)

@@ -1,8 +1,12 @@
 """The rolling window per site in Redis: the last N normalised frames, ordered by valid time.
 
 Inserts are one Lua script (atomic): a re-delivered time is left as it is, a frame older than
-a full window is refused without touching it, the oldest frames beyond N are dropped, and an
-event (site, valid time) is appended to the frames stream for the inference worker.
+a full window, or older than the site's newest frame by more than the window's span, is refused
+without touching it, the oldest frames beyond N are dropped, and an event (site, valid time)
+is appended to the frames stream for the inference worker. A stray date (a frame of 1970)
+after a site's frames is thus archived only; one before them stays until N newer frames push
+it out, and every report on the window's gaps is bounded whatever its span: the newest N
+missing slots are listed, all are counted (`missing_slots`, `count_missing_slots`).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import redis
 
 from core import keys
 from core.frame import Frame
+from core.settings import CoreSettings
 from ingest.codec import decode_frame, encode_frame
 
 _INSERT_LUA = """
@@ -26,6 +31,9 @@ if redis.call('HEXISTS', frames, epoch) == 1 then
   if redis.call('HGET', frames, epoch) == blob then return 'duplicate' end
   return 'conflict'
 end
+local span = tonumber(ARGV[9])
+local newest = redis.call('ZREVRANGE', times, 0, 0, 'WITHSCORES')
+if #newest > 0 and tonumber(epoch) < tonumber(newest[2]) - span then return 'too_old' end
 if redis.call('ZCARD', times) >= n then
   local oldest = redis.call('ZRANGE', times, 0, 0, 'WITHSCORES')
   if tonumber(epoch) < tonumber(oldest[2]) then return 'too_old' end
@@ -60,7 +68,7 @@ class InsertOutcome(StrEnum):
     INSERTED = "inserted"
     DUPLICATE = "duplicate"  # same time, same content: nothing changed
     CONFLICT = "conflict"  # same time, other content: the window keeps the first
-    TOO_OLD = "too_old"  # older than a full window: archived only
+    TOO_OLD = "too_old"  # older than a full window or the span: archived only
 
 
 class WindowError(LookupError):
@@ -90,7 +98,8 @@ class WindowStatus:
     oldest: datetime | None
     newest: datetime | None
     cadence_min: float | None
-    missing: list[datetime]
+    missing: list[datetime]  # the newest missing slots, at most the window's size
+    missing_count: int = 0  # all missing slots between oldest and newest
 
 
 def _epoch(t: datetime) -> int:
@@ -112,24 +121,66 @@ def infer_cadence_min(epochs: list[int]) -> float | None:
     return min(s for s, c in counts.items() if c == best) / 60.0
 
 
-def missing_slots(epochs: list[int], cadence_min: float) -> list[datetime]:
-    """Cadence slots between the first and last of sorted ``epochs`` that hold no frame."""
+def missing_slots(
+    epochs: list[int], cadence_min: float, limit: int | None = None
+) -> list[datetime]:
+    """Cadence slots between the first and last of sorted ``epochs`` that hold no frame.
+
+    Slots are counted back from the newest frame; with ``limit`` only the newest ``limit``
+    missing slots are listed (oldest first), so the answer is bounded whatever the span.
+    """
     step = round(cadence_min * 60)
-    present = set(epochs)
     if not epochs or step <= 0:
         return []
-    return [_utc(t) for t in range(epochs[0], epochs[-1], step) if t not in present]
+    present = set(epochs)
+    found: list[datetime] = []
+    for t in range(epochs[-1] - step, epochs[0] - 1, -step):
+        if limit is not None and len(found) >= limit:
+            break
+        if t not in present:
+            found.append(_utc(t))
+    return found[::-1]
+
+
+def count_missing_slots(epochs: list[int], cadence_min: float) -> int:
+    """How many cadence slots, counted back from the newest of sorted ``epochs`` to the
+    oldest, hold no frame; arithmetic, without listing them."""
+    step = round(cadence_min * 60)
+    if not epochs or step <= 0:
+        return 0
+    slots = (epochs[-1] - epochs[0]) // step + 1
+    on_grid = sum(1 for e in set(epochs) if (epochs[-1] - e) % step == 0)
+    return slots - on_grid
 
 
 class WindowStore:
     """Reads and writes the per-site windows; the connection is passed in (rq style)."""
 
-    def __init__(self, connection: redis.Redis, window_frames: int, events_maxlen: int) -> None:
+    def __init__(
+        self,
+        connection: redis.Redis,
+        window_frames: int,
+        events_maxlen: int,
+        max_span_min: float = 7 * 1440.0,
+    ) -> None:
+        """``max_span_min``: a frame older than the site's newest by more than this many
+        minutes is archived only."""
         self._redis = connection
         self._n = window_frames
+        self._max_span_s = round(max_span_min * 60)
         self._events_maxlen = events_maxlen
         self._insert = connection.register_script(_INSERT_LUA)
         self._read_last = connection.register_script(_READ_LAST_LUA)
+
+    @classmethod
+    def from_settings(cls, connection: redis.Redis, settings: CoreSettings) -> WindowStore:
+        """The store as ``settings`` size it (frames, span, events stream length)."""
+        return cls(
+            connection,
+            settings.window_frames,
+            settings.events_stream_maxlen,
+            settings.window_max_span_min,
+        )
 
     @property
     def size(self) -> int:
@@ -154,6 +205,7 @@ class WindowStore:
                 "1" if emit_event else "0",
                 self._events_maxlen,
                 frame.norm_version,
+                self._max_span_s,
             ],
         )
         return InsertOutcome(result.decode() if isinstance(result, bytes) else result)
@@ -177,7 +229,8 @@ class WindowStore:
             oldest=_utc(epochs[0]) if epochs else None,
             newest=_utc(epochs[-1]) if epochs else None,
             cadence_min=cadence,
-            missing=missing_slots(epochs, cadence) if cadence else [],
+            missing=missing_slots(epochs, cadence, limit=self._n) if cadence else [],
+            missing_count=count_missing_slots(epochs, cadence) if cadence else 0,
         )
 
     def frames(self, site_id: str, count: int | None = None) -> list[Frame]:

@@ -19,14 +19,27 @@ import redis
 from core import keys
 from core.worker import StreamWorker
 from ingest.ingestor import ArchiveUnavailable, Ingestor, IngestResult
+from ingest.multitime import archive_first_time, default_site_id, is_multitime, split_archive
 from ingest.reader import FRAME_SUFFIXES, peek_valid_time
 from ingest.settings import IngestSettings
 
 log = logging.getLogger(__name__)
 
 
-def push_frame(connection: redis.Redis, raw: bytes, name: str, site_id: str | None = None) -> str:
-    """Hand one raw frame to the ingest workers through the incoming stream; returns its id."""
+def push_frame(
+    connection: redis.Redis,
+    raw: bytes,
+    name: str,
+    site_id: str | None = None,
+    max_bytes: int | None = None,
+) -> str:
+    """Hand one raw frame to the ingest workers through the incoming stream; returns its id.
+
+    ``max_bytes``: the ingest's `IngestSettings.max_frame_bytes`; a larger frame raises
+    ValueError here, before it takes room on the stream (the ingest would refuse it anyway).
+    """
+    if max_bytes is not None and len(raw) > max_bytes:
+        raise ValueError(f"{name}: {len(raw)} bytes exceeds the frame limit of {max_bytes}")
     fields: dict[str, bytes | str] = {"name": name, "data": raw}
     if site_id:
         fields["site"] = site_id
@@ -87,7 +100,7 @@ class IngestWorker(StreamWorker):
             return []
         seen = self.redis.smismember(keys.SEEN_FILES, [self._seen_key(p) for p in paths])
         fresh = [p for p, was_seen in zip(paths, seen, strict=True) if not was_seen]
-        timed = [(peek_valid_time(p), p) for p in fresh]
+        timed = [(peek_valid_time(p) or archive_first_time(p), p) for p in fresh]
         # unreadable files (no time) first: they go to quarantine straight away
         timed.sort(
             key=lambda tp: (tp[0] is not None, tp[0].timestamp() if tp[0] else 0, tp[1].name)
@@ -95,15 +108,36 @@ class IngestWorker(StreamWorker):
         return [p for _, p in timed]
 
     def ingest_file(self, path: Path, site_id: str | None = None) -> IngestResult | None:
-        """Ingest one file and mark it seen; None if the archive was unavailable (retry)."""
+        """Ingest one file and mark it seen; None if the archive was unavailable (retry).
+
+        A multi-time archive (`ingest.multitime`) is a feed of frames in time order: each
+        time step is ingested as a frame of its own (archived, windowed or quarantined), and
+        the result returned is its last frame's.
+        """
         seen_key = self._seen_key(path)
         try:
-            result = self.ingestor.ingest_bytes(path.read_bytes(), str(path), site_id)
+            if is_multitime(path):
+                result = self._ingest_archive(path, site_id)
+            else:
+                result = self.ingestor.ingest_bytes(path.read_bytes(), str(path), site_id)
+                self.tally.add(result)
         except ArchiveUnavailable as exc:
             log.error("%s; left for the next pass", exc)
             return None
-        self.redis.sadd(keys.SEEN_FILES, seen_key)
-        self.tally.add(result)
+        if result is not None:
+            self.redis.sadd(keys.SEEN_FILES, seen_key)
+        return result
+
+    def _ingest_archive(self, path: Path, site_id: str | None) -> IngestResult | None:
+        """Each frame of a multi-time archive through the ingest; None if stopped half-way
+        (the file is taken again from its first frame: re-delivery is idempotent)."""
+        site = site_id or default_site_id(path)
+        result = None
+        for name, raw in split_archive(path):
+            if self.stopping:
+                return None
+            result = self.ingestor.ingest_bytes(raw, f"{path}:{name}", site)
+            self.tally.add(result)
         return result
 
     def ingest_folders(self, folders: Iterable[Path], site_id: str | None = None) -> int:

@@ -77,7 +77,7 @@ class InferenceWorker(StreamWorker):
         super().__init__(connection, settings, consumer)
         self.settings: InferenceSettings = settings
         self.runner = runner
-        self.window = WindowStore(connection, settings.window_frames, settings.events_stream_maxlen)
+        self.window = WindowStore.from_settings(connection, settings)
         self.forecasts = ForecastStore(connection, settings.forecast_ttl_s)
         self.verification = VerificationStore(connection, settings.verification_ttl_s)
         self.status = StatusStore(connection)

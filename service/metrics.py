@@ -122,6 +122,13 @@ class RedisStateCollector(Collector):
             quarantined.add_metric([name], value)
         yield accepted
         yield quarantined
+        beyond = CounterMetricFamily(
+            "nowcast_cells_beyond_bounds",
+            "Cells of accepted frames read as nodata, beyond the physical bounds of rain rate "
+            "or reflectivity.",
+        )
+        beyond.add_metric([], int(self._redis.get(keys.CELLS_BEYOND_BOUNDS) or 0))
+        yield beyond
 
         infer = {k.decode(): int(v) for k, v in self._redis.hgetall(keys.INFER_COUNTS).items()}
         issued = CounterMetricFamily(

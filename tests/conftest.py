@@ -12,6 +12,7 @@ import redis
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_RADAR = REPO_ROOT.parent / "shared" / "data" / "radar"
 SHARED_ODIM = REPO_ROOT.parent / "shared" / "data" / "odim"
+SHARED_ARCHIVES = REPO_ROOT.parent / "shared" / "data" / "archives"
 
 
 @pytest.fixture(scope="session")
@@ -47,6 +48,14 @@ def shared_radar() -> Path:
     if not SHARED_RADAR.is_dir():
         pytest.skip(f"real radar frames not found at {SHARED_RADAR} (../shared/data/radar)")
     return SHARED_RADAR
+
+
+@pytest.fixture(scope="session")
+def shared_archives() -> Path:
+    """The multi-time radar archives beside the checkout; tests using them skip where absent."""
+    if not (SHARED_ARCHIVES.is_dir() and any(SHARED_ARCHIVES.rglob("*.nc"))):
+        pytest.skip(f"radar archives not found at {SHARED_ARCHIVES} (../shared/data/archives)")
+    return SHARED_ARCHIVES
 
 
 @pytest.fixture(scope="session")

@@ -109,6 +109,24 @@ def train(
             "with --resume. Score the held-out events with model.experiments.fold_scores.",
         ),
     ] = None,
+    train_fraction: Annotated[
+        float,
+        typer.Option(
+            "--train-fraction",
+            min=0.01,
+            max=1.0,
+            help="convlstm, the learning curve: train on this share of the training blocks "
+            "(a fixed pseudo-random choice by block; 0.1 within 0.3 within 1).",
+        ),
+    ] = 1.0,
+    validation_stride: Annotated[
+        int,
+        typer.Option(
+            "--validation-stride",
+            min=1,
+            help="convlstm: validate on every this-many-th validation window (many archives).",
+        ),
+    ] = 1,
     inflow: Annotated[
         str | None,
         typer.Option(
@@ -154,7 +172,7 @@ def train(
             _lagrangian_config(arch, hidden, init_from, inflow),
             train_config,
             (out, log_dir, resume, init_from),
-            (block_frames, extra_crops, _fold(hold_out_fold)),
+            (block_frames, extra_crops, _fold(hold_out_fold), train_fraction, validation_stride),
         )
         return
     from model.training.train import TrainConfig
@@ -267,17 +285,18 @@ def _train_lagrangian(
     config: NetworkConfig,
     train_config: LagrangianTrainConfig,
     where: tuple[Path | None, Path, Path | None, Path | None],
-    data: tuple[int, bool, tuple[int, int] | None],
+    data: tuple[int, bool, tuple[int, int] | None, float, int],
 ) -> None:
     """One sitting of a Lagrangian network (`model.training.lagrangian_run`). ``where``: the
     checkpoint to write (None: the shipped one), the log folder, the resumable state to continue
     (None: a new run) and the checkpoint whose weights a new run starts from (None: scratch).
-    ``data``: block length (frames), whether to add the off-centre crops, the fold held out."""
+    ``data``: block length (frames), whether to add the off-centre crops, the fold held out,
+    the share of the training blocks and the validation windows' stride."""
     from ingest.settings import get_ingest_settings
     from model.training.lagrangian_run import RunPaths, run_sitting
 
     out, log_dir, resume, init_from = where
-    block_frames, extra_crops, hold_out = data
+    block_frames, extra_crops, hold_out, train_fraction, validation_stride = data
     if resume is not None and not resume.is_file():
         raise typer.BadParameter(f"--resume {resume}: no such file")
     resumable = resume or log_dir / f"{arch}.resume.pt"
@@ -294,6 +313,8 @@ def _train_lagrangian(
             resume=resume is not None,
             init_from=init_from,
             hold_out=hold_out,
+            train_fraction=train_fraction,
+            validation_stride=validation_stride,
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc

@@ -1,6 +1,8 @@
 """Radar events for training and offline verification: folders of frames, normalised once.
 
-An event is one folder of one site's frames ordered by valid time. Frames go through the
+An event is one folder of one site's frames ordered by valid time, or one multi-time archive
+file (`ingest.multitime`: one continuous run or rainy event, as ``../shared/data/archives``
+keeps them), read one time step at a time. Frames go through the
 ingest reader and normaliser (`ingest.reader`, `ingest.normalize`: one implementation of the
 pre-processing everywhere); unreadable frames are skipped with a warning. Noise masks live in
 Redis and are not applied here: offline work uses unmasked frames.
@@ -20,6 +22,7 @@ from numpy.typing import NDArray
 
 from core.frame import FrameRejected, RadarField
 from ingest.ingestor import norm_params_for
+from ingest.multitime import archive_fields, is_multitime
 from ingest.normalize import normalise_dbz
 from ingest.reader import frame_files, read_radar_file
 from ingest.settings import IngestSettings
@@ -38,6 +41,11 @@ class Event:
     grey: NDArray[np.float32]
     cadence_min: float
     norm_version: str
+    collection: str = ""
+    """The archive collection (its folder) of an event read from a multi-time archive; ""
+    for a folder of frames. The split deals each collection's blocks apart
+    (`model.data.split.assign_blocks`), so adding archives leaves the other events' split as
+    it was."""
 
     def window_starts(self, in_frames: int, out_frames: int, stride: int = 1) -> list[int]:
         """Start indices of every (in + out)-frame run at an unbroken cadence."""
@@ -52,9 +60,26 @@ class Event:
         return starts
 
 
+def event_name(source: Path) -> str:
+    """An event's name: "<parent folder>/<folder>", or "<folder>/<stem>" of an archive file
+    (unique across networks)."""
+    return f"{source.parent.name}/{source.stem if source.is_file() else source.name}"
+
+
+def collection_of(source: Path) -> str:
+    """`Event.collection` of an event read from ``source``: an archive file's folder name."""
+    return source.parent.name if source.is_file() else ""
+
+
 def read_fields(folder: Path, settings: IngestSettings) -> list[RadarField]:
-    """Every readable frame of ``folder`` (one site) in valid-time order; unreadable frames
-    are skipped with a warning; ValueError when none is left or the sites differ."""
+    """Every readable frame of ``folder`` (one site), or of a multi-time archive file, in
+    valid-time order; unreadable frames are skipped with a warning; ValueError when none is
+    left or the sites differ."""
+    if folder.is_file():
+        fields = list(archive_fields(folder, None, (settings.zr_a, settings.zr_b)))
+        if not fields:
+            raise ValueError(f"{folder}: no readable frame")
+        return fields
     fields = []
     for path in frame_files(folder):
         try:
@@ -92,7 +117,10 @@ def trained_cadences_min(meta: dict[str, Any] | None) -> tuple[float, ...]:
 
 
 def load_event(folder: Path, settings: IngestSettings, name: str | None = None) -> Event:
-    """Read and normalise every frame of ``folder`` (one site); raises ValueError if none."""
+    """Read and normalise every frame of ``folder`` (one site), or of a multi-time archive
+    file; raises ValueError if none."""
+    if folder.is_file():
+        return load_archive_event(folder, settings, name)
     fields = read_fields(folder, settings)
     site_id = fields[0].site_id
     params = norm_params_for(settings, site_id)
@@ -100,6 +128,25 @@ def load_event(folder: Path, settings: IngestSettings, name: str | None = None) 
     times = tuple(f.valid_time for f in fields)
     cadence = cadence_min(folder, times, settings, site_id)
     return Event(name or folder.name, site_id, times, grey, cadence, params.version)
+
+
+def load_archive_event(path: Path, settings: IngestSettings, name: str | None = None) -> Event:
+    """Read and normalise every frame of the multi-time archive at ``path`` (one step at a
+    time: only the normalised frames are kept); ValueError if no frame is readable."""
+    zr = (settings.zr_a, settings.zr_b)
+    greys, times, params = [], [], None
+    site_id = ""
+    for field in archive_fields(path, None, zr):
+        site_id = field.site_id
+        params = params or norm_params_for(settings, site_id)
+        greys.append(normalise_dbz(field.dbz, params)[0])
+        times.append(field.valid_time)
+    if params is None:
+        raise ValueError(f"{path}: no readable frame")
+    cadence = cadence_min(path, tuple(times), settings, site_id)
+    grey = np.stack(greys)
+    event = name or event_name(path)
+    return Event(event, site_id, tuple(times), grey, cadence, params.version, collection_of(path))
 
 
 def cadence_min(
@@ -114,9 +161,19 @@ def cadence_min(
 
 
 def event_folders(roots: list[Path]) -> Iterator[Path]:
-    """Each root that holds frames directly is an event; else each of its sub-folders that do."""
+    """The events under ``roots``: a multi-time archive file is one; a folder of such archives
+    holds one each; another folder that holds frames directly is one; else each of its
+    sub-folders is looked at the same way."""
     for root in roots:
-        if frame_files(root, recursive=False):
+        if root.is_file():
+            if is_multitime(root):
+                yield root
+            continue
+        files = frame_files(root, recursive=False)
+        if files and is_multitime(files[0]):
+            yield from (f for f in files if is_multitime(f))
+            continue
+        if files:
             yield root
             continue
         for child in sorted(p for p in root.iterdir() if p.is_dir()):
@@ -125,8 +182,7 @@ def event_folders(roots: list[Path]) -> Iterator[Path]:
 
 def load_events(roots: list[Path], settings: IngestSettings) -> list[Event]:
     """Every event under ``roots`` (`event_folders`), normalised, each named
-    "<parent folder>/<folder>" (unique across networks)."""
+    "<parent folder>/<folder or archive file's stem>" (unique across networks)."""
     return [
-        load_event(folder, settings, name=f"{folder.parent.name}/{folder.name}")
-        for folder in event_folders(roots)
+        load_event(folder, settings, name=event_name(folder)) for folder in event_folders(roots)
     ]

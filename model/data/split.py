@@ -10,7 +10,11 @@ of even runs and at the dry end of odd runs. So validation and test each take th
 blocks of the data (rain at every lead, also at 2 and 5 mm/h; the first split's validation held
 rain at two leads only) and draw from every stratum, without being wetter than training overall.
 Ties are broken by event name and block start, so the split is a pure function of the data.
-Windows (in + out frames) are then cut inside each block only.
+Each collection of events (`model.data.events.Event.collection`: the folders of frames, and
+each folder of multi-time archives) is dealt on its own, so every archive gives validation and
+test blocks too, and adding archives leaves the other events' blocks where they were (the old
+test split stays a comparable table). Windows (in + out frames) are then cut inside each block
+only.
 """
 
 from __future__ import annotations
@@ -54,21 +58,24 @@ def wetness(grey: np.ndarray) -> tuple[float, ...]:
 
 
 def assign_blocks(events: list[Event], block_frames: int) -> list[Block]:
-    """Blocks of every event with their split, in event and time order."""
+    """Blocks of every event with their split, in event and time order; each collection of
+    events is dealt on its own."""
     places = [
         (event, b * block_frames)
         for event in events
         for b in range(len(event.times) // block_frames)
     ]
     wet = [wetness(e.grey[first : first + block_frames]) for e, first in places]
-    order = sorted(
-        range(len(places)),
-        key=lambda i: (*(-w for w in wet[i]), places[i][0].name, places[i][1]),
-    )
     split_of: dict[int, str] = {}
-    for rank, i in enumerate(order):
-        pattern = PATTERNS[(rank // 6) % len(PATTERNS)]
-        split_of[i] = pattern[rank % 6]
+    for collection in sorted({e.collection for e, _ in places}):
+        members = [i for i, (e, _) in enumerate(places) if e.collection == collection]
+        order = sorted(
+            members,
+            key=lambda i: (*(-w for w in wet[i]), places[i][0].name, places[i][1]),
+        )
+        for rank, i in enumerate(order):
+            pattern = PATTERNS[(rank // 6) % len(PATTERNS)]
+            split_of[i] = pattern[rank % 6]
     return [
         Block(event.name, first, block_frames, split_of[i])
         for i, (event, first) in enumerate(places)
@@ -110,3 +117,24 @@ def training_event_folds(blocks: list[Block], n_folds: int) -> list[list[str]]:
     if len(names) < n_folds:
         raise ValueError(f"{len(names)} training events cannot fill {n_folds} folds")
     return [names[k::n_folds] for k in range(n_folds)]
+
+
+def blocks_fraction(blocks: set[tuple[str, int]], fraction: float) -> set[tuple[str, int]]:
+    """A fixed share of ``blocks`` ((event name, first frame) pairs) for a learning curve.
+
+    A block is kept when a hash of its name and start falls below ``fraction``: a pure,
+    pseudo-random choice over every event and stratum, nested (the blocks of 0.1 are among
+    those of 0.3) and independent of which other blocks exist.
+    """
+    if not 0 < fraction <= 1:
+        raise ValueError(f"fraction must lie in (0, 1], got {fraction}")
+    if fraction == 1:
+        return set(blocks)
+    return {b for b in blocks if _unit_hash(f"{b[0]}#{b[1]}") < fraction}
+
+
+def _unit_hash(text: str) -> float:
+    """A number in [0, 1) fixed by ``text`` (SHA-256), the same in every run and process."""
+    import hashlib
+
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") / 2**64

@@ -18,7 +18,14 @@ from numpy.typing import NDArray
 from ingest.ingestor import norm_params_for
 from ingest.normalize import normalise_dbz
 from ingest.settings import IngestSettings
-from model.data.events import Event, cadence_min, event_folders, read_fields
+from model.data.events import (
+    Event,
+    cadence_min,
+    collection_of,
+    event_folders,
+    event_name,
+    read_fields,
+)
 
 MIN_COVERED = 0.5
 """A crop whose radar coverage (non-NaN share) is below this is not a view."""
@@ -71,7 +78,17 @@ def load_views(
             covered.append(share)
         if origin is not None and float(np.mean(covered)) < MIN_COVERED:
             continue
-        events.append(Event(name + suffix, site_id, times, np.stack(grey), cadence, params.version))
+        events.append(
+            Event(
+                name + suffix,
+                site_id,
+                times,
+                np.stack(grey),
+                cadence,
+                params.version,
+                collection_of(folder),
+            )
+        )
     return events
 
 
@@ -87,11 +104,11 @@ def base_event(view_name: str) -> str:
 def load_all_views(
     roots: list[Path], settings: IngestSettings, extra_crops: bool
 ) -> tuple[list[Event], list[Event]]:
-    """(centre-crop events, every view incl. the centre crops) of the event folders under
-    ``roots`` (`event_folders`), each named "<parent folder>/<folder>" as `load_events` does."""
+    """(centre-crop events, every view incl. the centre crops) of the events under ``roots``
+    (`event_folders`: folders of frames or multi-time archives), named by `event_name`."""
     centres, views = [], []
     for folder in event_folders(roots):
-        name = f"{folder.parent.name}/{folder.name}"
+        name = event_name(folder)
         event_views = load_views(folder, settings, name, extra_crops)
         centres.append(event_views[0])
         views.extend(event_views)

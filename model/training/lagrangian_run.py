@@ -10,7 +10,7 @@ from typing import Any
 
 from ingest.settings import IngestSettings
 from model.data.events import Event, describe_events
-from model.data.split import split_windows, training_event_folds
+from model.data.split import blocks_fraction, split_windows, training_event_folds
 from model.data.views import load_all_views
 from model.nets.architectures import build_model
 from model.nets.checkpoint import load_checkpoint
@@ -75,11 +75,15 @@ def run_sitting(
     resume: bool = False,
     init_from: Path | None = None,
     hold_out: tuple[int, int] | None = None,
+    train_fraction: float = 1.0,
+    validation_stride: int = 1,
 ) -> TrainState:
     """Assemble the data and train one sitting (resuming from ``paths.resumable``; a new run
     from ``init_from``'s weights when given, whose shape must be ``model_config``'s).
     ``hold_out`` (k, n): leave out the training blocks of fold k of n
-    (`model.data.split.training_event_folds`), recorded in the checkpoint's ``held_out``."""
+    (`model.data.split.training_event_folds`), recorded in the checkpoint's ``held_out``.
+    ``train_fraction``: train on that share of the training blocks (`blocks_fraction`, the
+    learning curve); ``validation_stride``: validate on every that-many-th validation window."""
     from ingest.ingestor import norm_params_for
 
     c = model_config
@@ -91,9 +95,10 @@ def run_sitting(
         if not 0 <= fold < n_folds:
             raise ValueError(f"hold-out fold {fold} is not one of 0..{n_folds - 1}")
         held_out = training_event_folds(blocks, n_folds)[fold]
-    train_blocks = {
-        (b.event, b.first) for b in blocks if b.split == "train" and b.event not in held_out
-    }
+    train_blocks = blocks_fraction(
+        {(b.event, b.first) for b in blocks if b.split == "train" and b.event not in held_out},
+        train_fraction,
+    )
     train_refs = training_refs(views, train_blocks, block_frames, c.in_frames, c.out_frames)
     train = [
         w
@@ -102,17 +107,20 @@ def run_sitting(
         )
         if len(w.starts)
     ]
+    validation_refs = windows["validation"][::validation_stride]
     validation_views = lagrangian_windows(
-        events, windows["validation"], c.in_frames, c.out_frames, paths.cache, wet_only=False
+        events, validation_refs, c.in_frames, c.out_frames, paths.cache, wet_only=False
     )
     counts = {
         "train": sum(len(w.starts) for w in train),
         "train_views": len(train),
-        "validation": len(windows["validation"]),
+        "train_blocks": len(train_blocks),
+        "validation": len(validation_refs),
         "test": len(windows["test"]),
     }
     log.info("windows %s", counts)
     meta: dict[str, Any] = {"training_data": describe(events, views, blocks, block_frames, counts)}
+    meta["training_data"]["train_fraction"] = train_fraction
     if hold_out is not None:
         meta["held_out"] = {"fold": hold_out[0], "folds": hold_out[1], "events": held_out}
     model = build_model(model_config)

@@ -59,9 +59,7 @@ class ApiContext:
     def __post_init__(self) -> None:
         self.forecasts = ForecastStore(self.redis, self.settings.forecast_ttl_s)
         self.verification = VerificationStore(self.redis, self.settings.verification_ttl_s)
-        self.window = WindowStore(
-            self.redis, self.settings.window_frames, self.settings.events_stream_maxlen
-        )
+        self.window = WindowStore.from_settings(self.redis, self.settings)
         self.conversion = RainConversion.from_settings(self.settings)
         self.status = StatusStore(self.redis)
         # forecasts never change once stored: cache them and their renderings by key

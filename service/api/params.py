@@ -15,9 +15,11 @@ SiteId = Annotated[str, Path(pattern=SITE_ID_PATTERN, description="Radar site id
 MethodName = Annotated[
     str | None,
     Query(
+        max_length=64,
+        pattern=r"^[A-Za-z][A-Za-z0-9-]{0,63}$",
         description="Nowcast method, one of those the service runs (NOWCAST_METHODS; "
         "GET /v1/verification lists them); none: the site's default_method "
-        "(NOWCAST_SITES), else convlstm"
+        "(NOWCAST_SITES), else convlstm",
     ),
 ]
 Format = Literal["json", "netcdf", "png", "gif", "geojson", "geotiff"]

@@ -35,6 +35,7 @@ def list_sites(ctx: Ctx) -> list[schemas.SiteStatus]:
                 newest_frame=w.newest,
                 cadence_min=w.cadence_min,
                 gaps=w.missing,
+                gap_count=w.missing_count,
                 mask_version=status.mask_version,
                 norm_version=status.norm_version,
                 model_version=infer.model_version,

@@ -24,7 +24,13 @@ class SiteStatus(BaseModel):
     oldest_frame: datetime | None
     newest_frame: datetime | None
     cadence_min: float | None
-    gaps: list[datetime] = Field(description="Missing cadence slots inside the window.")
+    gaps: list[datetime] = Field(
+        description="Missing cadence slots inside the window, the newest ones (at most the "
+        "window's size in frames), oldest first."
+    )
+    gap_count: int = Field(
+        default=0, ge=0, description="All missing cadence slots inside the window."
+    )
     mask_version: str | None = Field(description="None: no noise mask fitted, unmasked.")
     norm_version: str | None
     model_version: str | None = Field(description="Model of the newest forecast.")

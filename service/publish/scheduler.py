@@ -87,7 +87,7 @@ class Publisher(StreamWorker):
         self._now = now
         self.forecasts = ForecastStore(connection, settings.forecast_ttl_s)
         self.status = StatusStore(connection)
-        self.window = WindowStore(connection, settings.window_frames, settings.events_stream_maxlen)
+        self.window = WindowStore.from_settings(connection, settings)
         self.state = PublishState(
             connection,
             settings.forecast_ttl_s + DELIVERED_MARGIN_S,

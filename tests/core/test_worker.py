@@ -103,3 +103,50 @@ def test_the_loop_beats_works_and_stops_when_asked(redis_conn, tmp_path):
     assert not thread.is_alive()
     assert worker.passes >= 3
     assert 0 < redis_conn.ttl("test:health:c1") <= HEARTBEAT_TTL_S
+
+
+class _Busy(_Counting):
+    """One pass takes ``pass_s`` seconds (an inference batch of minutes, shortened)."""
+
+    heartbeat_ttl_s = 0.6
+
+    def __init__(self, connection: redis.Redis, settings: CoreSettings, pass_s: float) -> None:
+        super().__init__(connection, settings)
+        self.pass_s = pass_s
+
+    def work_once(self, block_ms: int) -> int:
+        self.passes += 1
+        self.stop_event.wait(self.pass_s)
+        return 0
+
+
+def _alive_samples(redis_conn, worker: StreamWorker, seconds: float) -> list[bool]:
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    samples = []
+    try:
+        time.sleep(0.1)
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            samples.append(redis_conn.exists("test:health:c1") == 1)
+            time.sleep(0.1)
+    finally:
+        worker.request_stop()
+        thread.join(timeout=10)
+    assert not thread.is_alive()
+    return samples
+
+
+def test_the_heartbeat_stays_alive_through_a_pass_longer_than_its_ttl(redis_conn, tmp_path):
+    """Issue 33, finding 5: a batch of 86-115 s against a 30 s TTL read as a dead worker."""
+    worker = _Busy(redis_conn, CoreSettings(data_dir=tmp_path), pass_s=4 * _Busy.heartbeat_ttl_s)
+    samples = _alive_samples(redis_conn, worker, seconds=2.0)
+    assert worker.passes == 1 and len(samples) >= 10
+    assert all(samples), samples
+
+
+def test_a_pass_stuck_beyond_max_busy_stops_beating(redis_conn, tmp_path):
+    worker = _Busy(redis_conn, CoreSettings(data_dir=tmp_path), pass_s=30.0)
+    worker.max_busy_s = 0.5
+    samples = _alive_samples(redis_conn, worker, seconds=2.5)
+    assert samples[0] and not samples[-1]  # alive at first, dead once stuck too long

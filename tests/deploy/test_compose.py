@@ -236,3 +236,17 @@ def test_gpu_override_reserves_a_gpu_and_builds_the_cuda_variant():
     assert set(args) <= dockerfile_args()
     assert interpolate(args["TORCH_VARIANT"]).startswith("cu")
     assert inference["image"] != load_yaml(COMPOSE_FILE)["services"]["inference"]["image"]
+
+
+def test_unauthenticated_monitoring_ports_are_bound_to_this_host_only():
+    """Prometheus and Alertmanager have no authentication: never published on every
+    interface (the API has keys; Grafana its admin password)."""
+    services = load_yaml(COMPOSE_FILE)["services"]
+    for name in ("prometheus", "alertmanager"):
+        for port in services[name].get("ports", []):
+            assert str(port).startswith("127.0.0.1:"), (name, port)
+
+
+def test_the_stack_quarantines_frames_a_day_old_as_a_live_feed():
+    env = load_yaml(COMPOSE_FILE)["x-nowcast-env"]
+    assert env["NOWCAST_MAX_AGE_MIN"].startswith("${NOWCAST_MAX_AGE_MIN:-")

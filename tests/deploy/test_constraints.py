@@ -66,3 +66,19 @@ def test_run_sh_installs_through_the_constraints():
     run_sh = (REPO_ROOT / "run.sh").read_text()
     assert '-m pip install -q -c constraints.txt -e ".[dev]"' in run_sh
     assert "cat pyproject.toml constraints.txt | sha256sum" in run_sh  # a new lock reinstalls
+
+
+def test_the_extras_of_a_requirement_are_pinned_too():
+    """Issue 33, finding 13: uvicorn[standard]'s own packages were left out of the lock (its
+    ``extra == 'standard'`` markers were judged with no extra)."""
+    assert {"httptools", "uvloop", "watchfiles", "websockets"} <= set(pins())
+
+
+def test_torch_has_an_upper_bound_that_the_pinned_cpu_build_meets():
+    import tomllib
+
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    (torch,) = [Requirement(r) for r in project["dependencies"] if r.startswith("torch")]
+    assert any(spec.operator == "<" for spec in torch.specifier), torch
+    pinned = re.search(r"TORCH_SPEC:-torch==([\d.]+)", (REPO_ROOT / "run.sh").read_text())
+    assert pinned and torch.specifier.contains(pinned.group(1)), (torch, pinned)

@@ -58,7 +58,8 @@ def test_grafana_reaches_the_compose_prometheus(compose):
     assert source["type"] == "prometheus" and source["isDefault"]
     host, port = source["url"].removeprefix("http://").split(":")
     assert host in compose["services"]
-    assert f"{port}:{port}" in compose["services"][host]["ports"]
+    # the compose network reaches the container's port; the host sees it on 127.0.0.1 only
+    assert f"127.0.0.1:{port}:{port}" in compose["services"][host]["ports"]
 
 
 def test_the_dashboard_is_provisioned_from_the_mounted_folder(compose):

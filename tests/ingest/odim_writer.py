@@ -15,10 +15,10 @@ def odim_bytes(
     raw: np.ndarray,
     valid: datetime,
     quantity: str = "RATE",
-    gain: float = 0.01,
-    offset: float = 0.0,
-    nodata: float = 65535.0,
-    undetect: float = 0.0,
+    gain: float | None = 0.01,
+    offset: float | None = 0.0,
+    nodata: float | None = 65535.0,
+    undetect: float | None = 0.0,
     obj: str = "COMP",
     source: str = "NOD:tsrad,WMO:01234",
     projdef: str | None = LAEA,
@@ -27,7 +27,8 @@ def odim_bytes(
     interval_min: float | None = None,
     data_group: str = "data",
 ) -> bytes:
-    """One ODIM_H5 product with ``raw`` (H, W) stored values in ``dataset1/data1``."""
+    """One ODIM_H5 product with ``raw`` (H, W) stored values in ``dataset1/data1``; a
+    ``gain``, ``offset``, ``nodata`` or ``undetect`` of None leaves that attribute out."""
     buffer = io.BytesIO()
     with h5py.File(buffer, "w") as h5:
         h5.attrs["Conventions"] = np.bytes_("ODIM_H5/V2_2")
@@ -47,7 +48,8 @@ def odim_bytes(
         dwhat.attrs["quantity"] = np.bytes_(quantity)
         for key, value in (("gain", gain), ("offset", offset), ("nodata", nodata),
                            ("undetect", undetect)):  # fmt: skip
-            dwhat.attrs[key] = value
+            if value is not None:
+                dwhat.attrs[key] = value
         if interval_min is not None:
             from datetime import timedelta
 

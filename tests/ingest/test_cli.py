@@ -109,3 +109,15 @@ def test_push_reaches_the_incoming_stream(tmp_path, cli_env, redis_conn):
     result = run_cli("push", str(path), env=cli_env)
     assert result.returncode == 0, result.stderr
     assert redis_conn.xlen("nowcast:ingest:incoming") == 1
+
+
+def test_push_refuses_a_file_over_the_frame_limit_before_it_reaches_the_stream(
+    tmp_path, cli_env, redis_conn
+):
+    """Issue 33, finding 4: a 100 MB file went onto the Redis stream before ingest refused it."""
+    path = tmp_path / "huge.nc"
+    path.write_bytes(b"\0" * 4096)
+    result = run_cli("push", str(path), env={**cli_env, "NOWCAST_MAX_FRAME_BYTES": "2048"})
+    assert result.returncode == 2, result.stdout
+    assert "frame limit of 2048 bytes" in result.stderr
+    assert redis_conn.xlen("nowcast:ingest:incoming") == 0

@@ -21,16 +21,6 @@ SIX = timedelta(minutes=6)
 
 
 @pytest.fixture
-def settings(tmp_path):
-    return small_settings(tmp_path / "data")
-
-
-@pytest.fixture
-def ingestor(settings, redis_conn):
-    return Ingestor(settings, redis_conn)
-
-
-@pytest.fixture
 def feed(tmp_path) -> list[Path]:
     return write_synthetic_feed(tmp_path / "feed", 6, site_id="t-1", shape=SMALL_GRID)
 

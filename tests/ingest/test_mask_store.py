@@ -11,7 +11,7 @@ from core import keys
 from ingest.cf_writer import write_cf_frame
 from ingest.ingestor import Ingestor
 from ingest.mask_fit import fit_site_mask
-from tests.ingest.helpers import START, small_settings
+from tests.ingest.helpers import START
 
 GRID = (96, 96)
 
@@ -31,11 +31,6 @@ def _clutter_feed(folder, n_frames: int, days_apart: int = 20):
         write_cf_frame(path, dbz, t, "c-1", "reflectivity")
         paths.append(path)
     return paths
-
-
-@pytest.fixture
-def ingestor(tmp_path, redis_conn):
-    return Ingestor(small_settings(tmp_path / "data"), redis_conn)
 
 
 def test_fit_masks_the_clutter_and_ingest_applies_it(ingestor, tmp_path, redis_conn):

@@ -299,6 +299,8 @@ def test_norm_params_version_changes_with_every_parameter() -> None:
         "crop_cells": 300,
         "target_cells": 64,
         "disk_radius_cells": 5,
+        "pad_to_crop": True,
+        "no_echo_dbz": 0.0,
     }
     assert set(changed) == {f.name for f in dataclasses.fields(NormParams)}
     versions = {base.version}

@@ -10,10 +10,8 @@ import numpy as np
 import pytest
 
 from core.frame import RejectReason
-from ingest.ingestor import Ingestor
 from ingest.odim import NO_ECHO_DBZ
 from ingest.reader import read_radar_bytes, read_radar_file
-from tests.ingest.helpers import small_settings
 from tests.ingest.odim_writer import odim_bytes
 
 VALID = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -26,11 +24,6 @@ def _stored_rain(shape=(96, 96)) -> np.ndarray:
     raw[30:60, 30:60] = 200
     raw[-5:, :] = 65535
     return raw
-
-
-@pytest.fixture
-def ingestor(tmp_path, redis_conn):
-    return Ingestor(small_settings(tmp_path / "data"), redis_conn)
 
 
 def test_the_real_opera_composite_is_read_with_its_grid_time_and_site(shared_odim):

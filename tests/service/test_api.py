@@ -172,6 +172,11 @@ def test_errors_are_json_with_a_clear_message(
     assert "unknown method" in error(
         httpx.get(f"{base_url}/v1/sites/{SITE}/nowcast/latest", params={"method": "magic"}), 422
     )
+    long_method = error(  # issue 33, finding 4: 10,000 characters were echoed whole
+        httpx.get(f"{base_url}/v1/sites/{SITE}/nowcast/latest", params={"method": "m" * 10_000}),
+        422,
+    )
+    assert "method" in long_method and len(long_method) < 300
     error(httpx.get(f"{base_url}/v1/sites/{SITE}/nowcast/latest", params={"stride": 0}), 422)
     error(httpx.get(f"{base_url}/v1/sites/{SITE}/nowcast/latest", params={"format": "xls"}), 422)
     error(httpx.get(f"{base_url}/v1/verification", params={"since": "yesterday"}), 422)

@@ -44,8 +44,10 @@ function renderSitesTable() {
     cell("frames", String(s.frames), "num");
     cell("newest", fmtTime(s.newest_frame), null, s.oldest_frame ? `oldest ${fmtTime(s.oldest_frame)}` : null);
     cell("cadence", s.cadence_min ? `${fmtMinutes(s.cadence_min)} min` : "–", "num");
-    cell("gaps", String(s.gaps.length), s.gaps.length ? "num warn-text" : "num",
-      s.gaps.length ? s.gaps.map((t) => fmtTime(t)).join(", ") : null);
+    const gapCount = s.gap_count ?? s.gaps.length;
+    const gapMore = gapCount > s.gaps.length ? ` (newest ${s.gaps.length} of ${gapCount})` : "";
+    cell("gaps", String(gapCount), gapCount ? "num warn-text" : "num",
+      gapCount ? s.gaps.map((t) => fmtTime(t)).join(", ") + gapMore : null);
     cell("mask", s.mask_version ?? "none (unmasked)", s.mask_version ? null : "dim");
     cell("model", s.model_version ?? "–", s.model_version ? "mono" : "dim");
     cell("issue", fmtTime(s.last_issue_time, false), null, s.last_issue_time ? fmtTime(s.last_issue_time) : null);
@@ -71,7 +73,7 @@ function renderOverview() {
   if (!s) return;
   const counts = splitCounts(s.counts);
   $("kpi-newest").textContent = fmtTime(s.newest_frame, false);
-  $("kpi-window").textContent = `${s.frames} frames · ${s.gaps.length} gaps · ${s.cadence_min ? fmtMinutes(s.cadence_min) + " min" : "cadence ?"}`;
+  $("kpi-window").textContent = `${s.frames} frames · ${s.gap_count ?? s.gaps.length} gaps · ${s.cadence_min ? fmtMinutes(s.cadence_min) + " min" : "cadence ?"}`;
   $("kpi-issue").textContent = fmtTime(s.last_issue_time, false);
   const r = s.last_refusal;
   const refusal = $("kpi-refusal");
