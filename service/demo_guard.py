@@ -55,13 +55,20 @@ def claim(state_root: Path, host: str, port: int) -> IO[str]:
             "one another NOWCAST_DATA_DIR"
         ) from None
     if port_in_use(host, port):
-        handle.close()
+        release(handle)
         raise DemoRefused(f"port {port} on {host} is in use: choose another with --port")
     handle.seek(0)
     handle.truncate()
     handle.write(json.dumps({"pid": os.getpid(), "host": host, "port": port}))
     handle.flush()
     return handle
+
+
+def release(handle: IO[str]) -> None:
+    """Remove the lock file this demo holds, then release it: nothing is left behind."""
+    with contextlib.suppress(OSError):
+        os.unlink(handle.name)
+    handle.close()
 
 
 def _holder(text: str) -> str:

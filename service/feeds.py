@@ -2,6 +2,7 @@
 
 - `SyntheticRadar`: the project's synthetic rain (`ingest.synth`) written as CF-NetCDF, one
   frame per cadence / speed seconds, valid times starting a day ago and never in the future;
+  with a backlog probe it waits for the pipeline as the replay does;
 - `FolderReplay`: real frames from a folder, each radar site's frames (from however many
   folders) replayed in valid-time order, all sites side by side, one frame per tick; with a
   backlog probe it never runs ahead of the pipeline (back-pressure) and says how much it
@@ -60,8 +61,42 @@ def _copy_from(source: Path, tmp: Path) -> None:
     shutil.copyfile(source, tmp)
 
 
-class SyntheticRadar:
-    """Writes synthetic frames of one site into ``incoming`` until stopped."""
+class BackPressure:
+    """Waits before a delivery until the pipeline has taken what came before.
+
+    ``backlog(delivered)``, where set, counts the frames delivered but not yet through the
+    pipeline (ingested and forecast); `wait` returns once it is at most ``max_backlog``. A
+    probe that fails (Redis away) reads as "wait, ask again", said once per outage.
+    """
+
+    backlog: Callable[[int], int] | None = None
+    _probe_failing: bool = False
+
+    def _pending(self, delivered: int) -> float:
+        assert self.backlog is not None
+        try:
+            pending = float(self.backlog(delivered))
+        except Exception as exc:
+            if not self._probe_failing:  # once per outage, not at every poll
+                log.warning("feed: the pipeline's backlog is unknown (%s); waiting", exc)
+            self._probe_failing = True
+            return float("inf")
+        self._probe_failing = False
+        return pending
+
+    def wait(self, delivered: int, max_backlog: float, stop: threading.Event) -> float | None:
+        """Seconds waited until the backlog is at most ``max_backlog``; None when stopped."""
+        waited = time.monotonic()
+        if self.backlog is not None:
+            while self._pending(delivered) > max_backlog:
+                if stop.wait(BACKLOG_POLL_S):
+                    return None
+        return time.monotonic() - waited
+
+
+class SyntheticRadar(BackPressure):
+    """Writes synthetic frames of one site into ``incoming`` until stopped; with ``backlog``
+    set, never more than one frame ahead of the pipeline."""
 
     def __init__(
         self,
@@ -89,8 +124,8 @@ class SyntheticRadar:
     def run(self, stop: threading.Event) -> None:
         valid_time = self._start_time()
         fields = synth_rain_rate_mmh(ENDLESS_FRAMES, self.params, self.seed)
-        for rain_mmh in fields:
-            if stop.is_set():
+        for delivered, rain_mmh in enumerate(fields):
+            if stop.is_set() or self.wait(delivered, 1, stop) is None:
                 return
             target = self.incoming / feed_file_name(self.site_id, valid_time)
             write = partial(
@@ -141,7 +176,7 @@ class ReplayProgress:
         return self.ticks * cadence_s / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
 
-class FolderReplay:
+class FolderReplay(BackPressure):
     """Copies real frames into ``incoming``: tick k delivers frame k of every site.
 
     ``backlog``, where given, counts the frames delivered but not yet through the pipeline
@@ -170,37 +205,20 @@ class FolderReplay:
         self.backlog = backlog
         self.max_backlog = len(self.sequences) if max_backlog is None else max_backlog
         self.progress = ReplayProgress()
-        self._probe_failing = False
 
     @property
     def n_frames(self) -> int:
         return sum(len(s) for s in self.sequences)
-
-    def _pending(self, delivered: int) -> float:
-        """The backlog probe's answer; infinite (wait, ask again) while it cannot answer,
-        e.g. during a Redis outage, so that the replay waits instead of dying."""
-        assert self.backlog is not None
-        try:
-            pending = float(self.backlog(delivered))
-        except Exception as exc:
-            if not self._probe_failing:  # once per outage, not at every poll
-                log.warning("replay: the pipeline's backlog is unknown (%s); waiting", exc)
-            self._probe_failing = True
-            return float("inf")
-        self._probe_failing = False
-        return pending
 
     def run(self, stop: threading.Event) -> None:
         progress = self.progress
         started = time.monotonic()
         longest = max(len(s) for s in self.sequences)
         for k in range(longest):
-            if self.backlog is not None:
-                waited = time.monotonic()
-                while self._pending(progress.delivered) > self.max_backlog:
-                    if stop.wait(BACKLOG_POLL_S):
-                        return
-                progress.held_s += time.monotonic() - waited
+            held_s = self.wait(progress.delivered, self.max_backlog, stop)
+            if held_s is None:
+                return
+            progress.held_s += held_s
             for i, sequence in enumerate(self.sequences):
                 if k < len(sequence):
                     path = sequence[k]
@@ -220,9 +238,7 @@ class FolderReplay:
                 )
             if stop.wait(self.interval_s):
                 return
-        if self.backlog is not None:  # the last tick through the pipeline too
-            while self._pending(progress.delivered) > 0 and not stop.wait(BACKLOG_POLL_S):
-                pass
+        self.wait(progress.delivered, 0, stop)  # the last tick through the pipeline too
         progress.elapsed_s = time.monotonic() - started
         log.warning(
             "replay of %d frames from %s finished in %.0f s: %.0fx real time, held back %.0f s "

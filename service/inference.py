@@ -36,7 +36,7 @@ from ingest.window import WindowError, WindowGapError, WindowStore
 from service.forecast import Forecast, RainConversion, parse_time
 from service.forecast_store import ForecastStore
 from service.live_verification import LiveVerifier
-from service.methods_runner import N_INPUTS, N_LEADS, MethodRunner
+from service.methods_runner import N_INPUTS, N_LEADS, MethodRunner, RunInterrupted
 from service.metrics import process_metrics
 from service.refusals import behind_reason, describe_gap
 from service.settings import InferenceSettings
@@ -144,6 +144,9 @@ class InferenceWorker(StreamWorker):
         if ready:
             try:
                 self._forecast(ready)
+            except RunInterrupted:  # asked to stop: the events stay pending, redone later
+                log.info("stopping: %d issue times left for the next start", len(ready))
+                return
             except (ValueError, RuntimeError) as exc:  # a model error must not stop the worker
                 log.exception("forecast of %d issue times failed", len(ready))
                 for item in ready:
@@ -288,7 +291,7 @@ class InferenceWorker(StreamWorker):
         for items in by_shape.values():
             batch = np.stack([item.grey for item in items])
             metrics.inference_batch.observe(len(items))
-            outputs = self.runner.run(batch, N_LEADS)
+            outputs = self.runner.run(batch, N_LEADS, should_stop=lambda: self.stopping)
             for output in outputs:
                 metrics.inference_latency.labels(output.name).observe(output.seconds)
             created = self._now()

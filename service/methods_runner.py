@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,10 @@ class MethodOutput:
     probability: np.ndarray | None = None
     members: int | None = None
     thresholds_mmh: tuple[float, ...] = ()
+
+
+class RunInterrupted(Exception):
+    """`MethodRunner.run` was asked to stop half-way; nothing of the batch is kept."""
 
 
 class MethodRunner:
@@ -119,10 +124,21 @@ class MethodRunner:
                 )
         return outside
 
-    def run(self, inputs_grey: np.ndarray, n_leads: int = N_LEADS) -> list[MethodOutput]:
-        """inputs_grey (B, 5, H, W) float32 -> one `MethodOutput` per method."""
+    def run(
+        self,
+        inputs_grey: np.ndarray,
+        n_leads: int = N_LEADS,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> list[MethodOutput]:
+        """inputs_grey (B, 5, H, W) float32 -> one `MethodOutput` per method.
+
+        ``should_stop`` is asked before each method: true, the run ends with `RunInterrupted`
+        (a worker asked to stop does not wait for the slow methods of its batch).
+        """
         outputs = []
         for name, method in self.methods.items():
+            if should_stop is not None and should_stop():
+                raise RunInterrupted(f"stopped before {name}")
             if isinstance(method, EnsembleMethod):
                 outputs.append(self.run_ensemble(name, method, inputs_grey, n_leads))
                 continue

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -157,6 +158,65 @@ def test_a_second_demo_fails_at_once_naming_the_first_and_changes_nothing(tmp_pa
         output, _ = first.communicate(timeout=60)
     assert first.returncode == 0 and "demo stopped" in output, output
     assert "FileNotFoundError" not in output and "MISCONF" not in output
+    assert not (tmp_path / "demo.lock").exists(), "a stopped demo leaves no lock behind"
+    assert not (tmp_path / "other" / "demo.lock").exists(), "nor does a refused one"
+
+
+def _start_demo(tmp_path, port: int) -> subprocess.Popen:
+    argv = [sys.executable, "-m", "service.cli", "demo", "--port", str(port), "--speed", "360"]
+    process = subprocess.Popen(
+        argv, env=_demo_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    latest = f"http://127.0.0.1:{port}/v1/sites/synth-01/nowcast/latest?frames=false"
+    _wait_for(lambda: httpx.get(latest).status_code == 200, 120, process)
+    return process
+
+
+def test_a_closed_terminal_stops_the_demo_as_ctrl_c_does_within_seconds(tmp_path):
+    """Issue 33, findings 9 and 10: SIGHUP left redis-server behind; Ctrl-C took 40 s."""
+    before = _redis_servers()
+    process = _start_demo(tmp_path, free_port())
+    try:
+        embedded = _redis_servers() - before
+        assert embedded
+        process.send_signal(signal.SIGHUP)
+        output, _ = process.communicate(timeout=20)  # a stop bounded by seconds, not 30 s
+    finally:
+        process.kill()
+    assert process.returncode == 0 and "demo stopped" in output, output
+    assert "ERROR" not in output, output
+    time.sleep(0.5)
+    assert not embedded & _redis_servers(), "the embedded redis-server is stopped"
+
+
+def test_a_killed_demo_takes_its_embedded_redis_with_it(tmp_path):
+    """Issue 33, finding 9: after SIGKILL of the demo its redis-server ran on (parent pid 1)."""
+    before = _redis_servers()
+    process = _start_demo(tmp_path, free_port())
+    embedded = _redis_servers() - before
+    assert embedded
+    process.kill()
+    process.communicate(timeout=20)
+    deadline = time.monotonic() + 10
+    while embedded & _redis_servers() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not embedded & _redis_servers(), "the embedded redis-server outlived the demo"
+
+
+def test_the_synthetic_feed_waits_for_the_pipeline(tmp_path):
+    """Issue 33, finding 11: the synthetic radar ran hours ahead of the last issue time."""
+    port = free_port()
+    process = _start_demo(tmp_path, port)
+    try:
+        time.sleep(8)  # a few frames' worth at --speed 360 (one every second)
+        sites = httpx.get(f"http://127.0.0.1:{port}/v1/sites").json()
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=30)
+    (site,) = sites
+    newest = datetime.fromisoformat(site["newest_frame"])
+    issued = datetime.fromisoformat(site["last_issue_time"])
+    assert newest - issued <= timedelta(minutes=2 * 6), (newest, issued)
 
 
 @pytest.mark.parametrize("make", ["missing", "empty"])
