@@ -90,7 +90,7 @@ class Ingestor:
         self.settings = settings
         self.redis = connection
         self.archive = Archive(settings.archive_path)
-        self.quarantine = Quarantine(settings.quarantine_path)
+        self.quarantine = Quarantine(settings.quarantine_path, settings.quarantine_max_bytes)
         self.window = WindowStore.from_settings(connection, settings)
         self.masks = MaskStore(connection, settings.masks_path)
         self._now = now
@@ -279,7 +279,9 @@ class Ingestor:
         pipe.execute()
 
     def _reject(self, raw: bytes, source: str, rejected: FrameRejected) -> IngestResult:
-        self.quarantine.put(raw, source, rejected.reason, rejected.message)
+        record = self.quarantine.put(raw, source, rejected.reason, rejected.message)
+        if not record.kept:
+            log.warning("quarantine full: %s noted, its %d bytes not kept", source, len(raw))
         try:
             self._count(rejected.site_id, f"quarantined:{rejected.reason.value}")
         except redis.RedisError:

@@ -35,6 +35,12 @@ class IngestSettings(CoreSettings):
         "upload (larger: too_large, HTTP 413).",
     )
 
+    quarantine_max_bytes: Annotated[int, Field(ge=1024 * 1024)] = Field(
+        default=2 * 1024**3,
+        description="The most the quarantine folder holds, in bytes: beyond it a refused "
+        "frame's note (reason, size, SHA-256) is written but not its bytes.",
+    )
+
     @property
     def archive_path(self) -> Path:
         return self.archive_dir or self.data_dir / "archive"

@@ -60,6 +60,7 @@ def serve(
     import uvicorn
 
     from core.redis_conn import embedded_url, open_redis
+    from service.api.slow_clients import HeaderTimeoutProtocol
     from service.settings import get_settings
 
     settings = get_settings()
@@ -70,7 +71,13 @@ def serve(
 
             app = create_app(settings, connection)
             freeze_startup_heap()
-            uvicorn.run(app, host=bind_host, port=bind_port, log_level="warning")
+            uvicorn.run(
+                app,
+                host=bind_host,
+                port=bind_port,
+                log_level="warning",
+                http=HeaderTimeoutProtocol,
+            )
             return
         if not settings.redis_url:
             os.environ["REDIS_URL"] = embedded_url(connection) or ""
@@ -83,6 +90,7 @@ def serve(
             host=bind_host,
             port=bind_port,
             log_level="warning",
+            http=HeaderTimeoutProtocol,
         )
 
 

@@ -181,9 +181,12 @@ def _server(app: FastAPI, host: str, port: int) -> uvicorn.Server:
     """The demo's uvicorn server: quiet, no access log."""
     import uvicorn
 
+    from service.api.slow_clients import HeaderTimeoutProtocol
+
     return uvicorn.Server(
         uvicorn.Config(
             app,
+            http=HeaderTimeoutProtocol,
             host=host,
             port=port,
             log_level="warning",

@@ -6,15 +6,17 @@ time, beside `service.metrics.RedisStateCollector`.
 - ``nowcast_site_cadence_seconds{site}`` and ``nowcast_forecast_lag_seconds{site}``: the
   site's radar cadence, and how far its newest forecast trails its newest frame;
 - ``nowcast_redis_used_memory_bytes`` and ``nowcast_redis_maxmemory_bytes`` (0: no limit);
-- ``nowcast_skill_csi_6h{site, method, threshold_mmh}``: each method's CSI over the last 6 h
-  (pooled over its leads) per site, and ``nowcast_skill_observed_cells_6h{site,
-  threshold_mmh}``, the observed event cells it rests on. Label values are bounded by the
+- ``nowcast_skill_csi_6h{site, method, threshold_mmh}``: each method's CSI over the 6 h of
+  valid time up to the site's newest frame (pooled over its leads) per site, so that it also
+  reads a replay of archived frames (the wall clock would find no sample), and
+  ``nowcast_skill_observed_cells_6h{site, threshold_mmh}``, the observed event cells it rests
+  on. Label values are bounded by the
   sites with a window and the configured methods.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import redis
@@ -46,14 +48,12 @@ class OpsCollector(Collector):
         window: WindowStore,
         verification: VerificationStore,
         methods: tuple[str, ...],
-        now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._redis = connection
         self._window = window
         self._verification = verification
         self._status = StatusStore(connection)
         self._methods = methods
-        self._now = now
 
     def collect(self) -> Iterator[Metric]:
         try:
@@ -115,8 +115,11 @@ class OpsCollector(Collector):
             "Observed event cells (hits + misses) behind nowcast_skill_csi_6h.",
             labels=["site", "threshold_mmh"],
         )
-        since = self._now() - SKILL_WINDOW
         for site in sites:
+            epochs = self._window.epochs(site)
+            if not epochs:
+                continue
+            since = datetime.fromtimestamp(epochs[-1], tz=UTC) - SKILL_WINDOW
             for method in self._methods:
                 acc = self._verification.summed([site], method, N_LEADS, since)
                 for t, key in enumerate(threshold_key(v) for v in acc.thresholds_mmh):

@@ -124,6 +124,16 @@ class Settings(IngestSettings, InferenceSettings, PublishSettings):
     api_keys: tuple[SecretStr, ...] = Field(
         default=(), description="Keys accepted on write routes (X-API-Key); none: writes refused."
     )
+    http_header_timeout_s: Annotated[float, Field(gt=0, le=300)] = Field(
+        default=10.0,
+        description="A connection whose request headers are not complete within this many "
+        "seconds is closed (uvicorn waits forever: slow clients held file descriptors).",
+    )
+    http_body_timeout_s: Annotated[float, Field(gt=0, le=3600)] = Field(
+        default=60.0,
+        description="An uploaded frame whose body has not arrived whole within this many "
+        "seconds is refused with 408.",
+    )
     ready_max_ingest_age_s: Annotated[float, Field(gt=0)] = Field(
         default=3600.0,
         description="/readyz is not ready while no site has ingested a frame within this "

@@ -32,6 +32,7 @@ from service.api import (
     routes_sites,
     routes_verification,
     schemas,
+    slow_clients,
 )
 from service.api.context import ApiContext
 from service.api.latency import LatencyMiddleware
@@ -128,6 +129,7 @@ def create_app(
     # the dashboard's scripts and styles (GET / is its page), from the installed package
     app.mount("/static/dashboard", DashboardFiles(packages=[("service", "static/dashboard")]))
     app.add_middleware(LatencyMiddleware, histogram=process_metrics().http_latency)
+    slow_clients.configure(settings.http_header_timeout_s)
     app.openapi = partial(_openapi_with_methods, app, tuple(settings.methods))  # type: ignore[method-assign]
 
     @app.exception_handler(redis.RedisError)

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Annotated
 
 import numpy as np
 from fastapi import APIRouter, HTTPException, Query, Request, Security
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import APIKeyHeader
+from starlette.requests import ClientDisconnect
 
 from ingest.ingestor import ArchiveUnavailable, Ingestor
 from service.api import schemas
 from service.api.params import NOT_FOUND, Ctx, SiteId
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["frames"])
+CLIENT_CLOSED_REQUEST = 499
+"""Status recorded (metrics) for an upload the client abandoned (nginx's convention): never
+a 500, which the API error alert reads as the service's fault."""
 
 # declares the X-API-Key scheme in the OpenAPI document; `ApiContext.check_api_key` checks it
 ApiKeyHeader = Annotated[str | None, Security(APIKeyHeader(name="X-API-Key", auto_error=False))]
@@ -73,10 +80,22 @@ async def push_frame(
     if declared and declared.isdigit() and int(declared) > limit:
         raise HTTPException(413, f"frame of {declared} bytes exceeds the limit of {limit}")
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise HTTPException(413, f"frame exceeds the limit of {limit} bytes")
+    body_timeout_s = ctx.settings.http_body_timeout_s
+    try:
+        async with asyncio.timeout(body_timeout_s):
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > limit:
+                    raise HTTPException(413, f"frame exceeds the limit of {limit} bytes")
+    except TimeoutError:
+        raise HTTPException(
+            408, f"the frame did not arrive whole within {body_timeout_s:g} s"
+        ) from None
+    except ClientDisconnect:  # the client's doing, not an error of ours: nothing was taken
+        log.info("upload for %s abandoned by the client after %d bytes", site, len(body))
+        raise HTTPException(
+            CLIENT_CLOSED_REQUEST, "the client left before the upload ended"
+        ) from None
     if not body:
         raise HTTPException(422, "empty body: send the NetCDF file's bytes")
     ingestor = Ingestor(ctx.settings, ctx.redis)

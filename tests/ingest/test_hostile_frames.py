@@ -5,6 +5,7 @@ measures are nodata or refused."""
 from __future__ import annotations
 
 import io
+import json
 import tracemalloc
 from datetime import UTC, datetime, timedelta
 
@@ -180,3 +181,23 @@ def test_odim_without_its_scaling_or_masks_or_with_absurd_gain_is_refused(ingest
     result = ingestor.ingest_bytes(odim_bytes(_STORED, START, **options), "odim.h5")
     assert result.outcome == "quarantined" and result.reason is RejectReason.BAD_VALUES, result
     assert words in result.message
+
+
+# -- 4. a quarantine that cannot fill the disk -----------------------------------------------
+
+
+def test_the_quarantine_notes_but_stops_keeping_bytes_once_full(tmp_path, redis_conn):
+    """Issue 33, finding 4: one probe left 162 MB in quarantine, with no cap."""
+    settings = small_settings(tmp_path / "data", quarantine_max_bytes=1024 * 1024)
+    ingestor = Ingestor(settings, redis_conn)
+    junk = [bytes([i]) * 400_000 for i in range(4)]  # unreadable: quarantined
+    results = [ingestor.ingest_bytes(raw, f"junk{i}.nc") for i, raw in enumerate(junk)]
+    assert all(r.outcome == "quarantined" for r in results)
+    notes = sorted(ingestor.quarantine.root.glob("*/*.reason.json"))
+    assert len(notes) == 4  # every refusal is noted, with its reason and fingerprint
+    kept = [json.loads(n.read_text())["kept"] for n in notes]
+    assert kept == [True, True, False, False]
+    bytes_held = sum(p.stat().st_size for p in ingestor.quarantine.root.rglob("*") if p.is_file())
+    assert bytes_held <= 1024 * 1024
+    last = json.loads(notes[-1].read_text())
+    assert last["bytes"] == 400_000 and len(last["sha256"]) == 64 and last["not_kept_because"]

@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
@@ -19,10 +20,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def serving(app: FastAPI) -> Iterator[str]:
-    """Serve ``app`` on 127.0.0.1; yields the base URL; stops the server on exit."""
+def serving(app: FastAPI, http: Any = "auto") -> Iterator[str]:
+    """Serve ``app`` on 127.0.0.1; yields the base URL; stops the server on exit. ``http``:
+    uvicorn's protocol (the deployed one: `service.api.slow_clients.HeaderTimeoutProtocol`)."""
     port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", http=http)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
