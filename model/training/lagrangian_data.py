@@ -8,10 +8,11 @@ rain once and cached on disk.
   frame is ever trained on.
 - Windows: for each window of a view, the motion field of its inputs (`model.advection.motion`), the
   inputs and targets in Lagrangian coordinates and the targets' "inside" mask
-  (`model.advection.lagrangian`), as float16/bool arrays in one ``.npz`` per view under the cache
-  folder,
-  named by a digest of the view, its frames' times and the normalisation: computed once, read
-  back by every later run or sitting.
+  (`model.advection.lagrangian`), as float16/bool arrays, one ``.npy`` file each in one folder
+  per view under the cache folder, named by a digest of the view, its frames' times and the
+  normalisation: computed once, then memory-mapped by every later run or sitting, so that the
+  windows of every archive need not fit in memory (a batch reads its windows from the page
+  cache; the same arrays would feed a GPU).
 - Windows without rain (no cell at or above about 0.5 mm/h in the last input nor in any target)
   are left out of training: the network's zero start already forecasts them right.
 """
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import shutil
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -36,6 +38,8 @@ from model.data.views import base_event
 
 log = logging.getLogger(__name__)
 
+VIEW_ARRAYS = ("starts", "inputs", "targets", "inside", "velocity")
+"""The arrays of a view's cached windows, one ``.npy`` file each."""
 RAIN_GREY = WET_GREYS[-1]
 """About 0.5 mm/h: a training window needs a cell at or above it."""
 
@@ -99,16 +103,19 @@ def _compute_view(
         inside.append(m)
         velocity.append(v)
     cells = event.grey.shape[1:]
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(
-        tmp,
-        starts=np.asarray(kept, dtype=np.int64),
-        inputs=np.asarray(lag_in, dtype=np.float16).reshape(-1, in_frames, *cells),
-        targets=np.asarray(lag_out, dtype=np.float16).reshape(-1, out_frames, *cells),
-        inside=np.asarray(inside, dtype=bool).reshape(-1, out_frames, *cells),
-        velocity=np.asarray(velocity, dtype=np.float32).reshape(-1, 2, *cells),
-    )
-    tmp.replace(path)
+    arrays: dict[str, np.ndarray] = {
+        "starts": np.asarray(kept, dtype=np.int64),
+        "inputs": np.asarray(lag_in, dtype=np.float16).reshape(-1, in_frames, *cells),
+        "targets": np.asarray(lag_out, dtype=np.float16).reshape(-1, out_frames, *cells),
+        "inside": np.asarray(inside, dtype=bool).reshape(-1, out_frames, *cells),
+        "velocity": np.asarray(velocity, dtype=np.float32).reshape(-1, 2, *cells),
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for name, array in arrays.items():
+        np.save(tmp / f"{name}.npy", array)
+    tmp.replace(path)  # the view's folder appears whole or not at all
     return path
 
 
@@ -133,7 +140,7 @@ def lagrangian_windows(
     for index, starts in sorted(by_event.items()):
         event = events[index]
         key = _view_key(event, starts, in_frames, out_frames) + ("-wet" if wet_only else "")
-        path = cache_dir / f"{key}.npz"
+        path = cache_dir / f"{key}.windows"
         paths.append((event, path))
         if not path.exists():
             jobs.append((event, starts, in_frames, out_frames, path, wet_only))
@@ -147,22 +154,23 @@ def lagrangian_windows(
                 _compute_view(job)
     out = []
     for event, path in paths:
-        with np.load(path) as data:
-            observed = np.asarray(
-                [event.grey[s + in_frames : s + in_frames + out_frames] for s in data["starts"]],
-                dtype=np.float16,
-            ).reshape(-1, out_frames, *event.grey.shape[1:])
-            out.append(
-                LagrangianWindows(
-                    event.name,
-                    data["starts"],
-                    data["inputs"],
-                    data["targets"],
-                    data["inside"],
-                    data["velocity"],
-                    observed,
-                )
+        data = {name: np.load(path / f"{name}.npy", mmap_mode="r") for name in VIEW_ARRAYS}
+        view_starts = np.asarray(data["starts"], dtype=np.int64)
+        observed = np.asarray(
+            [event.grey[s + in_frames : s + in_frames + out_frames] for s in view_starts],
+            dtype=np.float16,
+        ).reshape(-1, out_frames, *event.grey.shape[1:])
+        out.append(
+            LagrangianWindows(
+                event.name,
+                view_starts,
+                data["inputs"],
+                data["targets"],
+                data["inside"],
+                data["velocity"],
+                observed,
             )
+        )
     return out
 
 

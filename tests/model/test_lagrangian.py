@@ -192,6 +192,8 @@ def test_windows_are_moved_once_and_read_back_from_the_cache(tmp_path, monkeypat
     monkeypatch.setattr(lagrangian_data, "transform_window", fail)
     again = lagrangian_windows([event], refs, 5, 6, tmp_path, wet_only=False, workers=1)
     np.testing.assert_array_equal(again[0].targets, first[0].targets)
+    # read back memory-mapped: the windows of every archive need not fit in memory at once
+    assert isinstance(again[0].inputs, np.memmap) and isinstance(again[0].targets, np.memmap)
     other = replace(event, times=tuple(t + timedelta(days=1) for t in times))
     with pytest.raises(AssertionError, match="computed again"):  # other frames: a new entry
         lagrangian_windows([other], refs, 5, 6, tmp_path, wet_only=False, workers=1)
