@@ -156,7 +156,7 @@ def test_every_query_is_valid_promql(promtool, tmp_path):
 
 def test_a_row_per_site_shows_its_skill_against_the_baselines():
     """One row repeated over the ``site`` variable (every site with a window); each of its
-    panels filters on that site, with leads in minutes and CSI relative to extrapolation."""
+    panels filters on that site: its CSI from its own counts, and relative to extrapolation."""
     panels = dashboard()["panels"]
     (row,) = [p for p in panels if p["type"] == "row" and p.get("repeat")]
     assert row["repeat"] == "site" and "$site" in row["title"]
@@ -165,10 +165,7 @@ def test_a_row_per_site_shows_its_skill_against_the_baselines():
     exprs = [t["expr"] for p in panels[start:end] for t in p["targets"]]
     assert exprs and all('site="$site"' in e for e in exprs)
     text = "\n".join(exprs)
-    assert "nowcast_verification_csi{" in text
-    assert any(
-        "{{lead_minutes}}" in t["legendFormat"] for p in panels[start:end] for t in p["targets"]
-    )
+    assert "sum by (method) (nowcast_site_verification_cells{" in text
     assert re.search(
         r'/ on\(site, threshold_mmh\) group_left nowcast_skill_csi_6h\{[^}]*method="extrapolation"',
         text,

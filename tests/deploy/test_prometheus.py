@@ -70,7 +70,7 @@ def check_metrics(promtool: str, exposition: str) -> None:
 
 
 def test_promtool_accepts_the_live_metrics(promtool, live_metrics):
-    assert "nowcast_verification_csi{" in live_metrics  # families with samples, not just HELP
+    assert "nowcast_verification_cells{" in live_metrics  # families with samples, not just HELP
     check_metrics(promtool, live_metrics)
 
 

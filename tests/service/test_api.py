@@ -226,8 +226,10 @@ def test_health_readiness_and_metrics(service, settings, redis_conn, feed):
         "nowcast_ingest_lag_seconds",
         "nowcast_http_request_duration_seconds_bucket",
         "nowcast_inference_duration_seconds_bucket",
-        'nowcast_verification_csi{lead_minutes="6",lead_step="1",method="persistence",'
-        'site="synth-01",threshold_mmh="0.5"}',
+        'nowcast_verification_cells{lead_step="1",method="persistence",outcome="hit",'
+        'threshold_mmh="0.5"}',
+        'nowcast_site_verification_cells{method="persistence",outcome="hit",site="synth-01",'
+        'threshold_mmh="0.5"}',
     ):
         assert name in text, name
 

@@ -95,22 +95,28 @@ def test_verification_is_per_site_with_leads_in_minutes_and_pools_through_its_co
     app = create_app(settings, redis_conn)
     text = _exposition(app)
 
-    csi = _samples(text, "nowcast_verification_csi")
-    assert {labels["site"] for labels, _ in csi} == {"synth-01", "synth-05"}
-    assert {labels["method"] for labels, _ in csi} <= set(settings.methods)
-    for labels, value in csi:
-        cadence = 6.0 if labels["site"] == "synth-01" else 5.0
-        assert float(labels["lead_minutes"]) == cadence * int(labels["lead_step"])
-        assert 0.0 <= value <= 1.0
-
-    # each site's CSI is its own counts' hits / (hits + misses + false alarms) ...
+    # per site, its leads pooled: the site's own counts ...
+    by_site: dict[tuple[str, str, str], dict[str, float]] = {}
+    for labels, value in _samples(text, "nowcast_site_verification_cells"):
+        key = (labels["site"], labels["method"], labels["threshold_mmh"])
+        by_site.setdefault(key, {})[labels["outcome"]] = value
+    assert {site for site, _, _ in by_site} == {"synth-01", "synth-05"}
+    assert {method for _, method, _ in by_site} <= set(settings.methods)
+    # ... per lead step, every site pooled (no site label: the series do not multiply)
     cells: dict[tuple[str, ...], dict[str, float]] = {}
     for labels, value in _samples(text, "nowcast_verification_cells"):
-        key = (labels["site"], labels["method"], labels["lead_step"], labels["threshold_mmh"])
+        assert "site" not in labels
+        key = (labels["method"], labels["lead_step"], labels["threshold_mmh"])
         cells.setdefault(key, {})[labels["outcome"]] = value
-    for labels, value in csi:
-        n = cells[(labels["site"], labels["method"], labels["lead_step"], labels["threshold_mmh"])]
-        assert value == n["hit"] / (n["hit"] + n["miss"] + n["false_alarm"])
+    for (method, threshold), outcome in [(("persistence", "0.5"), "hit")]:
+        pooled_leads = sum(
+            n[outcome] for (m, _, t), n in cells.items() if (m, t) == (method, threshold)
+        )
+        per_site = sum(
+            n[outcome] for (_, m, t), n in by_site.items() if (m, t) == (method, threshold)
+        )
+        assert pooled_leads == per_site > 0  # the same counts, summed two ways
+    assert not _samples(text, "nowcast_verification_csi")  # scores are PromQL's to derive
     # ... and the counts summed over the sites give the pooled scores of /v1/verification
     import httpx
 
@@ -120,13 +126,6 @@ def test_verification_is_per_site_with_leads_in_minutes_and_pools_through_its_co
         body = httpx.get(f"{base_url}/v1/verification", params={"method": "persistence"}).json()
     assert body["lead_minutes"] is None  # the sites' cadences differ
     pooled = body["methods"]["persistence"]
-    hits = {
-        step: sum(
-            n["hit"]
-            for (site, method, lead, t), n in cells.items()
-            if method == "persistence" and lead == str(step) and t == "0.5"
-        )
-        for step in range(1, 16)
-    }
+    hits = {step: cells[("persistence", str(step), "0.5")]["hit"] for step in range(1, 16)}
     assert hits[1] > 0
     assert [hits[step] for step in range(1, 16)] == pooled["hits"]["0.5"]

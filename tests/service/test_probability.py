@@ -165,7 +165,7 @@ def test_live_verification_and_metrics_carry_the_probabilistic_scores(probabilis
     assert len(steps["reliability"]["0.5"]) == 15
     metrics = httpx.get(f"{base_url}/metrics").text
     for name in ("brier_skill", "roc_area"):
-        labels = 'lead_minutes="6",lead_step="1",method="steps"'
+        labels = 'lead_step="1",method="steps"'
         assert f"nowcast_verification_{name}{{{labels}" in metrics, name
 
 
