@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, Path, Query, Request
+from pydantic import BeforeValidator
 
 from core.settings import SITE_ID_PATTERN
 from service.api import schemas
@@ -33,6 +35,21 @@ _ACCEPT_FORMATS = {
     "image/tiff": "geotiff",
     "image/geotiff": "geotiff",
 }
+
+
+ISO_DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
+
+
+def _iso_date_time(value: object) -> object:
+    """Only an ISO 8601 date-time, as the schema says (pydantic alone reads ``0.5`` as a Unix
+    time)."""
+    if isinstance(value, str) and not ISO_DATE_TIME.match(value):
+        raise ValueError("an ISO 8601 date-time is needed, e.g. 2026-01-01T00:00:00Z")
+    return value
+
+
+IsoDateTime = Annotated[datetime, BeforeValidator(_iso_date_time)]
+"""A query parameter's date-time, refused unless written as ISO 8601."""
 
 
 def utc(t: datetime | None) -> datetime | None:

@@ -63,9 +63,15 @@ def latest_frames(
     openapi_extra={
         "requestBody": {
             "required": True,
-            "description": "The frame file's bytes.",
+            "description": "The frame file's bytes. Its content is checked beyond this "
+            "schema: an unreadable, malformed or implausible frame is quarantined with its "
+            "reason (422), a duplicate or a conflicting one is 409.",
             "content": {
-                media: {"schema": {"type": "string", "format": "binary"}}
+                media: {
+                    "schema": {"type": "string", "format": "binary"},
+                    # an example body, so that a client or a fuzzer can send one
+                    "example": "CDF\u0001 (a CF-NetCDF or ODIM_H5 radar frame's bytes)",
+                }
                 for media in ("application/x-netcdf", "application/x-hdf5")
             },
         }

@@ -3,14 +3,22 @@ the series at one cell."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 
 from service.api import schemas
 from service.api.context import FORMAT_MEDIA_TYPES, FORMAT_SUFFIXES, ApiContext
-from service.api.params import NOT_FOUND, Ctx, Format, MethodName, SiteId, negotiate_format, utc
+from service.api.params import (
+    NOT_FOUND,
+    Ctx,
+    Format,
+    IsoDateTime,
+    MethodName,
+    SiteId,
+    negotiate_format,
+    utc,
+)
 from service.forecast import Forecast
 
 router = APIRouter(prefix="/v1", tags=["nowcasts"])
@@ -85,7 +93,8 @@ ProductParam = Annotated[
     Query(
         description="rain: the rain rate (a probabilistic method's ensemble mean); "
         "probability: a probabilistic method's (steps) probabilities of rain at or above "
-        "threshold=, as json, netcdf, png or geojson (areas of 10, 50 and 90 %)."
+        "threshold=, as json, netcdf, png or geojson (areas of 10, 50 and 90 %); with a "
+        "deterministic method it is refused (422)."
     ),
 ]
 ThresholdParam = Annotated[
@@ -125,6 +134,8 @@ def latest_nowcast(
     response_model=schemas.PointSeries,
     responses=NOT_FOUND,
     summary="Rain-rate series of the latest nowcast at one grid cell (by row/col or lat/lon)",
+    description="Give row and col, or lat and lon (a georeferenced site's nearest cell), not "
+    "both and not one of a pair (422).",
 )
 def latest_point(
     ctx: Ctx,
@@ -191,7 +202,7 @@ def past_nowcast(
     request: Request,
     ctx: Ctx,
     site: SiteId,
-    issue_time: datetime,
+    issue_time: IsoDateTime,
     method: MethodName = None,
     format: Annotated[Format | None, Query(description=_FORMAT_DOC)] = None,
     stride: Annotated[int, Query(ge=1, le=50)] = 1,

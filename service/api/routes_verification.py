@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
@@ -10,7 +9,7 @@ from fastapi import APIRouter, HTTPException, Query
 from core.settings import SITE_ID_PATTERN
 from model.methods import probabilistic_names
 from service.api import schemas
-from service.api.params import NOT_FOUND, Ctx, utc
+from service.api.params import NOT_FOUND, Ctx, IsoDateTime, utc
 from service.methods_runner import N_LEADS
 
 router = APIRouter(prefix="/v1", tags=["verification"])
@@ -26,8 +25,11 @@ def verification(
     ctx: Ctx,
     site: Annotated[str | None, Query(pattern=SITE_ID_PATTERN)] = None,
     method: Annotated[str | None, Query(description="One method; default: all.")] = None,
-    since: Annotated[datetime | None, Query(description="Observations valid from (UTC).")] = None,
-    until: Annotated[datetime | None, Query(description="... up to (UTC).")] = None,
+    since: Annotated[
+        IsoDateTime | None,
+        Query(description="Observations valid from (UTC), ISO 8601; not after until."),
+    ] = None,
+    until: Annotated[IsoDateTime | None, Query(description="... up to (UTC), ISO 8601.")] = None,
 ) -> schemas.VerificationBody:
     since, until = utc(since), utc(until)
     if since and until and since > until:
