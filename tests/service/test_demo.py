@@ -262,3 +262,29 @@ def test_user_errors_on_the_command_line_are_one_line_and_exit_2(argv):
     message = result.stderr.strip().splitlines()
     assert len(message) == 1 and "Traceback" not in result.stderr, result.stderr
     assert message[0].startswith(f"nowcast {argv[0]}: ") and "--help" in message[0]
+
+
+def test_nowcast_serve_takes_its_embedded_redis_with_it_on_sigterm(tmp_path):
+    """Issue 33, finding 9: ``nowcast serve`` left its embedded redis-server on SIGTERM."""
+    port = free_port()
+    before = _redis_servers()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "service.cli", "serve", "--port", str(port)],
+        env=_demo_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        _wait_for(lambda: httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200, 60,
+                  process)  # fmt: skip
+        embedded = _redis_servers() - before
+        assert embedded, "serve runs its own redis-server"
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=30)
+    finally:
+        process.kill()
+    deadline = time.monotonic() + 10
+    while embedded & _redis_servers() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not embedded & _redis_servers(), "the embedded redis-server outlived nowcast serve"
