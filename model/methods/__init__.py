@@ -1,9 +1,9 @@
-"""Nowcast methods: one file per method, one look-up for the family.
+"""Nowcast methods: one file per method, one registry of their specs (`model.methods.specs`).
 
 ``get_method(name, **options)`` returns a `NowcastMethod`; a wrong name raises ValueError
-listing the valid names (like pysteps' ``motion.get_method``). Methods are registered as
-import paths ("module:attribute") and imported on first use, so importing this package loads
-neither torch nor pysteps.
+listing the valid names (like pysteps' ``motion.get_method``). A method's `MethodSpec` names
+its factory as an import path ("module:attribute"), imported on first use, so importing this
+package loads neither torch nor pysteps.
 """
 
 from __future__ import annotations
@@ -12,6 +12,23 @@ import importlib
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+
+from model.methods.specs import MethodKind, MethodSpec, get_spec, method_specs
+
+__all__ = [
+    "EnsembleMethod",
+    "MethodKind",
+    "MethodSpec",
+    "NowcastMethod",
+    "ProbabilisticMethod",
+    "check_inputs",
+    "get_method",
+    "get_spec",
+    "learned_names",
+    "method_names",
+    "method_specs",
+    "probabilistic_names",
+]
 
 
 @runtime_checkable
@@ -59,25 +76,9 @@ class ProbabilisticMethod(NowcastMethod, Protocol):
     ) -> tuple[np.ndarray, np.ndarray]: ...
 
 
-_BASELINES: dict[str, str] = {
-    "persistence": "model.methods.persistence:PersistenceMethod",
-    "extrapolation": "model.methods.extrapolation:ExtrapolationMethod",
-    "extrapolation-inflow": "model.methods.extrapolation:InflowExtrapolationMethod",
-    "sprog": "model.methods.sprog:SprogMethod",
-    "steps": "model.methods.steps:StepsMethod",
-    "convlstm-probability": "model.methods.neighbourhood:NeighbourhoodMethod",
-}
-"""The methods that need no training, as import paths; the learned ones are the networks of
-the architecture registry (`model.nets.architectures`), each served by its ``method`` class."""
-
-
-_PROBABILISTIC = frozenset({"steps", "convlstm-probability"})
-"""The `EnsembleMethod`s and `ProbabilisticMethod`s: their forecasts carry probabilities."""
-
-
 def probabilistic_names() -> tuple[str, ...]:
     """The methods whose forecasts carry probabilities of exceedance."""
-    return tuple(name for name in _BASELINES if name in _PROBABILISTIC)
+    return tuple(name for name, spec in method_specs().items() if spec.probabilistic)
 
 
 def learned_names() -> tuple[str, ...]:
@@ -89,23 +90,15 @@ def learned_names() -> tuple[str, ...]:
 
 def method_names() -> tuple[str, ...]:
     """Names accepted by `get_method`."""
-    return (*_BASELINES, *learned_names())
+    return tuple(method_specs())
 
 
 def get_method(name: str, **options: Any) -> NowcastMethod:
     """The nowcast method ``name`` built with ``options`` (method-specific keywords)."""
-    from model.nets.architectures import get_architecture
-
-    name = name.lower()
-    if name in _BASELINES:
-        target, options = _BASELINES[name], options
-    elif name in learned_names():
-        target, options = get_architecture(name).method, {"architecture": name, **options}
-    else:
-        raise ValueError(
-            f"unknown nowcast method {name!r}; valid names: {', '.join(sorted(method_names()))}"
-        )
-    module_name, _, attribute = target.partition(":")
+    spec = get_spec(name)
+    if spec.name in learned_names():
+        options = {"architecture": spec.name, **options}
+    module_name, _, attribute = spec.factory.partition(":")
     factory = getattr(importlib.import_module(module_name), attribute)
     method: NowcastMethod = factory(**options)
     return method

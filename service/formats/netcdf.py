@@ -29,39 +29,23 @@ import xarray as xr
 from core.georef import GridGeoref
 from ingest.cf_writer import TIME_UNITS, _epoch_seconds, _time_attrs
 from ingest.hdf5_lock import HDF5_LOCK
-from model.nets.architectures import PAPER, architecture_names, get_architecture
+from model.methods.specs import get_spec
+from model.nets.architectures import PAPER
 from service.forecast import Forecast
 from service.formats.identity import ProductIdentity
 
 TIME_UNITS_UTC = f"{TIME_UNITS} UTC"
 FILL_VALUE = np.float32(-9999.0)
 _ZLIB_LEVEL = 4
-_PYSTEPS = (
-    "Pulkkinen et al. (2019), Pysteps: an open-source Python library for probabilistic "
-    "precipitation nowcasting (v1.0), Geosci. Model Dev. 12, 4185-4219"
-)
-BASELINE_REFERENCES: dict[str, str] = {  # method -> what it is and where it is described
-    "extrapolation": (
-        "Lucas-Kanade optical flow and semi-Lagrangian extrapolation (ROVER-like): "
-        f"{_PYSTEPS}; baseline of {PAPER}"
-    ),
-    "sprog": (
-        "S-PROG: cascade decomposition, AR(2) per level and semi-Lagrangian extrapolation "
-        f"(Seed 2003, J. Appl. Meteor. 42, 381-388), as implemented in {_PYSTEPS}"
-    ),
-    "persistence": f"Eulerian persistence of the newest observed frame; baseline of {PAPER}",
-}
-"""The learned methods' references come from the architecture registry."""
 
 
 def method_reference(method: str) -> str:
-    """Citation for ``method``; an unregistered method still cites the pre-processing paper."""
-    name = method.lower()
-    if name in BASELINE_REFERENCES:
-        return BASELINE_REFERENCES[name]
-    if name in architecture_names():
-        return get_architecture(name).reference
-    return f"grey-level pre-processing: {PAPER}"
+    """Citation for ``method``: its spec's (`model.methods.specs`); an unregistered method
+    still cites the pre-processing paper."""
+    try:
+        return get_spec(method).reference
+    except ValueError:
+        return f"grey-level pre-processing: {PAPER}"
 
 
 def _utc_text(t: datetime) -> str:
