@@ -6,6 +6,7 @@ the embedded Redis and the small ConvLSTM. The screenshot lands in pytest's tmp 
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -68,6 +69,23 @@ CHART_SERIES = """(id) => {
     };
   }
   return out;
+}"""
+
+
+# per chart: each legend entry's method and right edge, the chart's width, its axis bottom, and
+# whether it draws a zero line
+CHART_FRAME = """(id) => {
+  const svg = document.getElementById(id);
+  return {
+    legend: [...svg.querySelectorAll('text.legend')].map((t) => {
+      const box = t.getBBox();
+      return { method: t.dataset.method, right: box.x + box.width };
+    }),
+    width: svg.viewBox.baseVal.width,
+    yMin: Number(svg.dataset.yMin),
+    zero: svg.querySelectorAll('line.zero').length,
+    below: [...svg.querySelectorAll('circle[data-below-axis]')].map((c) => Number(c.dataset.value)),
+  };
 }"""
 
 
@@ -142,13 +160,24 @@ def _check_charts(page, scores: dict, threshold_key: str) -> None:
             assert series[method]["leads"] == expected, (score, method)
             assert series[method]["paths"] >= 1, (score, method)
         assert len(expected) < 15  # later leads are unverified: gaps, not zeros
+        # every method is named in the legend, inside the chart (3 of 6 were cut at its edge)
+        frame = page.evaluate(CHART_FRAME, f"{score}-chart")
+        assert [e["method"] for e in frame["legend"]] == list(METHODS), score
+        assert all(e["right"] <= frame["width"] for e in frame["legend"]), (score, frame)
     # the probabilistic method's Brier skill and ROC area, and its reliability diagram
     assert page.locator("#probability-charts").is_visible()
     for score, chart in (("brier_skill", "bss-chart"), ("roc_area", "roc-chart")):
         series = page.evaluate(CHART_SERIES, chart)
         assert set(series) == {"steps"}, (chart, series)
-        expected = _plotted_leads(scores["probabilistic"]["steps"][score][threshold_key])
+        values = scores["probabilistic"]["steps"][score][threshold_key]
+        expected = _plotted_leads(values)
         assert series["steps"]["leads"] == expected, (score, expected)
+        if score == "brier_skill":  # "above 0: beats climatology": the zero line is drawn, and
+            frame = page.evaluate(CHART_FRAME, chart)  # no value sits clamped on the axis
+            assert frame["zero"] == 1, frame
+            shown = [v for v in values if v is not None]
+            assert frame["yMin"] <= min([*shown, 0.0]) or frame["yMin"] == -2.0, frame
+            assert frame["below"] == [v for v in shown if v < frame["yMin"]], frame
     bins = scores["probabilistic"]["steps"]["reliability"][threshold_key]
     drawn = page.locator("#reliability-chart").get_attribute("data-state")
     usable = any(
@@ -170,6 +199,12 @@ def test_dashboard_shows_sites_forecast_animation_and_verification(live_service,
     assert row.locator('td[data-col="mask"]').inner_text() == "none (unmasked)"
     assert row.locator('td[data-col="model"]').inner_text() == site["model_version"]
     assert row.locator('td[data-col="accepted"]').inner_text() == "10"
+    # the warming-up refusal before the first forecast is history once forecasts flow: shown
+    # dimmed, not in the warning colour (it stayed orange long after)
+    refusal = site["last_refusal"]
+    assert refusal and refusal["reason"] == "warming_up", site
+    assert site["last_issue_time"] > refusal["issue_time"]
+    assert "dim" in (row.locator('td[data-col="refusal"]').get_attribute("class") or "")
     assert page.locator("#site-select").input_value() == SITE
     assert page.locator("#ingest-lag").inner_text().endswith(" s")
     assert page.locator("#quarantine-total").inner_text() == "1"  # the duplicate
@@ -221,7 +256,7 @@ def test_dashboard_shows_sites_forecast_animation_and_verification(live_service,
     page.wait_for_function(
         "document.getElementById('nowcast-facts').innerText.includes('convlstm')", timeout=5_000
     )
-    shot = tmp_path / "dashboard.png"
+    shot = Path(os.environ.get("DASHBOARD_SHOT", tmp_path / "dashboard.png"))
     page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 10_000
     assert page.console_errors == []

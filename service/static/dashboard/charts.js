@@ -35,11 +35,18 @@ function verificationSummary(v, threshold) {
   };
 }
 
+// A tick step of 0.1, 0.2, 0.25, 0.5, 1 or 2 giving about `n` ticks over `span`.
+function tickStep(span, n = 5) {
+  return [0.1, 0.2, 0.25, 0.5, 1, 2].find((s) => span / s <= n + 1) || 5;
+}
+
 // `table`: "methods" (deterministic scores) or "probabilistic" (the probabilistic methods');
-// `yMin`: the bottom of the axis (a skill score can be negative; values below it sit on it).
-function drawChart(svg, score, title, table = "methods", yMin = 0) {
+// `yMin`: the lowest bottom of the axis (a skill score can be negative: the axis reaches down
+// to the lowest value, by half units, to at most `yFloor`; a value below that is drawn on the
+// bottom edge as a hollow marker whose tooltip gives it).
+function drawChart(svg, score, title, table = "methods", yMin = 0, yFloor = -2) {
   svg.replaceChildren();
-  const W = 380, H = 230, L = 40, R = 12, T = 40, B = 34;
+  const W = 380, H = 230, L = 40, R = 12, B = 34;
   const v = state.verification;
   svg.append(el("svg:text", { x: L, y: 15, class: "title" }, title));
   if (!v) {
@@ -47,16 +54,44 @@ function drawChart(svg, score, title, table = "methods", yMin = 0) {
     svg.dataset.state = "empty";
     return;
   }
+  // legend: the methods the API verifies (the usual ones first, in their colours), in as many
+  // rows as they need: every method is named, none cut at the chart's edge
+  const methods = table === "methods" ? servedMethods(v) : Object.keys(v.probabilistic || {});
+  const style = (m) => METHOD_STYLE[m] || { colour: "#b197fc", dash: "2 3" };
+  const legend = [];
+  let lx = L, row = 0;
+  for (const m of methods) {
+    const width = 24 + m.length * 6.2;
+    if (lx > L && lx + width > W - R) { lx = L; row += 1; }
+    legend.push([m, lx, 28 + row * 13]);
+    lx += width;
+  }
+  const T = 40 + row * 13;
+  for (const [m, x, y] of legend) {
+    const st = style(m);
+    svg.append(el("svg:line", { x1: x, x2: x + 16, y1: y, y2: y, stroke: st.colour,
+      "stroke-width": 2.5, "stroke-dasharray": st.dash || null }));
+    svg.append(el("svg:text", { x: x + 20, y: y + 3, class: "legend", "data-method": m }, m));
+  }
+  // the axis reaches the lowest value shown (skill below 0 is worse than the reference)
+  const all = methods.flatMap((m) => {
+    const key = thresholdKey(v[table][m][score], state.threshold);
+    return key ? v[table][m][score][key].filter((y) => y !== null && y !== undefined) : [];
+  });
+  const lowest = Math.min(yMin, ...all);
+  const bottom = Math.max(yFloor, Math.min(yMin, Math.floor(lowest * 2) / 2));
+  svg.dataset.yMin = String(bottom);
   const xs = v.lead_minutes || v.leads;
   const xMax = xs[xs.length - 1];
   const px = (x) => L + (x / xMax) * (W - L - R);
-  const py = (y) => T + (1 - (Math.max(y, yMin) - yMin) / (1 - yMin)) * (H - T - B);
-  // grid, axes
-  const ticks = [];
-  for (let y = yMin; y <= 1 + 1e-9; y += (1 - yMin) / 5) ticks.push(Math.round(y * 100) / 100);
-  for (const y of ticks) {
-    svg.append(el("svg:line", { x1: L, x2: W - R, y1: py(y), y2: py(y), class: y ? "gridline" : "axis" }));
-    svg.append(el("svg:text", { x: L - 6, y: py(y) + 3, "text-anchor": "end" }, y.toFixed(1)));
+  const py = (y) => T + (1 - (Math.max(y, bottom) - bottom) / (1 - bottom)) * (H - T - B);
+  // grid, axes, and the zero line (a score's "no better than the reference")
+  const step = tickStep(1 - bottom);
+  for (let y = Math.ceil(bottom / step) * step; y <= 1 + 1e-9; y += step) {
+    const t = Math.round(y * 100) / 100;
+    svg.append(el("svg:line", { x1: L, x2: W - R, y1: py(t), y2: py(t),
+      class: t === 0 ? "axis zero" : "gridline" }));
+    svg.append(el("svg:text", { x: L - 6, y: py(t) + 3, "text-anchor": "end" }, String(t)));
   }
   svg.append(el("svg:line", { x1: L, x2: L, y1: T, y2: H - B, class: "axis" }));
   svg.append(el("svg:text", { x: L, y: H - B + 15, "text-anchor": "middle" }, "0"));
@@ -67,17 +102,6 @@ function drawChart(svg, score, title, table = "methods", yMin = 0) {
   }
   svg.append(el("svg:text", { x: (L + W - R) / 2, y: H - 4, "text-anchor": "middle" },
     v.lead_minutes ? "lead time (min)" : "lead (steps; sites differ in cadence)"));
-  // legend: the methods the API verifies (the usual ones first, in their colours)
-  const methods = table === "methods" ? servedMethods(v) : Object.keys(v.probabilistic || {});
-  const style = (m) => METHOD_STYLE[m] || { colour: "#b197fc", dash: "2 3" };
-  let lx = L;
-  for (const m of methods) {
-    const st = style(m);
-    svg.append(el("svg:line", { x1: lx, x2: lx + 16, y1: 28, y2: 28, stroke: st.colour,
-      "stroke-width": 2.5, "stroke-dasharray": st.dash || null }));
-    svg.append(el("svg:text", { x: lx + 20, y: 31 }, m));
-    lx += 24 + m.length * 6.2;
-  }
   // series: one <g data-method> per method; null splits the line (a gap, not a zero)
   let anyPoint = false;
   for (const m of methods) {
@@ -98,8 +122,10 @@ function drawChart(svg, score, title, table = "methods", yMin = 0) {
       if (y === null || y === undefined) { flush(); return; }
       points++;
       segment.push(`${px(xs[i]).toFixed(1)},${py(y).toFixed(1)}`);
+      const below = y < bottom;  // off the axis: a hollow marker on its bottom edge
       const dot = el("svg:circle", { cx: px(xs[i]).toFixed(1), cy: py(y).toFixed(1), r: 2.6,
-        fill: st.colour, "data-lead": i + 1, "data-value": y });
+        fill: below ? "none" : st.colour, stroke: st.colour, "data-lead": i + 1, "data-value": y,
+        "data-below-axis": below ? "true" : null });
       dot.append(el("svg:title", {}, `${m} +${fmtMinutes(xs[i])} min: ${score.toUpperCase()} ${y.toFixed(3)}`));
       g.append(dot);
     });
@@ -174,7 +200,7 @@ function renderCharts() {
   const probabilistic = Object.keys((state.verification || {}).probabilistic || {}).length > 0;
   $("probability-charts").hidden = !probabilistic;
   if (probabilistic) {
-    drawChart($("bss-chart"), "brier_skill", `Brier skill ${th} (above 0: beats climatology)`,
+    drawChart($("bss-chart"), "brier_skill", `Brier skill ${th} (> 0: beats climatology)`,
       "probabilistic", -0.5);
     drawChart($("roc-chart"), "roc_area", `ROC area ${th} (0.5: no skill)`, "probabilistic");
     drawReliability($("reliability-chart"));

@@ -118,7 +118,7 @@ function renderForecastFrame() {
   $("forecast-canvas").dataset.valid = nc.valid_times[i];
   label.replaceChildren(
     el("strong", {}, `valid ${fmtTime(nc.valid_times[i], false)}`),
-    document.createTextNode(`  +${fmtMinutes(nc.lead_minutes[i])} min · max ${nc.max_rain_mmh[i].toFixed(1)} mm/h`),
+    document.createTextNode(`  +${fmtMinutes(nc.lead_minutes[i])} min · max at this lead ${nc.max_rain_mmh[i].toFixed(1)} mm/h`),
   );
   $("lead-slider").value = String(i);
 }
@@ -173,7 +173,7 @@ function renderNowcastFacts() {
     ["Model", nc.model_version], ["Normalisation", nc.norm_version],
     ["Leads", `${nc.lead_minutes.length} × ${fmtMinutes(nc.cadence_min)} min`],
     ["Grid drawn", `${nc.shape[1]} × ${nc.shape[2]} (stride ${nc.stride})`],
-    ["Peak rate", `${Math.max(...nc.max_rain_mmh).toFixed(1)} mm/h`],
+    ["Peak rate, all leads", `${Math.max(...nc.max_rain_mmh).toFixed(1)} mm/h`],
   ];
   for (const [k, v] of facts) dl.append(el("dt", {}, k), el("dd", {}, v));
 }

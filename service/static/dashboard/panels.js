@@ -52,8 +52,10 @@ function renderSitesTable() {
     cell("model", s.model_version ?? "–", s.model_version ? "mono" : "dim");
     cell("issue", fmtTime(s.last_issue_time, false), null, s.last_issue_time ? fmtTime(s.last_issue_time) : null);
     const r = s.last_refusal;
-    cell("refusal", r ? `${r.reason} @ ${fmtTime(r.issue_time, false)}` : "–", r ? "refusal" : "dim",
-      r ? r.message : null);
+    const past = refusalIsPast(s);  // forecasts issued since: history, not a warning
+    cell("refusal", r ? `${r.reason} @ ${fmtTime(r.issue_time, false)}` : "–",
+      r && !past ? "refusal" : "dim",
+      r ? `${r.message}${past ? " (forecasts have been issued since)" : ""}` : null);
     cell("lag", fmtDuration(lag), `num lag ${lagClass(s, lag)}`, s.last_ingest_at ? `last ingest ${s.last_ingest_at}` : null);
     cell("accepted", String(counts.accepted), "num", counts.others.join(", ") || null);
     cell("quarantined", String(counts.quarantined), counts.quarantined ? "num bad-text" : "num",
@@ -61,6 +63,13 @@ function renderSitesTable() {
     tr.addEventListener("click", () => selectSite(s.id));
     body.append(tr);
   }
+}
+
+// Whether the site's last refusal is older than its last forecast (it recovered since).
+function refusalIsPast(s) {
+  const r = s.last_refusal;
+  return Boolean(r && s.last_issue_time
+    && new Date(s.last_issue_time).getTime() > new Date(r.issue_time).getTime());
 }
 
 function currentSite() {
@@ -78,6 +87,7 @@ function renderOverview() {
   const r = s.last_refusal;
   const refusal = $("kpi-refusal");
   refusal.textContent = r ? `refused ${fmtTime(r.issue_time, false)}: ${r.reason}` : "no refusal";
+  refusal.classList.toggle("dim", refusalIsPast(s));
   refusal.title = r ? r.message : "";
   $("kpi-accepted").textContent = String(counts.accepted);
   $("kpi-archived").textContent = counts.others.join(", ") || "this site";
