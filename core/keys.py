@@ -23,6 +23,11 @@ def window_frames(site_id: str) -> str:
     return f"{PREFIX}:window:{{{site_id}}}:frames"
 
 
+def native_frames(site_id: str) -> str:
+    """Hash: epoch seconds -> the radar's own frame, packed (`ingest.native`)."""
+    return f"{PREFIX}:window:{{{site_id}}}:native"
+
+
 def site_meta(site_id: str) -> str:
     """Hash: grid, cadence_min, norm_version, mask_version, last_ingest ..."""
     return f"{PREFIX}:site:{{{site_id}}}:meta"

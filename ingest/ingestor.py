@@ -21,6 +21,7 @@ from core.frame import Frame, FrameRejected, RadarField, RejectReason
 from core.georef import GridGeoref
 from ingest.archive import Archive, ArchiveOutcome
 from ingest.mask_store import MaskStore
+from ingest.native import NativeFrame, NativeStore, native_rain_mmh
 from ingest.normalize import PAPER_CELL_KM, NormParams, normalise_dbz, target_georef
 from ingest.quarantine import Quarantine
 from ingest.reader import read_radar_bytes
@@ -93,6 +94,7 @@ class Ingestor:
         self.quarantine = Quarantine(settings.quarantine_path, settings.quarantine_max_bytes)
         self.window = WindowStore.from_settings(connection, settings)
         self.masks = MaskStore(connection, settings.masks_path)
+        self.natives = NativeStore(connection)
         self._now = now
 
     def ingest_bytes(
@@ -158,7 +160,11 @@ class Ingestor:
                 f"another frame for {field.site_id} at {field.valid_time:%Y-%m-%dT%H:%M:%SZ} "
                 "is archived already; the first one is kept",
             )
+        if not self.window.holds(field.site_id, field.valid_time):  # its product-grid frame
+            self.natives.put(self.native_frame(field))  # first: the event finds it stored
         placed = self.window.insert(frame, emit_event=emit_event)
+        if placed is not InsertOutcome.INSERTED:
+            self.natives.trim(field.site_id)
         if archived is ArchiveOutcome.DUPLICATE and placed is not InsertOutcome.INSERTED:
             raise FrameRejected(
                 RejectReason.DUPLICATE,
@@ -181,6 +187,11 @@ class Ingestor:
                 field.cells_beyond_bounds,
             )
         return IngestResult(outcome, source, field.site_id, field.valid_time)
+
+    def native_frame(self, field: RadarField) -> NativeFrame:
+        """The radar's own rain rate on its grid (`ingest.native`), for the products."""
+        zr = (self.settings.zr_a, self.settings.zr_b)
+        return NativeFrame(field.site_id, field.valid_time, native_rain_mmh(field.dbz, zr))
 
     def normalise(self, field: RadarField) -> Frame:
         """RadarField -> Frame with the site's parameters and its current noise mask."""
@@ -269,6 +280,8 @@ class Ingestor:
         }
         if georef is not None:
             meta["georef"] = georef.to_json()
+        if field.georef is not None:
+            meta["native_georef"] = field.georef.to_json()  # the radar's own grid
         self.redis.hset(keys.site_meta(field.site_id), mapping=meta)
 
     def _count(self, site_id: str | None, outcome: str) -> None:

@@ -264,6 +264,10 @@ class WindowStore:
             raise WindowGapError(site_id, missing, cadence)
         return frames
 
+    def holds(self, site_id: str, valid_time: datetime) -> bool:
+        """Whether the window holds a frame valid at ``valid_time``."""
+        return bool(self._redis.hexists(keys.window_frames(site_id), str(_epoch(valid_time))))
+
     def frame_at(self, site_id: str, valid_time: datetime) -> Frame | None:
         """The frame valid at ``valid_time``, or None when the window does not hold it."""
         blob = self._redis.hget(keys.window_frames(site_id), str(_epoch(valid_time)))
@@ -297,4 +301,6 @@ class WindowStore:
         return [decode_frame(blob) for blob in blobs]
 
     def clear(self, site_id: str) -> None:
-        self._redis.delete(keys.window_times(site_id), keys.window_frames(site_id))
+        self._redis.delete(
+            keys.window_times(site_id), keys.window_frames(site_id), keys.native_frames(site_id)
+        )

@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Annotated
+from typing import Annotated, Literal
 
 import numpy as np
-from fastapi import APIRouter, HTTPException, Query, Request, Security
+from fastapi import APIRouter, HTTPException, Query, Request, Response, Security
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import APIKeyHeader
 from starlette.requests import ClientDisconnect
 
+from core import keys
+from core.georef import GridGeoref
 from ingest.ingestor import ArchiveUnavailable, Ingestor
+from ingest.native import NativeStore
 from service.api import schemas
-from service.api.params import NOT_FOUND, Ctx, SiteId
+from service.api.params import NOT_FOUND, Ctx, IsoDateTime, SiteId, utc
+from service.formats.native import block_max, native_to_netcdf
 
 log = logging.getLogger(__name__)
+NETCDF_BODY = {"type": "string", "format": "binary"}
 router = APIRouter(prefix="/v1", tags=["frames"])
 CLIENT_CLOSED_REQUEST = 499
 """Status recorded (metrics) for an upload the client abandoned (nginx's convention): never
@@ -45,6 +50,62 @@ def latest_frames(
         valid_times=times,
         stride=stride,
         frames=np.round(rain[:, ::stride, ::stride], 3).tolist(),
+    )
+
+
+@router.get(
+    "/sites/{site}/frames/native",
+    response_model=schemas.NativeFrameBody,
+    responses={
+        **NOT_FOUND,
+        200: {
+            "content": {"application/x-netcdf": {"schema": {"type": "string", "format": "binary"}}}
+        },
+    },
+    summary="The radar's own frame: its rain rate on its own grid, peaks and coverage kept",
+)
+def native_frame(
+    ctx: Ctx,
+    site: SiteId,
+    valid_time: Annotated[
+        IsoDateTime | None, Query(description="ISO 8601; default: the newest frame.")
+    ] = None,
+    format: Annotated[
+        Literal["json", "netcdf"],
+        Query(description="json: a summary and block maxima; netcdf: the whole grid (CF-1.8)."),
+    ] = "json",
+    max_cells: Annotated[
+        int, Query(ge=10, le=1000, description="JSON: at most this many blocks a side.")
+    ] = 200,
+) -> Response | schemas.NativeFrameBody:
+    """What the radar measured, on its grid and at its resolution (not the network's smoothed
+    100 x 100 input): NaN/null where it did not see, 0 where it saw no rain."""
+    ctx.require_site(site)
+    natives = NativeStore(ctx.redis)
+    wanted = utc(valid_time)
+    frame = natives.newest(site) if wanted is None else natives.get(site, wanted)
+    if frame is None:
+        raise HTTPException(404, f"site {site} holds no radar frame valid at that time")
+    if format == "netcdf":
+        georef_json = ctx.redis.hget(keys.site_meta(site), "native_georef")
+        georef = GridGeoref.from_json(georef_json) if georef_json else None
+        body = native_to_netcdf(frame, georef)
+        name = f"radar_{site}_{frame.valid_time:%Y%m%dT%H%MZ}.nc"
+        return Response(
+            body,
+            media_type="application/x-netcdf",
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
+    block = max(1, -(-max(frame.rain_mmh.shape) // max_cells))
+    coarse = block_max(frame.rain_mmh, block)
+    return schemas.NativeFrameBody(
+        site=site,
+        valid_time=frame.valid_time,
+        shape=list(frame.rain_mmh.shape),
+        covered_fraction=round(frame.covered_fraction, 6),
+        max_rain_mmh=round(frame.max_rain_mmh(), 2),
+        block_cells=block,
+        frame=[[None if np.isnan(v) else round(float(v), 2) for v in row] for row in coarse],
     )
 
 

@@ -123,6 +123,19 @@ class ObservedFrames(BaseModel):
     frames: list[list[list[float]]]
 
 
+class NativeFrameBody(BaseModel):
+    site: str
+    valid_time: datetime
+    units: str = "mm h-1"
+    shape: list[int] = Field(description="The radar's grid: rows, columns.")
+    covered_fraction: float = Field(description="Share of the grid the radar saw.")
+    max_rain_mmh: float = Field(description="The frame's peak rain rate, whole grid.")
+    block_cells: int = Field(description="Side of the blocks of ``frame``, in radar cells.")
+    frame: list[list[float | None]] = Field(
+        description="Each block's maximum rain rate; null where the radar saw no cell of it."
+    )
+
+
 class MethodScores(BaseModel):
     csi: dict[str, list[float | None]] = Field(description="Threshold (mm/h) -> CSI by lead.")
     far: dict[str, list[float | None]]

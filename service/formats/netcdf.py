@@ -83,10 +83,10 @@ def _coords(forecast: Forecast) -> dict[str, Any]:
         coords["y"] = ("y", np.arange(ny, dtype=np.int32), row_attrs)
         coords["x"] = ("x", np.arange(nx, dtype=np.int32), col_attrs)
         return coords
-    return {**coords, **_geo_coords(forecast.georef)}
+    return {**coords, **geo_coords(forecast.georef)}
 
 
-def _geo_coords(georef: GridGeoref) -> dict[str, Any]:
+def geo_coords(georef: GridGeoref) -> dict[str, Any]:
     """Projection x/y (m), 2-D lat/lon and the grid-mapping variable of a georeferenced grid."""
     from pyproj import CRS
 
