@@ -139,6 +139,7 @@ class Pipeline:
         self.incoming = settings.data_dir / "incoming"
         self.ingest = IngestWorker(Ingestor(settings, connection), settings, settle_s=0.0)
         self.inference = InferenceWorker(settings, connection, runner)
+        self.inference.interrupt_on_stop = True  # Ctrl-C stops the demo within seconds
         self._stop = threading.Event()
         self.feed_thread = threading.Thread(
             target=feed.run, args=(self._stop,), name="feed", daemon=True

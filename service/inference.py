@@ -65,6 +65,10 @@ class InferenceWorker(StreamWorker):
     """Consumes frame events until told to stop; one instance per thread."""
 
     name = "inference"
+    interrupt_on_stop = False
+    """True: a stop request interrupts the batch in hand between methods, its events left
+    pending for the next start (the demo, which must stop in seconds); False: the batch
+    finishes first (a warm stop, bounded by ``stop_timeout_s``)."""
 
     def __init__(
         self,
@@ -291,7 +295,8 @@ class InferenceWorker(StreamWorker):
         for items in by_shape.values():
             batch = np.stack([item.grey for item in items])
             metrics.inference_batch.observe(len(items))
-            outputs = self.runner.run(batch, N_LEADS, should_stop=lambda: self.stopping)
+            should_stop = (lambda: self.stopping) if self.interrupt_on_stop else None
+            outputs = self.runner.run(batch, N_LEADS, should_stop=should_stop)
             for output in outputs:
                 metrics.inference_latency.labels(output.name).observe(output.seconds)
             created = self._now()

@@ -293,3 +293,21 @@ def test_a_site_at_a_cadence_the_network_never_trained_at_is_warned_once(
         "leads are steps it never learned; verify it against sprog and extrapolation, or set "
         "the site's default_method (NOWCAST_SITES)"
     ]
+
+
+def test_a_stop_request_interrupts_a_run_between_methods_when_asked(settings):
+    """The demo's fast stop (issue 33, finding 10): the methods left are not run; without
+    ``should_stop`` a run always finishes (the warm stop of ``nowcast infer``)."""
+    from service.methods_runner import RunInterrupted
+
+    runner = MethodRunner(settings.model_copy(update={"methods": ("persistence", "extrapolation")}))
+    inputs = np.zeros((1, 5, 32, 32), dtype=np.float32)
+    asked: list[int] = []
+
+    def stop_after_first() -> bool:
+        asked.append(1)
+        return len(asked) > 1
+
+    with pytest.raises(RunInterrupted, match="before extrapolation"):
+        runner.run(inputs, 3, should_stop=stop_after_first)
+    assert [o.name for o in runner.run(inputs, 3)] == ["persistence", "extrapolation"]
