@@ -132,27 +132,44 @@ def split_archive(path: Path) -> Iterator[tuple[str, bytes]]:
     """(name, single-frame CF-NetCDF bytes) of each time step of the archive, in time order.
 
     Each file is the archive cut to one time step: the variables, their packing and every
-    attribute as stored (so it reads exactly as that step of the archive), compressed; named
+    attribute as stored (so it reads exactly as that step of the archive), compressed, with
+    the archive's site id (`default_site_id` where it names none); named
     ``<archive stem>_<YYYYmmddTHHMMZ>.nc``.
     """
+    times = archive_step_times(path)
+    for index in sorted(range(len(times)), key=times.__getitem__):
+        yield archive_step(path, index)
+
+
+def archive_step_times(path: Path) -> list[datetime]:
+    """The valid time of each step of the archive at ``path``, in its stored order."""
+    with HDF5_LOCK, netCDF4.Dataset(path, mode="r") as ds:
+        time_var = _time_axis(ds, precipitation_variable(ds))
+        if time_var is None:
+            raise FrameRejected(RejectReason.BAD_SHAPE, f"{path.name}: no time axis")
+        return archive_times(ds, time_var)
+
+
+def archive_step(path: Path, index: int) -> tuple[str, bytes]:
+    """(name, single-frame CF-NetCDF bytes) of step ``index`` (stored order) of the archive."""
     import xarray as xr
 
+    with HDF5_LOCK, netCDF4.Dataset(path, mode="r") as ds:
+        name = precipitation_variable(ds)
+        time_var = _time_axis(ds, name)
+        if time_var is None:
+            raise FrameRejected(RejectReason.BAD_SHAPE, f"{path.name}: no time axis")
+        valid = archive_times(ds, time_var)[index]
+        time_dim = time_var.name
     with HDF5_LOCK:
         source = xr.open_dataset(path, decode_cf=False, mask_and_scale=False, cache=False)
-    try:
-        with HDF5_LOCK, netCDF4.Dataset(path, mode="r") as ds:
-            name = precipitation_variable(ds)
-            time_var = _time_axis(ds, name)
-            if time_var is None:
-                raise FrameRejected(RejectReason.BAD_SHAPE, f"{path.name}: no time axis")
-            times = archive_times(ds, time_var)
-            time_dim = time_var.name
-        for index in sorted(range(len(times)), key=times.__getitem__):
-            with HDF5_LOCK:
-                frame = source.isel({time_dim: [index]}).load()
-            yield f"{path.stem}_{times[index]:%Y%m%dT%H%MZ}.nc", _to_bytes(frame, name)
-    finally:
-        source.close()
+        try:
+            frame = source.isel({time_dim: [index]}).load()
+        finally:
+            source.close()
+    if not frame.attrs.get("site_id"):  # a frame file names its site, as a feed's does
+        frame.attrs["site_id"] = default_site_id(path)
+    return f"{path.stem}_{valid:%Y%m%dT%H%MZ}.nc", _to_bytes(frame, name)
 
 
 def _to_bytes(frame: object, name: str) -> bytes:

@@ -3,7 +3,8 @@
 - `SyntheticRadar`: the project's synthetic rain (`ingest.synth`) written as CF-NetCDF, one
   frame per cadence / speed seconds, valid times starting a day ago and never in the future;
   with a backlog probe it waits for the pipeline as the replay does;
-- `FolderReplay`: real frames from a folder, each radar site's frames (from however many
+- `FolderReplay`: real frames from a folder (frame files, or multi-time archives, each time
+  step delivered as a frame file of its own), each radar site's frames (from however many
   folders) replayed in valid-time order, all sites side by side, one frame per tick; with a
   backlog probe it never runs ahead of the pipeline (back-pressure) and says how much it
   was held back.
@@ -28,6 +29,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ingest.cf_writer import SYNTH_GRID_MAPPING, feed_file_name, write_cf_frame
+from ingest.multitime import archive_step, archive_step_times, default_site_id, is_multitime
 from ingest.reader import FRAME_SUFFIXES, peek_site_id, peek_valid_time
 from ingest.synth import SynthParams, synth_rain_rate_mmh
 
@@ -57,8 +59,12 @@ def _write_rain_frame(
     )
 
 
-def _copy_from(source: Path, tmp: Path) -> None:
-    shutil.copyfile(source, tmp)
+def _deliver(delivery: Delivery, folder: Path) -> None:
+    """Write ``delivery`` into ``folder`` under a hidden name, then rename it (atomic)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".delivery-{os.getpid()}-{threading.get_ident()}.part"
+    name = delivery.write(tmp)
+    os.replace(tmp, folder / name)
 
 
 class BackPressure:
@@ -143,23 +149,49 @@ class SyntheticRadar(BackPressure):
                 return
 
 
-def network_sequences(folder: Path) -> list[list[Path]]:
-    """Frame files under ``folder`` in valid-time order, one sequence per radar site.
+@dataclass(frozen=True, order=True)
+class Delivery:
+    """One frame a replay delivers: a frame file, or step ``step`` of a multi-time archive
+    (`ingest.multitime`), delivered as a single-frame file of its own."""
 
-    The site is the one the ingest will derive from each file (its attributes), so several
-    folders of one site (two events of the same network, years apart) form one sequence whose
-    events play one after the other, never interleaved; a file whose site cannot be read
-    goes with the other files of its top-level folder (the ingest quarantines it with its
-    reason).
+    valid_time: datetime
+    path: Path
+    step: int | None = None
+
+    def write(self, tmp: Path) -> str:
+        """Write the frame's bytes to ``tmp``; returns the file name to deliver it under."""
+        if self.step is None:
+            shutil.copyfile(self.path, tmp)
+            return self.path.name
+        name, raw = archive_step(self.path, self.step)
+        tmp.write_bytes(raw)
+        return name
+
+
+def network_sequences(folder: Path) -> list[list[Delivery]]:
+    """The frames under ``folder`` in valid-time order, one sequence per radar site.
+
+    The site is the one the ingest will derive from each file (its attributes; an archive
+    without one: its folder's name), so several folders of one site (two events of the same
+    network, years apart) form one sequence whose events play one after the other, never
+    interleaved; a multi-time archive gives one delivery per time step; a file whose site
+    cannot be read goes with the other files of its top-level folder (the ingest quarantines
+    it with its reason).
     """
-    groups: dict[str, list[tuple[datetime, Path]]] = {}
+    groups: dict[str, list[Delivery]] = {}
     for path in sorted(folder.rglob("*")):
-        if path.suffix.lower() in FRAME_SUFFIXES and path.is_file():
-            valid = peek_valid_time(path) or datetime.min.replace(tzinfo=UTC)
-            top = path.relative_to(folder).parts[0] if path.parent != folder else ""
+        if path.suffix.lower() not in FRAME_SUFFIXES or not path.is_file():
+            continue
+        top = path.relative_to(folder).parts[0] if path.parent != folder else ""
+        if is_multitime(path):
+            site: str | None = default_site_id(path)
+            items = [Delivery(t, path, i) for i, t in enumerate(archive_step_times(path))]
+        else:
             site = peek_site_id(path)
-            groups.setdefault(f"site:{site}" if site else f"folder:{top}", []).append((valid, path))
-    return [[p for _, p in sorted(items)] for _, items in sorted(groups.items())]
+            valid = peek_valid_time(path) or datetime.min.replace(tzinfo=UTC)
+            items = [Delivery(valid, path)]
+        groups.setdefault(f"site:{site}" if site else f"folder:{top}", []).extend(items)
+    return [sorted(items) for _, items in sorted(groups.items())]
 
 
 @dataclass
@@ -221,9 +253,7 @@ class FolderReplay(BackPressure):
             progress.held_s += held_s
             for i, sequence in enumerate(self.sequences):
                 if k < len(sequence):
-                    path = sequence[k]
-                    target = self.incoming / f"site{i:02d}" / path.name
-                    _publish(partial(_copy_from, path), target)
+                    _deliver(sequence[k], self.incoming / f"site{i:02d}")
                     progress.delivered += 1
             progress.ticks += 1
             progress.elapsed_s = time.monotonic() - started

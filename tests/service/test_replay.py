@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 from pathlib import Path
 
@@ -29,16 +30,17 @@ def _frames(folder: Path) -> list[Path]:
 
 def test_real_frames_replay_one_site_at_a_time_its_events_in_time_order(shared_radar):
     sequences = network_sequences(shared_radar)
-    sites = [{peek_site_id(p) for p in sequence} for sequence in sequences]
+    sites = [{peek_site_id(d.path) for d in sequence} for sequence in sequences]
     assert all(len(s) == 1 for s in sites), "one site per sequence"
     assert len({next(iter(s)) for s in sites}) == len(sequences), "one sequence per site"
     for sequence in sequences:
-        times = [peek_valid_time(p) for p in sequence]
+        times = [peek_valid_time(d.path) for d in sequence]
+        assert times == [d.valid_time for d in sequence]
         assert times == sorted(times)
     present = [name for name in FMI_EVENTS if (shared_radar / name).is_dir()]
     if len(present) == 2:  # two events of one network, a year apart: one sequence, in order
-        (fmi,) = [s for s in sequences if s[0].parent.name == present[0]]
-        assert [p.parent.name for p in fmi] == [present[0]] * len(
+        (fmi,) = [s for s in sequences if s[0].path.parent.name == present[0]]
+        assert [d.path.parent.name for d in fmi] == [present[0]] * len(
             _frames(shared_radar / present[0])
         ) + [present[1]] * len(_frames(shared_radar / present[1]))
 
@@ -88,3 +90,27 @@ def test_a_fast_replay_waits_for_the_pipeline_and_reports_one_gap_between_events
         k.decode(): v.decode() for k, v in redis_conn.hgetall(keys.infer_status(fmi_site)).items()
     }
     assert status["refused_message"].startswith("after the gap (missing ")
+
+
+def test_an_archive_replays_as_a_feed_of_frames_in_time_order(tmp_path, redis_conn):
+    """Issue 31: a multi-time archive file is a feed of frames, one a tick."""
+    from ingest.ingestor import Ingestor
+    from ingest.worker import IngestWorker
+    from tests.ingest.helpers import small_settings
+    from tests.ingest.test_multitime import _rain_cube, write_archive
+
+    settings = small_settings(tmp_path / "var")
+    write_archive(tmp_path / "frames" / "net-z" / "run.nc", _rain_cube(6), [25, 0, 5, 10, 15, 20])
+    (sequence,) = network_sequences(tmp_path / "frames")
+    assert [d.step for d in sequence] == [1, 2, 3, 4, 5, 0]  # stored out of order: time order
+    replay = FolderReplay(tmp_path / "frames", tmp_path / "incoming", interval_s=0.0)
+    assert replay.n_frames == 6
+    stop = threading.Event()
+    replay.run(stop)
+    delivered = sorted((tmp_path / "incoming").rglob("*.nc"))
+    assert [p.name for p in delivered] == [
+        f"run_20260101T00{m:02d}Z.nc" for m in (0, 5, 10, 15, 20, 25)
+    ]
+    worker = IngestWorker(Ingestor(settings, redis_conn), settings, settle_s=0.0)
+    assert worker.run_folders([tmp_path / "incoming"], watch=False).by_outcome == {"accepted": 6}
+    assert worker.ingestor.window.status("net-z").count == 6
