@@ -163,8 +163,7 @@ class Ingestor:
         if not self.window.holds(field.site_id, field.valid_time):  # its product-grid frame
             self.natives.put(self.native_frame(field))  # first: the event finds it stored
         placed = self.window.insert(frame, emit_event=emit_event)
-        if placed is not InsertOutcome.INSERTED:
-            self.natives.trim(field.site_id)
+        self.natives.trim(field.site_id)  # the window's times: what it dropped, or refused
         if archived is ArchiveOutcome.DUPLICATE and placed is not InsertOutcome.INSERTED:
             raise FrameRejected(
                 RejectReason.DUPLICATE,

@@ -134,11 +134,10 @@ def split_archive(path: Path) -> Iterator[tuple[str, bytes]]:
     Each file is the archive cut to one time step: the variables, their packing and every
     attribute as stored (so it reads exactly as that step of the archive), compressed, with
     the archive's site id (`default_site_id` where it names none); named
-    ``<archive stem>_<YYYYmmddTHHMMZ>.nc``.
+    ``<archive stem>_<YYYYmmddTHHMMZ>.nc``. The archive is opened once for all its steps.
     """
     times = archive_step_times(path)
-    for index in sorted(range(len(times)), key=times.__getitem__):
-        yield archive_step(path, index)
+    yield from _step_files(path, sorted(range(len(times)), key=times.__getitem__))
 
 
 def archive_step_times(path: Path) -> list[datetime]:
@@ -151,7 +150,14 @@ def archive_step_times(path: Path) -> list[datetime]:
 
 
 def archive_step(path: Path, index: int) -> tuple[str, bytes]:
-    """(name, single-frame CF-NetCDF bytes) of step ``index`` (stored order) of the archive."""
+    """(name, single-frame CF-NetCDF bytes) of step ``index`` (stored order) of the archive,
+    as `split_archive` writes it."""
+    return next(_step_files(path, [index]))
+
+
+def _step_files(path: Path, indices: list[int]) -> Iterator[tuple[str, bytes]]:
+    """The single-frame files of the archive's steps ``indices`` (stored order), in that
+    order, from one opening of the archive."""
     import xarray as xr
 
     with HDF5_LOCK, netCDF4.Dataset(path, mode="r") as ds:
@@ -159,17 +165,20 @@ def archive_step(path: Path, index: int) -> tuple[str, bytes]:
         time_var = _time_axis(ds, name)
         if time_var is None:
             raise FrameRejected(RejectReason.BAD_SHAPE, f"{path.name}: no time axis")
-        valid = archive_times(ds, time_var)[index]
+        times = archive_times(ds, time_var)
         time_dim = time_var.name
     with HDF5_LOCK:
         source = xr.open_dataset(path, decode_cf=False, mask_and_scale=False, cache=False)
-        try:
-            frame = source.isel({time_dim: [index]}).load()
-        finally:
+    try:
+        for index in indices:
+            with HDF5_LOCK:
+                frame = source.isel({time_dim: [index]}).load()
+            if not frame.attrs.get("site_id"):  # a frame file names its site, as a feed's does
+                frame.attrs["site_id"] = default_site_id(path)
+            yield f"{path.stem}_{times[index]:%Y%m%dT%H%MZ}.nc", _to_bytes(frame, name)
+    finally:
+        with HDF5_LOCK:
             source.close()
-    if not frame.attrs.get("site_id"):  # a frame file names its site, as a feed's does
-        frame.attrs["site_id"] = default_site_id(path)
-    return f"{path.stem}_{valid:%Y%m%dT%H%MZ}.nc", _to_bytes(frame, name)
 
 
 def _to_bytes(frame: object, name: str) -> bytes:

@@ -96,18 +96,15 @@ class NativeStore:
         self._redis = connection
 
     def put(self, frame: NativeFrame) -> None:
-        """Store ``frame`` (before its window insert, so that the frame's event finds it),
-        then drop the frames older than the window's (`trim`)."""
+        """Store ``frame``: before its window insert, so that the frame's event finds it;
+        `trim` after the insert drops what the window no longer holds."""
         epoch = str(int(frame.valid_time.timestamp()))
         self._redis.hset(keys.native_frames(frame.site_id), epoch, pack_native(frame))
-        self.trim(frame.site_id, keep=epoch)
 
-    def trim(self, site_id: str, keep: str | None = None) -> None:
-        """Drop the native frames of valid times the site's window no longer holds."""
+    def trim(self, site_id: str) -> None:
+        """Drop the native frames of valid times the site's window does not hold."""
         key = keys.native_frames(site_id)
         kept = {m.decode() for m in self._redis.zrange(keys.window_times(site_id), 0, -1)}
-        if keep is not None:
-            kept.add(keep)
         stale = [f for f in self._redis.hkeys(key) if f.decode() not in kept]
         if stale:
             self._redis.hdel(key, *stale)

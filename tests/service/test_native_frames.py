@@ -105,3 +105,18 @@ def test_a_peak_the_window_smooths_away_is_served(app, redis_conn, tmp_path):
     assert body["covered_fraction"] == pytest.approx(380 / 400)
     assert body["frame"][0][0] is None and body["block_cells"] == 2
     assert missing.status_code == 404
+
+
+def test_the_native_frames_are_the_windows_valid_times(tmp_path, redis_conn):
+    """Kept for the window's times only: a frame the window drops or refuses leaves none."""
+    from core import keys
+    from ingest.cf_writer import write_synthetic_feed
+    from ingest.window import WindowStore
+
+    settings = small_settings(tmp_path / "data", window_frames=20)
+    ingestor = Ingestor(settings, redis_conn)
+    for path in write_synthetic_feed(tmp_path / "feed", 23, site_id="n-1", shape=(96, 96)):
+        assert ingestor.ingest_bytes(path.read_bytes(), path.name).outcome == "accepted"
+    window = WindowStore.from_settings(redis_conn, settings)
+    held = {int(k) for k in redis_conn.hkeys(keys.native_frames("n-1"))}
+    assert held == set(window.epochs("n-1")) and len(held) == 20
